@@ -1,0 +1,40 @@
+//! Command-line arguments every chapter shares, flattened into each chapter's own.
+
+use clap::Args;
+
+/// `-q` and `-v`: how much of the story to tell.
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Do not narrate system calls (errors are still printed)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Narrate extra detail
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+impl LogArgs {
+    /// Set up logging as these flags ask.
+    pub fn init(&self) {
+        crate::log::init(self.quiet, self.verbose);
+    }
+}
+
+/// The command to run in the container, with its arguments.
+#[derive(Args, Debug, Clone)]
+pub struct CommandArgs {
+    /// Command to run, with its arguments [default: /bin/sh]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl CommandArgs {
+    /// The command line, defaulting to an interactive `/bin/sh`.
+    pub fn argv(&self) -> Vec<String> {
+        if self.command.is_empty() {
+            vec!["/bin/sh".to_string()]
+        } else {
+            self.command.clone()
+        }
+    }
+}

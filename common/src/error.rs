@@ -1,0 +1,143 @@
+//! Errors that name the step, the path and the errno (every chapter).
+//!
+//! A learner who sees an error should know which call failed, on which path,
+//! why the kernel said no, and what to do about it. So every failure carries
+//! the call in the same C form the narration prints, the errno, and where we
+//! can tell, a hint in plain words:
+//!
+//! ```text
+//! pivot_root(".", ".old_root"): Invalid argument (new_root is not a mount point)
+//! ```
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+/// Exit code for a failure of stepbox itself, before the command ran
+/// (Docker uses the same number for the same case).
+pub const EXIT_SETUP_FAILED: u8 = 125;
+/// Exit code when the command exists but cannot be executed.
+pub const EXIT_CANNOT_EXECUTE: u8 = 126;
+/// Exit code when the command was not found.
+pub const EXIT_NOT_FOUND: u8 = 127;
+
+/// Everything that can go wrong in a chapter, with enough context to act on.
+#[derive(Debug)]
+pub enum Error {
+    /// A system call failed. `call` is the call in C form with its arguments.
+    Sys {
+        call: String,
+        errno: Errno,
+        hint: Option<String>,
+    },
+    /// A file operation failed on a path.
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Input was refused before anything was touched: what was wrong and the fix.
+    Invalid(String),
+    /// The child failed before it could exec the command and sent us why.
+    Child { message: String, code: u8 },
+}
+
+/// The result of every fallible step in stepbox.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A failed system call, with the errno and no hint.
+    pub fn sys(call: impl Into<String>, errno: Errno) -> Self {
+        Error::Sys {
+            call: call.into(),
+            errno,
+            hint: None,
+        }
+    }
+
+    /// A failed file operation on `path`.
+    pub fn io(what: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// Attach a plain-words hint (replacing any earlier one) to a `Sys` error.
+    pub fn hint(self, text: impl Into<String>) -> Self {
+        match self {
+            Error::Sys { call, errno, .. } => Error::Sys {
+                call,
+                errno,
+                hint: Some(text.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// The errno of a failed system call, if this is one.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Sys { errno, .. } => Some(*errno),
+            Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            _ => None,
+        }
+    }
+
+    /// The process exit code this error should end the program with:
+    /// 127 for a command not found, 126 for one that cannot run, else 125.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Child { code, .. } => *code,
+            _ => EXIT_SETUP_FAILED,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sys { call, errno, hint } => {
+                write!(f, "{call}: {}", errno.desc())?;
+                if let Some(hint) = hint {
+                    write!(f, " ({hint})")?;
+                }
+                Ok(())
+            }
+            Error::Io { what, path, source } => {
+                write!(f, "{what} {}: {source}", path.display())
+            }
+            Error::Invalid(text) => f.write_str(text),
+            Error::Child { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Quote a string the way C prints a string literal, for the narration.
+pub fn quote(s: impl AsRef<std::ffi::OsStr>) -> String {
+    format!("{:?}", s.as_ref().to_string_lossy())
+}
+
+/// Turn a `nix` result into ours, naming the call that produced it.
+pub trait SysContext<T> {
+    /// On error, record `call` (built lazily) as the failed call.
+    fn call(self, call: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> SysContext<T> for nix::Result<T> {
+    fn call(self, call: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|errno| Error::sys(call(), errno))
+    }
+}

@@ -1,0 +1,20 @@
+//! The ideas behind stepbox, one module each. A chapter binary is a short
+//! story whose every step calls into one of these.
+//!
+//! | concept                                   | module        | introduced in |
+//! |-------------------------------------------|---------------|---------------|
+//! | errors naming the call, path and errno    | [`error`]     | ch1           |
+//! | narrating each system call in C form      | [`log`]       | ch1           |
+//! | shared command-line arguments             | [`cli`]       | ch1           |
+//! | namespaces and user-namespace id maps     | [`namespace`] | ch1           |
+//! | clone, release, exec, wait, signals       | [`process`]   | ch1           |
+//! | mount propagation, tmpfs, bind, proc, dev | [`mount`]     | ch1           |
+
+pub mod cli;
+pub mod error;
+pub mod log;
+pub mod mount;
+pub mod namespace;
+pub mod process;
+
+pub use error::{Error, Result};

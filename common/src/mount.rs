@@ -1,0 +1,120 @@
+//! Mounts: propagation, tmpfs, bind, /proc, /dev and unmount, each call narrated
+//! (ch1 onwards).
+//!
+//! Every function here is one mount(2) or umount2(2) call, or a short fixed
+//! sequence of them, printed in C form before it is made.
+
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+
+use crate::error::{quote, Error, Result};
+use crate::namespace;
+use crate::narrate;
+
+/// `MS_REC|MS_PRIVATE`: the flags as C would spell them.
+pub fn flag_names(flags: MsFlags) -> String {
+    const NAMES: &[(MsFlags, &str)] = &[
+        (MsFlags::MS_RDONLY, "MS_RDONLY"),
+        (MsFlags::MS_NOSUID, "MS_NOSUID"),
+        (MsFlags::MS_NODEV, "MS_NODEV"),
+        (MsFlags::MS_NOEXEC, "MS_NOEXEC"),
+        (MsFlags::MS_REMOUNT, "MS_REMOUNT"),
+        (MsFlags::MS_BIND, "MS_BIND"),
+        (MsFlags::MS_REC, "MS_REC"),
+        (MsFlags::MS_PRIVATE, "MS_PRIVATE"),
+        (MsFlags::MS_SLAVE, "MS_SLAVE"),
+        (MsFlags::MS_SHARED, "MS_SHARED"),
+        (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
+fn c_str(value: Option<&str>) -> String {
+    value.map_or_else(|| "NULL".to_string(), quote)
+}
+
+/// One narrated mount(2) call. The helpers below are the ones chapters use.
+pub fn mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    let call = format!(
+        "mount({}, {}, {}, {}, {})",
+        c_str(source),
+        quote(target),
+        c_str(fstype),
+        flag_names(flags),
+        c_str(data)
+    );
+    narrate!("{call}");
+    nix::mount::mount(source, target, fstype, flags, data).map_err(|errno| {
+        let error = Error::sys(call, errno);
+        match mount_hint(errno) {
+            Some(hint) => error.hint(hint),
+            None => error,
+        }
+    })
+}
+
+fn mount_hint(errno: Errno) -> Option<&'static str> {
+    match errno {
+        Errno::ENOENT => Some("the mount point does not exist"),
+        Errno::EPERM if namespace::rootless() => Some(
+            "not allowed in this user namespace: only some filesystems may be mounted without \
+             real root (e.g. Ubuntu's apparmor_restrict_unprivileged_userns forbids it): try sudo",
+        ),
+        Errno::EPERM => Some("not allowed: mounting needs CAP_SYS_ADMIN"),
+        Errno::ENODEV => Some("this kernel does not have that filesystem type"),
+        _ => None,
+    }
+}
+
+/// Make every mount at and below `path` private: from now on, mounts made
+/// in this namespace do not propagate to the host's, and the host's do not
+/// reach us. Must come before any other mount. See mount_namespaces(7).
+pub fn make_private(path: &str) -> Result<()> {
+    mount(
+        None,
+        Path::new(path),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
+}
+
+/// Mount a fresh, empty tmpfs on `target`, hiding whatever was there.
+pub fn tmpfs(target: impl AsRef<Path>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    mount(Some("tmpfs"), target.as_ref(), Some("tmpfs"), flags, data)
+}
+
+/// Bind-mount `source` onto `target`: the same files, seen at a second place.
+pub fn bind(source: impl AsRef<Path>, target: impl AsRef<Path>, recursive: bool) -> Result<()> {
+    let source = source.as_ref().to_string_lossy().into_owned();
+    let mut flags = MsFlags::MS_BIND;
+    if recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(Some(&source), target.as_ref(), None, flags, None)
+}
+
+/// Detach-unmount `target`: it disappears from the tree now, and is freed
+/// once nothing uses it any more. See umount2(2), MNT_DETACH.
+pub fn unmount_detach(target: impl AsRef<Path>) -> Result<()> {
+    let call = format!("umount2({}, MNT_DETACH)", quote(target.as_ref()));
+    narrate!("{call}");
+    nix::mount::umount2(target.as_ref(), MntFlags::MNT_DETACH).map_err(|errno| Error::sys(call, errno))
+}

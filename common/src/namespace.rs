@@ -1,0 +1,96 @@
+//! Namespaces: which ones a child gets, and the user-namespace id maps (ch1 onwards).
+//!
+//! A namespace gives a process its own copy of one kind of global resource:
+//! its mount table (`CLONE_NEWNS`), its pid numbers (`CLONE_NEWPID`), its
+//! hostname (`CLONE_NEWUTS`), its System V IPC (`CLONE_NEWIPC`). Only root may
+//! create those, so when stepbox runs as an ordinary user it also creates a
+//! user namespace (`CLONE_NEWUSER`), in which the caller is mapped to uid 0
+//! and holds every capability, over the namespaces it owns and nothing else.
+//! See namespaces(7) and user_namespaces(7).
+
+use std::fs;
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Pid, Uid};
+
+use crate::error::{quote, Error, Result};
+use crate::narrate;
+
+/// True when we are not root and so need a user namespace to do anything.
+pub fn rootless() -> bool {
+    !Uid::effective().is_root()
+}
+
+/// The namespaces a chapter asks for, plus `CLONE_NEWUSER` when not root.
+pub fn with_user_if_rootless(flags: CloneFlags) -> CloneFlags {
+    if rootless() {
+        flags | CloneFlags::CLONE_NEWUSER
+    } else {
+        flags
+    }
+}
+
+/// `CLONE_NEWNS|CLONE_NEWUSER`: the flags as C would spell them.
+pub fn flag_names(flags: CloneFlags) -> String {
+    const NAMES: &[(CloneFlags, &str)] = &[
+        (CloneFlags::CLONE_NEWNS, "CLONE_NEWNS"),
+        (CloneFlags::CLONE_NEWPID, "CLONE_NEWPID"),
+        (CloneFlags::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (CloneFlags::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (CloneFlags::CLONE_NEWUSER, "CLONE_NEWUSER"),
+        (CloneFlags::CLONE_NEWNET, "CLONE_NEWNET"),
+        (CloneFlags::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(flag, _)| flags.contains(*flag))
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
+/// Explain in plain words why creating namespaces failed, and the fix.
+pub fn clone_hint(errno: Errno, flags: CloneFlags) -> String {
+    let with_user = flags.contains(CloneFlags::CLONE_NEWUSER);
+    match errno {
+        Errno::EPERM | Errno::EACCES if with_user => "unprivileged user namespaces are disabled on this machine \
+             (kernel.unprivileged_userns_clone=0, or Ubuntu's kernel.apparmor_restrict_unprivileged_userns=1): \
+             run with sudo, or allow them with sysctl"
+            .to_string(),
+        Errno::EPERM => "the kernel refused new namespaces even to root: if this runs inside a container, \
+             give that container CAP_SYS_ADMIN (e.g. docker run --privileged)"
+            .to_string(),
+        Errno::ENOSPC if with_user => "the limit on user namespaces is reached: \
+             check /proc/sys/user/max_user_namespaces (0 disables them)"
+            .to_string(),
+        Errno::ENOSPC => "the limit on namespaces is reached: see /proc/sys/user/max_*_namespaces".to_string(),
+        Errno::EINVAL => "this kernel does not support one of these namespaces".to_string(),
+        _ => "creating the namespaces failed".to_string(),
+    }
+}
+
+/// Map uid/gid 0 inside the child's user namespace to the caller outside.
+///
+/// `setgroups` must be set to `deny` before an unprivileged process may write
+/// `gid_map` (since Linux 3.19): otherwise the child could drop a group that
+/// denies it access to a file. See user_namespaces(7), "Interaction with
+/// system calls that change process UIDs or GIDs".
+pub fn write_id_maps(child: Pid) -> Result<()> {
+    let uid = Uid::effective();
+    let gid = Gid::effective();
+    write_proc(child, "setgroups", "deny")?;
+    write_proc(child, "uid_map", &format!("0 {uid} 1"))?;
+    write_proc(child, "gid_map", &format!("0 {gid} 1"))?;
+    Ok(())
+}
+
+fn write_proc(child: Pid, file: &str, text: &str) -> Result<()> {
+    let path = format!("/proc/{child}/{file}");
+    narrate!("write({}, {})", quote(&path), quote(text));
+    fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))
+}

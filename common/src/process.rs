@@ -1,0 +1,245 @@
+//! Processes: clone a child into new namespaces, release it, exec, wait (ch1 onwards).
+//!
+//! The parent and the child talk over two pipes:
+//!
+//! * the *go* pipe: the child blocks on it until the parent has written its
+//!   user-namespace id maps (a child without maps has no capabilities);
+//! * the *error* pipe, close-on-exec: if anything fails before the command is
+//!   exec'd, the child writes the error text there and exits; if the exec
+//!   succeeds, the kernel closes the pipe and the parent reads end-of-file.
+//!
+//! So the parent always knows whether the command started, and the learner
+//! never sees a silent exit.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{execvp, pipe2, Pid};
+
+use crate::error::{
+    quote, Error, Result, SysContext, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED,
+};
+use crate::{narrate, namespace};
+
+/// How much stack the cloned child runs on before it execs.
+const CHILD_STACK_SIZE: usize = 1024 * 1024;
+
+/// The signals the parent passes on to the child instead of dying of them.
+const FORWARDED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// The child the forwarding handler sends signals to (0: none yet).
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+/// A child running in its own namespaces.
+#[derive(Debug)]
+pub struct Child {
+    pid: Pid,
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It called exit with this code.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(Signal),
+}
+
+impl Exit {
+    /// The shell's convention: the code itself, or 128 + N for signal N.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Code(code) => code as u8,
+            Exit::Signal(sig) => 128u8.wrapping_add(sig as i32 as u8),
+        }
+    }
+}
+
+impl Child {
+    /// The child's pid as the parent sees it.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Wait for the child to end, passing on SIGINT, SIGTERM and SIGHUP.
+    pub fn wait(self) -> Result<Exit> {
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(Exit::Code(code)),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig)),
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(Error::sys(format!("waitpid({})", self.pid), errno)),
+            }
+        }
+    }
+}
+
+/// Clone a child into the namespaces `flags` and run `child_main` in it.
+///
+/// Returns once `child_main` has exec'd its command. If the child fails
+/// before that, its error is returned here, as `Error::Child`.
+pub fn spawn<F>(flags: CloneFlags, mut child_main: F) -> Result<Child>
+where
+    F: FnMut() -> Result<Infallible>,
+{
+    let (go_read, go_write) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(go)".into())?;
+    let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(error)".into())?;
+    let [go_read_raw, go_write_raw, err_read_raw, err_write_raw] =
+        [&go_read, &go_write, &err_read, &err_write].map(|fd| fd.as_raw_fd());
+
+    let mut stack = vec![0u8; CHILD_STACK_SIZE];
+    let body = Box::new(|| {
+        crate::log::enter_child();
+        // SAFETY: clone copied the parent's four pipe fds into this child, which owns
+        // its copies from here on. The parent's ends are closed, so that end-of-file
+        // on the go pipe means the parent died.
+        let (go_read, err_write) = unsafe {
+            libc::close(go_write_raw);
+            libc::close(err_read_raw);
+            (OwnedFd::from_raw_fd(go_read_raw), File::from_raw_fd(err_write_raw))
+        };
+        let result = wait_for_parent(&go_read).and_then(|()| child_main());
+        let error = match result {
+            Ok(never) => match never {},
+            Err(error) => error,
+        };
+        let _ = (&err_write).write_all(format!("{}\n{error}", error.exit_code()).as_bytes());
+        error.exit_code() as isize
+    });
+    // SAFETY: the child gets a copy of our address space (no CLONE_VM) and its own
+    // stack; we are single-threaded, so no lock is held by another thread at clone.
+    let cloned = unsafe { nix::sched::clone(body, &mut stack, flags, Some(libc::SIGCHLD)) };
+    let pid = cloned.map_err(|errno| {
+        Error::sys(format!("clone({})", namespace::flag_names(flags)), errno)
+            .hint(namespace::clone_hint(errno, flags))
+    })?;
+    narrate!("clone({}) = {pid}", namespace::flag_names(flags));
+    drop((go_read, err_write));
+    forward_signals_to(pid)?;
+    let child = Child { pid };
+
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        if let Err(error) = namespace::write_id_maps(pid) {
+            kill_and_reap(&child);
+            return Err(error);
+        }
+    }
+    // Release the child. If it already died, the write fails and its error
+    // text (read below) says why.
+    let _ = File::from(go_write).write_all(b"g");
+
+    let mut report = String::new();
+    let _ = File::from(err_read).read_to_string(&mut report);
+    if report.is_empty() {
+        return Ok(child);
+    }
+    let _ = child.wait();
+    Err(parse_report(&report))
+}
+
+/// Block until the parent writes the go byte; end-of-file means it died.
+fn wait_for_parent(go: &OwnedFd) -> Result<()> {
+    // The parent may be killed at any moment; if so, we die with it.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).call(|| "prctl(PR_SET_PDEATHSIG)".into())?;
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(go, &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(Error::Invalid("the parent died before releasing the child".into())),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(Error::sys("read(go pipe)", errno)),
+        }
+    }
+}
+
+fn parse_report(report: &str) -> Error {
+    let (code, message) = report.split_once('\n').unwrap_or(("", report));
+    Error::Child {
+        message: message.to_string(),
+        code: code.parse().unwrap_or(EXIT_SETUP_FAILED),
+    }
+}
+
+fn kill_and_reap(child: &Child) {
+    let _ = signal::kill(child.pid, Signal::SIGKILL);
+    let _ = waitpid(child.pid, None);
+}
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; pid is our own child.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// From now on, SIGINT, SIGTERM and SIGHUP sent to us go to `pid` instead.
+fn forward_signals_to(pid: Pid) -> Result<()> {
+    FORWARD_TO.store(pid.as_raw(), Ordering::Relaxed);
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in FORWARDED {
+        // SAFETY: the handler only loads an atomic and calls kill(2).
+        unsafe { signal::sigaction(sig, &action) }.call(|| format!("sigaction({sig})"))?;
+    }
+    Ok(())
+}
+
+/// Make sure only fds 0, 1 and 2 reach the command: every other fd is
+/// marked close-on-exec, so the exec itself closes them.
+pub fn close_extra_fds() -> Result<()> {
+    narrate!("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)");
+    // SAFETY: close_range only changes flags on our own fds.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    Err(Error::sys("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", Errno::last())
+        .hint("close_range needs Linux 5.11 or later"))
+}
+
+/// Replace this process with `argv`, searched on PATH, keeping our environment.
+pub fn exec(argv: &[String]) -> Result<Infallible> {
+    let shown: Vec<String> = argv.iter().map(quote).collect();
+    narrate!("execvp({}, [{}])", quote(&argv[0]), shown.join(", "));
+    let c_argv = argv
+        .iter()
+        .map(|arg| CString::new(arg.as_bytes()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::Invalid(format!("command {argv:?} contains a NUL byte: remove it")))?;
+    let errno = match execvp(&c_argv[0], &c_argv) {
+        Ok(never) => match never {},
+        Err(errno) => errno,
+    };
+    let (code, hint) = match errno {
+        Errno::ENOENT => (EXIT_NOT_FOUND, "no such command: check its spelling, or give its full path"),
+        Errno::EACCES => (EXIT_CANNOT_EXECUTE, "the file is not executable: chmod +x it, or pick another"),
+        Errno::ENOEXEC => (EXIT_CANNOT_EXECUTE, "not a program this kernel can run"),
+        _ => (EXIT_CANNOT_EXECUTE, "the command could not be started"),
+    };
+    Err(Error::Child {
+        message: Error::sys(format!("execvp({})", quote(&argv[0])), errno)
+            .hint(hint)
+            .to_string(),
+        code,
+    })
+}
