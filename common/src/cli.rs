@@ -24,7 +24,11 @@ impl LogArgs {
 #[derive(Args, Debug, Clone)]
 pub struct CommandArgs {
     /// Command to run, with its arguments [default: /bin/sh]
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
 }
 

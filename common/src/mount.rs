@@ -116,5 +116,6 @@ pub fn bind(source: impl AsRef<Path>, target: impl AsRef<Path>, recursive: bool)
 pub fn unmount_detach(target: impl AsRef<Path>) -> Result<()> {
     let call = format!("umount2({}, MNT_DETACH)", quote(target.as_ref()));
     narrate!("{call}");
-    nix::mount::umount2(target.as_ref(), MntFlags::MNT_DETACH).map_err(|errno| Error::sys(call, errno))
+    nix::mount::umount2(target.as_ref(), MntFlags::MNT_DETACH)
+        .map_err(|errno| Error::sys(call, errno))
 }

@@ -28,7 +28,7 @@ use nix::unistd::{execvp, pipe2, Pid};
 use crate::error::{
     quote, Error, Result, SysContext, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED,
 };
-use crate::{narrate, namespace};
+use crate::{namespace, narrate};
 
 /// How much stack the cloned child runs on before it execs.
 const CHILD_STACK_SIZE: usize = 1024 * 1024;
@@ -105,7 +105,10 @@ where
         let (go_read, err_write) = unsafe {
             libc::close(go_write_raw);
             libc::close(err_read_raw);
-            (OwnedFd::from_raw_fd(go_read_raw), File::from_raw_fd(err_write_raw))
+            (
+                OwnedFd::from_raw_fd(go_read_raw),
+                File::from_raw_fd(err_write_raw),
+            )
         };
         let result = wait_for_parent(&go_read).and_then(|()| child_main());
         let error = match result {
@@ -154,7 +157,11 @@ fn wait_for_parent(go: &OwnedFd) -> Result<()> {
     loop {
         match nix::unistd::read(go, &mut byte) {
             Ok(1) => return Ok(()),
-            Ok(_) => return Err(Error::Invalid("the parent died before releasing the child".into())),
+            Ok(_) => {
+                return Err(Error::Invalid(
+                    "the parent died before releasing the child".into(),
+                ))
+            }
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(Error::sys("read(go pipe)", errno)),
         }
@@ -213,8 +220,10 @@ pub fn close_extra_fds() -> Result<()> {
     if rc == 0 {
         return Ok(());
     }
-    Err(Error::sys("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", Errno::last())
-        .hint("close_range needs Linux 5.11 or later"))
+    Err(
+        Error::sys("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", Errno::last())
+            .hint("close_range needs Linux 5.11 or later"),
+    )
 }
 
 /// Replace this process with `argv`, searched on PATH, keeping our environment.
@@ -231,8 +240,14 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
         Err(errno) => errno,
     };
     let (code, hint) = match errno {
-        Errno::ENOENT => (EXIT_NOT_FOUND, "no such command: check its spelling, or give its full path"),
-        Errno::EACCES => (EXIT_CANNOT_EXECUTE, "the file is not executable: chmod +x it, or pick another"),
+        Errno::ENOENT => (
+            EXIT_NOT_FOUND,
+            "no such command: check its spelling, or give its full path",
+        ),
+        Errno::EACCES => (
+            EXIT_CANNOT_EXECUTE,
+            "the file is not executable, or a directory on PATH cannot be searched",
+        ),
         Errno::ENOEXEC => (EXIT_CANNOT_EXECUTE, "not a program this kernel can run"),
         _ => (EXIT_CANNOT_EXECUTE, "the command could not be started"),
     };

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run the whole test suite. This is the README's test command, and CI's.
+#
+# The tests provision the default busybox image exactly as the chapters do
+# (a static busybox on PATH, else `apt-get download busybox-static`), which
+# needs apt's package lists; a fresh machine may not have them yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ] && ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+  echo "test.sh: apt has no package lists yet: running apt-get update" >&2
+  apt-get update -qq
+fi
+for tool in unshare dpkg-deb apt-get; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (Debian/Ubuntu ship it)" >&2; exit 1; }
+done
+
+cargo test --workspace --locked "$@"

@@ -1,0 +1,318 @@
+//! Helpers every chapter's tests share: run a chapter binary (as the caller
+//! or as an unprivileged uid) in a sandbox directory, with a time limit, and
+//! compare the host's mount table before and after.
+//!
+//! Nothing a test starts outlives it: a run that overstays its limit, and a
+//! background run whose guard is dropped (also when a test panics), is killed
+//! with its whole process group, and the sandbox directory is removed.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long one chapter run may take before the test kills it and fails.
+pub const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Who runs the chapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// Whoever runs the test suite (root in CI).
+    Caller,
+    /// An ordinary user: when the suite runs as root, a uid with no
+    /// privileges chosen here; otherwise the caller, who is one already.
+    Unprivileged,
+}
+
+/// The uid (and gid) the rootless tests run as when the suite runs as root:
+/// the first id from 61000 up that no account on this machine uses.
+pub fn unprivileged_id() -> u32 {
+    let used = |id: u32| {
+        ["/etc/passwd", "/etc/group"].iter().any(|file| {
+            fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .any(|line| line.split(':').nth(2) == Some(&id.to_string()))
+        })
+    };
+    (61000..65000)
+        .find(|id| !used(*id))
+        .expect("no free uid in 61000..65000")
+}
+
+/// True when the suite itself runs as root.
+pub fn suite_is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A temporary directory owned by whoever runs the chapter, holding its data
+/// root, its HOME and (for an unprivileged uid) its own copy of the binary.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+    /// The uid to switch to, when the suite is root and the test wants a user.
+    switch_to: Option<u32>,
+}
+
+impl Sandbox {
+    pub fn new(who: Who) -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("stepbox-test-")
+            .tempdir()
+            .expect("create sandbox dir");
+        let switch_to = (who == Who::Unprivileged && suite_is_root()).then(unprivileged_id);
+        if let Some(id) = switch_to {
+            chown(dir.path(), Some(id), Some(id)).expect("chown sandbox to the test uid");
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        Sandbox { dir, switch_to }
+    }
+
+    /// The sandbox directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The data root the chapter is told to use (`STEPBOX_ROOT`).
+    pub fn data_root(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    /// True when runs from this sandbox happen without real root.
+    pub fn rootless(&self) -> bool {
+        self.switch_to.is_some() || !suite_is_root()
+    }
+
+    /// A command running chapter binary `bin` with `args` as this sandbox's
+    /// user, in its own process group, with the data root and HOME inside.
+    pub fn command(&self, bin: &str, args: &[&str]) -> Command {
+        let mut program = PathBuf::from(bin);
+        if let Some(id) = self.switch_to {
+            // The build directory may sit under a home the test uid cannot enter.
+            let copy = self.path().join(program.file_name().unwrap());
+            if !copy.exists() {
+                fs::copy(&program, &copy).expect("copy the chapter binary into the sandbox");
+                chown(&copy, Some(id), Some(id)).unwrap();
+            }
+            program = copy;
+        }
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env("STEPBOX_ROOT", self.data_root())
+            .env("HOME", self.path())
+            .env_remove("XDG_DATA_HOME")
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .process_group(0);
+        if let Some(id) = self.switch_to {
+            // std also drops the supplementary groups when it switches uid as root.
+            command.uid(id).gid(id);
+        }
+        command
+    }
+
+    /// Run chapter `bin` to completion and collect what it printed.
+    pub fn run(&self, bin: &str, args: &[&str]) -> Outcome {
+        run(self.command(bin, args))
+    }
+
+    /// Start chapter `bin` in the background; it is killed when the guard drops.
+    pub fn spawn(&self, bin: &str, args: &[&str]) -> Running {
+        Running::start(self.command(bin, args))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // A rootless overlay's work/ dir is left by the kernel with mode 000:
+        // open every directory up so that the removal can see inside.
+        make_removable(self.path());
+    }
+}
+
+/// Give the owner rwx on every directory below `path`, so it can be removed.
+pub fn make_removable(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let _ = fs::set_permissions(
+        path,
+        fs::Permissions::from_mode(meta.permissions().mode() | 0o700),
+    );
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            make_removable(&entry.path());
+        }
+    }
+}
+
+/// What a finished run printed, and how it ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Panic (showing everything printed) unless the run exited 0.
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "the run failed: {self:#?}");
+        self
+    }
+
+    /// The lines of stderr that are not narration: the errors.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|line| !line.starts_with("[parent]") && !line.starts_with("[child ]"))
+            .collect()
+    }
+}
+
+/// Run `command` to completion within `RUN_LIMIT`, killing its process group
+/// if it overstays.
+pub fn run(mut command: Command) -> Outcome {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start the chapter binary");
+    let stdout = read_in_background(child.stdout.take().unwrap());
+    let stderr = read_in_background(child.stderr.take().unwrap());
+    let status = wait_with_limit(&mut child, RUN_LIMIT);
+    Outcome {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the chapter") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            kill_group(child.id());
+            let _ = child.wait();
+            panic!("the run took longer than {limit:?} and was killed");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SIGKILL every process in the group led by `pid`.
+pub fn kill_group(pid: u32) {
+    // SAFETY: kill(2) with a negative pid signals a process group we created.
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+}
+
+/// A chapter running in the background. Dropping it kills its process group.
+pub struct Running {
+    child: Child,
+    stdout: Option<BufReader<ChildStdout>>,
+}
+
+impl Running {
+    pub fn start(mut command: Command) -> Running {
+        command.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = command.spawn().expect("start the chapter binary");
+        let stdout = child.stdout.take().map(BufReader::new);
+        Running { child, stdout }
+    }
+
+    /// The pid of the chapter's parent process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line the container prints on stdout (without the newline).
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .as_mut()
+            .unwrap()
+            .read_line(&mut line)
+            .expect("read from the chapter");
+        line.trim_end().to_string()
+    }
+
+    /// Wait for the chapter to end (within `RUN_LIMIT`).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        wait_with_limit(&mut self.child, RUN_LIMIT)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            kill_group(self.child.id());
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The host's mount table, as this test process sees it.
+pub fn mount_table() -> String {
+    fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo")
+}
+
+/// Panic, listing the differences, unless the mount table equals `before`.
+pub fn assert_mount_table_unchanged(before: &str) {
+    let after = mount_table();
+    if after != before {
+        let added: Vec<&str> = after.lines().filter(|l| !before.contains(l)).collect();
+        let gone: Vec<&str> = before.lines().filter(|l| !after.contains(l)).collect();
+        panic!("the host mount table changed:\nadded: {added:#?}\nremoved: {gone:#?}");
+    }
+}
+
+/// The state letter of process `pid` (R, S, Z, ...) or None once it is gone.
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Wait up to `limit` for process `pid` to be gone (or a zombie: dead, just
+/// not yet reaped by whoever inherited it).
+pub fn wait_until_dead(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        match process_state(pid) {
+            None | Some('Z') | Some('X') => return true,
+            _ => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    false
+}
+
+/// The mount point and filesystem type of each line of a mountinfo text.
+pub fn mounts_in(mountinfo: &str) -> Vec<(String, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?.to_string();
+            let fstype = right.split(' ').next()?.to_string();
+            Some((point, fstype))
+        })
+        .collect()
+}
