@@ -42,3 +42,17 @@ impl CommandArgs {
         }
     }
 }
+
+/// Which image, where the data lives, and the container's hostname (ch2 onwards).
+#[derive(Args, Debug, Clone)]
+pub struct ImageArgs {
+    /// Image name in the data root, or a path to a rootfs tarball (.tar, .tar.gz) or directory
+    #[arg(long, default_value = crate::image::DEFAULT_IMAGE, value_name = "NAME|PATH")]
+    pub image: String,
+    /// Data root [default: /var/lib/stepbox as root, else ~/.local/share/stepbox; env STEPBOX_ROOT]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
+    /// Hostname inside the container
+    #[arg(long, default_value = "stepbox")]
+    pub hostname: String,
+}

@@ -9,12 +9,18 @@
 //! | namespaces and user-namespace id maps     | [`namespace`] | ch1           |
 //! | clone, release, exec, wait, signals       | [`process`]   | ch1           |
 //! | mount propagation, tmpfs, bind, proc, dev | [`mount`]     | ch1           |
+//! | the data root, scratch dirs, names        | [`dataroot`]  | ch2           |
+//! | image store, provisioning, safe unpack    | [`image`]     | ch2           |
+//! | chroot and pivot_root, the escape         | [`rootfs`]    | ch2           |
 
 pub mod cli;
+pub mod dataroot;
 pub mod error;
+pub mod image;
 pub mod log;
 pub mod mount;
 pub mod namespace;
 pub mod process;
+pub mod rootfs;
 
 pub use error::{Error, Result};

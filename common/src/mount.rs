@@ -119,3 +119,47 @@ pub fn unmount_detach(target: impl AsRef<Path>) -> Result<()> {
     nix::mount::umount2(target.as_ref(), MntFlags::MNT_DETACH)
         .map_err(|errno| Error::sys(call, errno))
 }
+
+/// Mount a new procfs on `target`: it shows the processes of the pid
+/// namespace we are in, so inside a container `ps` sees only the container.
+pub fn proc(target: impl AsRef<Path>) -> Result<()> {
+    mount(
+        Some("proc"),
+        target.as_ref(),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )
+}
+
+/// The device nodes a container gets, bound from the host's /dev.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// A minimal /dev at `target`: a small tmpfs holding bind mounts of the
+/// host's harmless devices (bind, not mknod, so that it works without real
+/// root too), and the usual symlinks into /proc/self/fd.
+pub fn minimal_dev(target: impl AsRef<Path>) -> Result<()> {
+    let target = target.as_ref();
+    tmpfs(
+        target,
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for device in DEVICES {
+        let node = target.join(device);
+        std::fs::File::create(&node).map_err(|e| Error::io("creating", &node, e))?;
+        bind(Path::new("/dev").join(device), &node, false)?;
+    }
+    let links = [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ];
+    for (name, to) in links {
+        let link = target.join(name);
+        std::os::unix::fs::symlink(to, &link)
+            .map_err(|e| Error::io("creating symlink", &link, e))?;
+    }
+    Ok(())
+}

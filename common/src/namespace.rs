@@ -94,3 +94,25 @@ fn write_proc(child: Pid, file: &str, text: &str) -> Result<()> {
     narrate!("write({}, {})", quote(&path), quote(text));
     fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))
 }
+
+/// Give the child's UTS namespace its own hostname.
+pub fn set_hostname(name: &str) -> Result<()> {
+    narrate!("sethostname({}, {})", quote(name), name.len());
+    nix::unistd::sethostname(name)
+        .map_err(|errno| Error::sys(format!("sethostname({})", quote(name)), errno))
+}
+
+/// Check a hostname before anything is created: 1 to 63 letters, digits, '-' or '.'.
+pub fn check_hostname(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if ok {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "invalid hostname {name:?}: use 1 to 63 letters, digits, '-' or '.'"
+    )))
+}

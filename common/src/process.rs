@@ -258,3 +258,14 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
         code,
     })
 }
+
+/// The search path a container's command gets, whatever the host's (Docker's default).
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Set the variables a command in a container expects: the host's PATH and
+/// HOME mean nothing inside. The rest of the caller's environment is kept.
+pub fn set_container_env(hostname: &str) {
+    std::env::set_var("PATH", CONTAINER_PATH);
+    std::env::set_var("HOME", "/root");
+    std::env::set_var("HOSTNAME", hostname);
+}

@@ -1,0 +1,158 @@
+//! The image store: finding an image, provisioning the default one, and
+//! unpacking it safely (ch2 onwards).
+//!
+//! An image is a root filesystem packed as a tarball (`docker export` style),
+//! kept as `images/<name>.tar[.gz]` in the data root, or given by path. ch2
+//! unpacks it once into `rootfs/<name>/` and runs in that directory directly.
+
+mod provision;
+pub mod unpack;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::dataroot::{check_name, DataRoot};
+use crate::error::{Error, Result};
+use crate::{detail, narrate};
+
+pub use provision::is_static_elf;
+
+/// The image every chapter runs when none is named.
+pub const DEFAULT_IMAGE: &str = "busybox";
+
+/// Where an image's files come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A tarball, plain or gzip-compressed.
+    Tarball(PathBuf),
+    /// A directory that already is a root filesystem.
+    Directory(PathBuf),
+}
+
+/// An image, found by name in the data root or given by path.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub name: String,
+    pub source: Source,
+}
+
+/// Find the image `spec`: a path (anything with a `/`, or an existing file or
+/// directory), or a name in `images/`. The default image is provisioned on
+/// first use.
+pub fn find(root: &DataRoot, spec: &str) -> Result<Image> {
+    let as_path = Path::new(spec);
+    if spec.contains('/') || as_path.exists() {
+        return from_path(as_path);
+    }
+    check_name("image", spec)?;
+    let images = root.dir("images")?;
+    for file in [format!("{spec}.tar"), format!("{spec}.tar.gz")] {
+        let path = images.join(file);
+        if path.is_file() {
+            detail!("image {spec}: {}", path.display());
+            return Ok(Image {
+                name: spec.to_string(),
+                source: Source::Tarball(path),
+            });
+        }
+    }
+    if spec == DEFAULT_IMAGE {
+        let path = images.join(format!("{spec}.tar"));
+        provision::busybox(root, &path)?;
+        return Ok(Image {
+            name: spec.to_string(),
+            source: Source::Tarball(path),
+        });
+    }
+    Err(Error::Invalid(format!(
+        "no image {spec:?} in {}: pass --image PATH with a rootfs tarball or directory, or use {DEFAULT_IMAGE}",
+        images.display()
+    )))
+}
+
+fn from_path(path: &Path) -> Result<Image> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::Invalid(format!(
+            "image {}: {e}: give an existing rootfs tarball or directory",
+            path.display()
+        ))
+    })?;
+    let path = std::path::absolute(path).map_err(|e| Error::io("resolving", path, e))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = [".tar.gz", ".tgz", ".tar"]
+        .iter()
+        .find_map(|ext| file_name.strip_suffix(ext))
+        .unwrap_or(&file_name)
+        .to_string();
+    check_name("image", &name)
+        .map_err(|_| Error::Invalid(format!("image file name {file_name:?} does not give a usable image name: rename it to e.g. alpine.tar")))?;
+    let source = if meta.is_dir() {
+        Source::Directory(path)
+    } else {
+        Source::Tarball(path)
+    };
+    Ok(Image { name, source })
+}
+
+/// Open a tarball for reading, decompressing it if it is gzip.
+pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(path).map_err(|e| Error::io("opening image", path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let magic = reader
+        .fill_buf()
+        .map_err(|e| Error::io("reading image", path, e))?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// ch2: the image unpacked once into `rootfs/<name>/`, used directly by every
+/// run, so writes persist and are shared (the problem ch3 solves). A
+/// directory image is used where it is.
+pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
+    let tarball = match &image.source {
+        Source::Directory(dir) => {
+            for needed in ["proc", "dev"] {
+                if !dir.join(needed).is_dir() {
+                    return Err(Error::Invalid(format!(
+                        "image directory {} has no /{needed} to mount on: create it (mkdir {})",
+                        dir.display(),
+                        dir.join(needed).display()
+                    )));
+                }
+            }
+            return Ok(dir.clone());
+        }
+        Source::Tarball(path) => path,
+    };
+    let dest = root.dir("rootfs")?.join(&image.name);
+    if dest.is_dir() {
+        detail!(
+            "image {} already unpacked in {}",
+            image.name,
+            dest.display()
+        );
+        return Ok(dest);
+    }
+    let scratch = root.scratch("unpack")?;
+    let entries = unpack::unpack(open_tarball(tarball)?, scratch.path())?;
+    for needed in ["proc", "dev", "sys", "tmp"] {
+        let dir = scratch.path().join(needed);
+        if !dir.exists() {
+            std::fs::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        }
+    }
+    scratch.persist(&dest)?;
+    narrate!(
+        "unpacked {} ({entries} entries) into {}",
+        tarball.display(),
+        dest.display()
+    );
+    Ok(dest)
+}

@@ -1,0 +1,244 @@
+//! Safe unpack of an image tarball into a directory (ch2 onwards).
+//!
+//! A tarball is untrusted input: an entry named `../../etc/cron.d/x`, an
+//! absolute `/etc/passwd`, a symlink `evil -> /` followed by `evil/etc/x`, or a
+//! hard link to `/etc/shadow` would each write or expose a host file if
+//! unpacked naively. Every entry here is created relative to a directory fd
+//! opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so no path
+//! can leave the destination or pass through a symlink, whatever the archive
+//! holds. Device nodes are refused: an image needs none (the container gets
+//! a minimal /dev of its own) and they could give access to host devices.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fchmod, fchmodat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use crate::error::{Error, Result};
+
+/// How a refused or failed entry is reported: the entry and why, one line.
+fn refuse(entry: &str, why: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("image entry {entry:?} refused: {why}"))
+}
+
+/// Unpack the tar stream `reader` into the empty directory `dest`.
+///
+/// Fails on the first entry that is unsafe or cannot be created, naming it;
+/// the caller then throws the whole directory away.
+pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
+    let dest_fd = open_dir(dest)?;
+    let keep_owners = !crate::namespace::rootless();
+    let mut archive = tar::Archive::new(reader);
+    let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
+    let mut count = 0;
+    let entries = archive.entries().map_err(|e| bad_archive(dest, e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad_archive(dest, e))?;
+        let raw_path = entry.path().map_err(|e| bad_archive(dest, e))?.into_owned();
+        let shown = raw_path.display().to_string();
+        let Some(rel) = clean_path(&raw_path).map_err(|why| refuse(&shown, why))? else {
+            continue; // the archive's own "./"
+        };
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let owner = (header.uid().ok(), header.gid().ok());
+        let (parent, name) = split(&rel);
+        let parent_fd = open_beneath(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
+
+        match kind {
+            tar::EntryType::Directory => {
+                match mkdirat(&parent_fd, &name, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(errno) => return Err(refuse(&shown, errno.desc())),
+                }
+                // Its own mode is applied at the end, once nothing more goes inside.
+                dirs.push((rel.clone(), mode));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                remove_existing(&parent_fd, &name);
+                let fd = create_file(&parent_fd, &name).map_err(|why| refuse(&shown, why))?;
+                let mut file = File::from(fd);
+                io::copy(&mut entry, &mut file).map_err(|e| refuse(&shown, e))?;
+                fchmod(&file, Mode::from_bits_truncate(mode))
+                    .map_err(|e| refuse(&shown, e.desc()))?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| bad_archive(dest, e))?
+                    .ok_or_else(|| refuse(&shown, "symlink without a target"))?
+                    .into_owned();
+                remove_existing(&parent_fd, &name);
+                // A symlink may point anywhere, even at /: it is resolved inside the
+                // container's root when used there, and never followed here.
+                symlinkat(&target, &parent_fd, &name).map_err(|e| refuse(&shown, e.desc()))?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| bad_archive(dest, e))?
+                    .ok_or_else(|| refuse(&shown, "hard link without a target"))?
+                    .into_owned();
+                let target_rel = clean_path(&target)
+                    .map_err(|why| refuse(&shown, format!("hard link target {}", why)))?
+                    .ok_or_else(|| refuse(&shown, "hard link to the root directory"))?;
+                let (target_parent, target_name) = split(&target_rel);
+                let target_fd = open_beneath(&dest_fd, &target_parent)
+                    .map_err(|why| refuse(&shown, format!("hard link target {why}")))?;
+                remove_existing(&parent_fd, &name);
+                linkat(
+                    &target_fd,
+                    &target_name,
+                    &parent_fd,
+                    &name,
+                    AtFlags::empty(),
+                )
+                .map_err(|e| {
+                    refuse(
+                        &shown,
+                        format!("hard link to {}: {}", target.display(), e.desc()),
+                    )
+                })?;
+            }
+            tar::EntryType::Fifo => {
+                remove_existing(&parent_fd, &name);
+                mknodat(
+                    &parent_fd,
+                    &name,
+                    SFlag::S_IFIFO,
+                    Mode::from_bits_truncate(mode),
+                    0,
+                )
+                .map_err(|e| refuse(&shown, e.desc()))?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                return Err(refuse(&shown, "device nodes are not allowed in an image"));
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
+            tar::EntryType::GNULongName | tar::EntryType::GNULongLink => continue,
+            other => return Err(refuse(&shown, format!("unsupported entry type {other:?}"))),
+        }
+        if keep_owners && kind != tar::EntryType::Link {
+            let (uid, gid) = owner;
+            fchownat(
+                &parent_fd,
+                &name,
+                uid.map(|u| Uid::from_raw(u as u32)),
+                gid.map(|g| Gid::from_raw(g as u32)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| refuse(&shown, format!("chown: {}", e.desc())))?;
+        }
+        count += 1;
+    }
+    // Deepest first, so a read-only parent never blocks a child's chmod.
+    dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
+    for (rel, mode) in dirs {
+        let shown = rel.display().to_string();
+        let (parent, name) = split(&rel);
+        let parent_fd = open_beneath(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
+        fchmodat(
+            &parent_fd,
+            &name,
+            Mode::from_bits_truncate(mode),
+            FchmodatFlags::NoFollowSymlink,
+        )
+        .or_else(|e| {
+            if e == Errno::EOPNOTSUPP {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| refuse(&shown, e.desc()))?;
+    }
+    Ok(count)
+}
+
+fn bad_archive(dest: &Path, e: io::Error) -> Error {
+    let _ = dest;
+    Error::Invalid(format!(
+        "the image is not a readable tar archive ({e}): check the file, or re-export it"
+    ))
+}
+
+/// The entry's path relative to the destination, or why it is refused.
+/// `Ok(None)` is the archive's root directory entry (`./`).
+pub fn clean_path(path: &Path) -> std::result::Result<Option<PathBuf>, String> {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("its path contains '..'".into()),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("its path is absolute".into());
+            }
+        }
+    }
+    Ok((!clean.as_os_str().is_empty()).then_some(clean))
+}
+
+/// Split `a/b/c` into (`a/b`, `c`).
+fn split(rel: &Path) -> (PathBuf, PathBuf) {
+    let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = PathBuf::from(
+        rel.file_name()
+            .expect("a cleaned path has a last component"),
+    );
+    (parent, name)
+}
+
+fn open_dir(dir: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("opening", dir, e.into()))
+}
+
+/// Open the directory `rel` below `root`, refusing any path that would leave
+/// it or pass through a symlink (see openat2(2), RESOLVE_BENEATH).
+pub fn open_beneath(root: &impl AsFd, rel: &Path) -> std::result::Result<OwnedFd, String> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    openat2(root, rel, how).map_err(|errno| match errno {
+        Errno::ELOOP => format!("{} passes through a symlink", rel.display()),
+        Errno::EXDEV => format!("{} is outside the image", rel.display()),
+        Errno::ENOTDIR => format!("{} is not a directory", rel.display()),
+        Errno::ENOENT => format!(
+            "its directory {} is not in the archive before it",
+            rel.display()
+        ),
+        other => format!("{}: {}", rel.display(), other.desc()),
+    })
+}
+
+/// Create a new file (never through a symlink: O_NOFOLLOW|O_EXCL).
+fn create_file(parent: &OwnedFd, name: &Path) -> std::result::Result<OwnedFd, String> {
+    nix::fcntl::openat(
+        parent,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| e.desc().to_string())
+}
+
+/// A later entry replaces an earlier one of the same name (tar semantics).
+fn remove_existing(parent: &OwnedFd, name: &Path) {
+    let _ = unlinkat(parent, name, UnlinkatFlags::NoRemoveDir);
+}
