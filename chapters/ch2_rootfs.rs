@@ -14,6 +14,7 @@ use common::cli::{CommandArgs, ImageArgs, LogArgs};
 use common::dataroot::DataRoot;
 use common::rootfs::{self, Method};
 use common::{image, mount, namespace, process, Result};
+use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
 /// Run a command in a busybox root filesystem, entered by pivot_root or chroot.
@@ -79,10 +80,16 @@ fn child(args: &Args, new_root: &Path, argv: &[String]) -> Result<Infallible> {
     if args.method == Method::PivotRoot {
         rootfs::bind_onto_itself(new_root)?;
     }
-    // 5. /proc for our pid namespace, and a minimal /dev, mounted while the
-    //    host's /dev is still reachable (docs/ch2-rootfs.md#proc-and-dev).
+    // 5. /proc for our pid namespace, a minimal /dev, mounted while the
+    //    host's /dev is still reachable (docs/ch2-rootfs.md#proc-and-dev),
+    //    and chapter 1's private /tmp.
     mount::proc(new_root.join("proc"))?;
     mount::minimal_dev(new_root.join("dev"))?;
+    mount::tmpfs(
+        new_root.join("tmp"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None,
+    )?;
     // 6. Switch to the new root (docs/ch2-rootfs.md#chroot-or-pivot_root).
     match args.method {
         Method::PivotRoot => rootfs::pivot_root(new_root)?,

@@ -118,7 +118,7 @@ pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>> {
 pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
     let tarball = match &image.source {
         Source::Directory(dir) => {
-            for needed in ["proc", "dev"] {
+            for needed in ["proc", "dev", "tmp"] {
                 if !dir.join(needed).is_dir() {
                     return Err(Error::Invalid(format!(
                         "image directory {} has no /{needed} to mount on: create it (mkdir {})",

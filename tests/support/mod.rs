@@ -83,6 +83,20 @@ impl Sandbox {
         self.path().join("data")
     }
 
+    /// Give this sandbox's data root the busybox image, provisioned once per
+    /// test binary by chapter `bin` (so the tests do not each download it).
+    pub fn with_busybox(&self, bin: &str) -> &Self {
+        let images = self.data_root().join("images");
+        fs::create_dir_all(&images).unwrap();
+        fs::copy(busybox_image(bin), images.join("busybox.tar")).unwrap();
+        if let Some(id) = self.switch_to {
+            for path in [self.data_root(), images.clone(), images.join("busybox.tar")] {
+                chown(&path, Some(id), Some(id)).unwrap();
+            }
+        }
+        self
+    }
+
     /// True when runs from this sandbox happen without real root.
     pub fn rootless(&self) -> bool {
         self.switch_to.is_some() || !suite_is_root()
@@ -153,6 +167,40 @@ pub fn make_removable(path: &Path) {
             make_removable(&entry.path());
         }
     }
+}
+
+/// The busybox image tarball, provisioned by running chapter `bin` once into a
+/// cache shared by the tests of one test binary.
+pub fn busybox_image(bin: &str) -> PathBuf {
+    static CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox.tar");
+            if !cache.is_file() {
+                let sandbox = Sandbox::new(Who::Caller);
+                sandbox.run(bin, &["-q", "--", "true"]).assert_ok();
+                let made = sandbox.data_root().join("images/busybox.tar");
+                let partial = cache.with_extension(format!("tar.{}", std::process::id()));
+                fs::copy(made, &partial).unwrap();
+                fs::rename(&partial, &cache).unwrap();
+            }
+            cache
+        })
+        .clone()
+}
+
+/// The entries directly inside `dir` (empty if it does not exist).
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// What a finished run printed, and how it ended.
