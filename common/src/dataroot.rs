@@ -206,3 +206,17 @@ pub fn check_name(kind: &str, name: &str) -> Result<()> {
         "invalid {kind} name {name:?}: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
     )))
 }
+
+/// Write `bytes` to `path` so that a reader sees the old file or the new one,
+/// never half of either: write a temporary file beside it, then rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let temp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let result = fs::File::create(&temp)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| fs::rename(&temp, path));
+    result.map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        Error::io("writing", path, e)
+    })
+}

@@ -5,6 +5,7 @@
 //! kept as `images/<name>.tar[.gz]` in the data root, or given by path. ch2
 //! unpacks it once into `rootfs/<name>/` and runs in that directory directly.
 
+mod layers;
 mod provision;
 pub mod unpack;
 
@@ -16,6 +17,7 @@ use crate::dataroot::{check_name, DataRoot};
 use crate::error::{Error, Result};
 use crate::{detail, narrate};
 
+pub use layers::layers;
 pub use provision::is_static_elf;
 
 /// The image every chapter runs when none is named.
@@ -101,11 +103,12 @@ fn from_path(path: &Path) -> Result<Image> {
 /// Open a tarball for reading, decompressing it if it is gzip.
 pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>> {
     let file = File::open(path).map_err(|e| Error::io("opening image", path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let magic = reader
-        .fill_buf()
-        .map_err(|e| Error::io("reading image", path, e))?;
-    if magic.starts_with(&[0x1f, 0x8b]) {
+    decompress(BufReader::with_capacity(1 << 16, file))
+}
+
+/// The tar stream in `reader`: gunzipped if it starts with gzip's magic bytes.
+pub fn decompress<'a>(mut reader: impl BufRead + 'a) -> Result<Box<dyn Read + 'a>> {
+    if layers::peek_gzip(&mut reader).map_err(unpack::not_a_tar)? {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
     } else {
         Ok(Box::new(reader))

@@ -12,6 +12,7 @@
 //! | the data root, scratch dirs, names        | [`dataroot`]  | ch2           |
 //! | image store, provisioning, safe unpack    | [`image`]     | ch2           |
 //! | chroot and pivot_root, the escape         | [`rootfs`]    | ch2           |
+//! | layers, overlayfs, per-run write layers   | [`overlay`]   | ch3           |
 
 pub mod cli;
 pub mod dataroot;
@@ -20,6 +21,7 @@ pub mod image;
 pub mod log;
 pub mod mount;
 pub mod namespace;
+pub mod overlay;
 pub mod process;
 pub mod rootfs;
 

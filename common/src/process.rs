@@ -269,3 +269,13 @@ pub fn set_container_env(hostname: &str) {
     std::env::set_var("HOME", "/root");
     std::env::set_var("HOSTNAME", hostname);
 }
+
+/// When process `pid` started (clock ticks since boot, /proc/PID/stat field 22),
+/// or None if there is no such process. A pid alone names a process only
+/// until it exits and the number is reused; pid + start time names it for good.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from the last ')'.
+    let after_name = stat.rsplit_once(") ")?.1;
+    after_name.split(' ').nth(19)?.parse().ok()
+}

@@ -8,10 +8,19 @@
 //! can leave the destination or pass through a symlink, whatever the archive
 //! holds. Device nodes are refused: an image needs none (the container gets
 //! a minimal /dev of its own) and they could give access to host devices.
+//!
+//! Layer tarballs (`docker save`) mark deletions with whiteout files: an
+//! entry `.wh.NAME` means "NAME is deleted in this layer", and
+//! `.wh..wh..opq` in a directory means "hide everything the lower layers
+//! have in this directory". We store them the way overlayfs reads them (ch3):
+//! a whiteout is a character device 0/0 (the one "device" we make: it is no
+//! device at all, and Linux ≥ 5.8 lets any user create it), an opaque
+//! directory carries the xattr `trusted.overlay.opaque=y` (root) or
+//! `user.overlay.opaque=y` (overlay mounted with `userxattr`, rootless).
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -36,10 +45,10 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
     let mut archive = tar::Archive::new(reader);
     let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
     let mut count = 0;
-    let entries = archive.entries().map_err(|e| bad_archive(dest, e))?;
+    let entries = archive.entries().map_err(|e| not_a_tar(e))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| bad_archive(dest, e))?;
-        let raw_path = entry.path().map_err(|e| bad_archive(dest, e))?.into_owned();
+        let mut entry = entry.map_err(|e| not_a_tar(e))?;
+        let raw_path = entry.path().map_err(|e| not_a_tar(e))?.into_owned();
         let shown = raw_path.display().to_string();
         let Some(rel) = clean_path(&raw_path).map_err(|why| refuse(&shown, why))? else {
             continue; // the archive's own "./"
@@ -50,6 +59,16 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         let owner = (header.uid().ok(), header.gid().ok());
         let (parent, name) = split(&rel);
         let parent_fd = open_beneath(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
+
+        if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(WHITEOUT_PREFIX)) {
+            if hidden == OPAQUE_MARKER {
+                mark_opaque(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
+            } else {
+                whiteout(&parent_fd, Path::new(hidden)).map_err(|why| refuse(&shown, why))?;
+            }
+            count += 1;
+            continue;
+        }
 
         match kind {
             tar::EntryType::Directory => {
@@ -71,7 +90,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
-                    .map_err(|e| bad_archive(dest, e))?
+                    .map_err(|e| not_a_tar(e))?
                     .ok_or_else(|| refuse(&shown, "symlink without a target"))?
                     .into_owned();
                 remove_existing(&parent_fd, &name);
@@ -82,7 +101,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
             tar::EntryType::Link => {
                 let target = entry
                     .link_name()
-                    .map_err(|e| bad_archive(dest, e))?
+                    .map_err(|e| not_a_tar(e))?
                     .ok_or_else(|| refuse(&shown, "hard link without a target"))?
                     .into_owned();
                 let target_rel = clean_path(&target)
@@ -161,8 +180,53 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
     Ok(count)
 }
 
-fn bad_archive(dest: &Path, e: io::Error) -> Error {
-    let _ = dest;
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..opq";
+
+/// Record that `name` is deleted in this layer: overlayfs's whiteout, a
+/// character device with number 0/0.
+fn whiteout(parent: &OwnedFd, name: &Path) -> std::result::Result<(), String> {
+    if name.as_os_str().is_empty() || name.to_str().is_some_and(|n| n.contains('/') || n == "..") {
+        return Err("not a valid whiteout name".into());
+    }
+    remove_existing(parent, name);
+    let _ = unlinkat(parent, name, UnlinkatFlags::RemoveDir);
+    mknodat(parent, name, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| {
+        format!(
+            "creating the whiteout: {} (overlay whiteouts need Linux 5.8 or later)",
+            e.desc()
+        )
+    })
+}
+
+/// Mark the directory `rel` opaque: overlayfs shows none of the lower layers' entries in it.
+fn mark_opaque(root: &OwnedFd, rel: &Path) -> std::result::Result<(), String> {
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let dir = openat2(root, rel, how).map_err(|e| format!("{}: {}", rel.display(), e.desc()))?;
+    let mut names = vec![c"user.overlay.opaque"];
+    if !crate::namespace::rootless() {
+        names.push(c"trusted.overlay.opaque");
+    }
+    for xattr in names {
+        // SAFETY: dir is an open directory fd; name and value are valid for the call.
+        let rc =
+            unsafe { libc::fsetxattr(dir.as_raw_fd(), xattr.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+        if rc != 0 {
+            return Err(format!("setting {xattr:?}: {}", Errno::last().desc()));
+        }
+    }
+    Ok(())
+}
+
+/// The error for an archive that cannot be read as tar (or gzip).
+pub fn not_a_tar(e: io::Error) -> Error {
     Error::Invalid(format!(
         "the image is not a readable tar archive ({e}): check the file, or re-export it"
     ))

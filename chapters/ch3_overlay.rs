@@ -1,0 +1,108 @@
+//! Chapter 3: a read-only image layer and a per-container overlayfs write layer.
+//!
+//! Chapter 2 ran straight in the unpacked image, so every run changed it
+//! for the next. Here the image is unpacked once into read-only layers, and
+//! each run gets its own empty upper directory, union-mounted over them with
+//! overlayfs, the way Docker's overlay2 driver does it. Read along in
+//! `docs/ch3-overlay.md`.
+
+use std::convert::Infallible;
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::cli::{CommandArgs, ImageArgs, LogArgs};
+use common::dataroot::DataRoot;
+use common::overlay::{self, Layout};
+use common::{image, mount, namespace, process, rootfs, Result};
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+
+/// Run a command in its own copy-on-write layer over a read-only image.
+#[derive(Parser, Debug)]
+#[command(name = "ch3-overlay", version)]
+struct Args {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Keep the run's upper/work/merged directories afterwards, to inspect them
+    #[arg(long)]
+    keep: bool,
+    #[command(flatten)]
+    command: CommandArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.log.init();
+    match run(&args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("ch3-overlay: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<ExitCode> {
+    namespace::check_hostname(&args.image.hostname)?;
+    // 1. Find the image and unpack each of its layers once, read-only,
+    //    into layers/<digest>/ (docs/ch3-overlay.md#layers).
+    let root = DataRoot::open(args.image.root.as_deref())?;
+    let image = image::find(&root, &args.image.image)?;
+    let lowers = image::layers(&root, &image)?;
+    // 2. This run's own write layer: containers/<id>/{upper,work,merged}.
+    let layout = overlay::create_for_run(&root, &overlay::new_id()?)?;
+    let result = run_in(args, &lowers, &layout);
+    // 3. Throw the write layer away, unless asked to keep it.
+    if args.keep {
+        eprintln!(
+            "ch3-overlay: kept this run's layers in {}",
+            layout.dir.display()
+        );
+    } else {
+        overlay::remove(&layout)?;
+    }
+    result
+}
+
+fn run_in(args: &Args, lowers: &[std::path::PathBuf], layout: &Layout) -> Result<ExitCode> {
+    let options = overlay::options(lowers, layout)?;
+    let flags = namespace::with_user_if_rootless(
+        CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC,
+    );
+    let argv = args.command.argv();
+    let child = process::spawn(flags, || child(args, &options, layout, &argv))?;
+    let exit = child.wait()?;
+    Ok(ExitCode::from(exit.code()))
+}
+
+/// The child's story: chapter 2's, with an overlay as the new root.
+fn child(args: &Args, options: &str, layout: &Layout, argv: &[String]) -> Result<Infallible> {
+    // 1. As in chapter 1: cut our mount table off from the host's.
+    mount::make_private("/")?;
+    // 2. Our own hostname.
+    namespace::set_hostname(&args.image.hostname)?;
+    // 3. The new idea: lower layers + our upper, seen as one tree on merged.
+    //    Mounted here, in our namespace, so a crash cannot leak it
+    //    (docs/ch3-overlay.md#where-the-overlay-is-mounted).
+    overlay::mount_overlay(options, layout)?;
+    let new_root = &layout.merged;
+    // 4. As in chapter 2: /proc, /dev and /tmp, then pivot_root. The overlay
+    //    is already a mount point, so it needs no bind onto itself.
+    mount::proc(new_root.join("proc"))?;
+    mount::minimal_dev(new_root.join("dev"))?;
+    mount::tmpfs(
+        new_root.join("tmp"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None,
+    )?;
+    rootfs::pivot_root(new_root)?;
+    // 5. Become the command.
+    process::set_container_env(&args.image.hostname);
+    process::close_extra_fds()?;
+    process::exec(argv)
+}

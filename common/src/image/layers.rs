@@ -1,0 +1,210 @@
+//! Read-only layers: each image tarball unpacked once into `layers/<digest>/` (ch3).
+//!
+//! The digest is the sha256 of the layer's bytes as stored, computed while
+//! we unpack them, never taken from the image's own claims: a hostile image
+//! cannot name its layer after someone else's and have it reused. Layers
+//! are built in a scratch directory and renamed into place only when whole,
+//! so two first runs at once are safe and an interrupted unpack registers
+//! nothing. A small index (`index/`) remembers which layers an image file
+//! gave, so later runs do not read the tarball again.
+//!
+//! A `docker save` tarball holds `manifest.json` and one tarball per layer,
+//! bottom layer first; each becomes its own layer directory, shared between
+//! images that share it. Any other tarball is one layer: a flat root filesystem.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{decompress, unpack, Image, Source};
+use crate::dataroot::DataRoot;
+use crate::error::{Error, Result};
+use crate::{detail, narrate};
+
+/// The image's layer directories, bottom first, unpacking what is not cached.
+pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
+    let tarball = match &image.source {
+        Source::Directory(dir) => return Ok(vec![dir.clone()]),
+        Source::Tarball(path) => path,
+    };
+    let layers_dir = root.dir("layers")?;
+    let digests = match cached(root, tarball) {
+        Some(digests) if digests.iter().all(|d| layers_dir.join(d).is_dir()) => {
+            detail!("image {}: layers cached", image.name);
+            digests
+        }
+        _ => {
+            let digests = match saved_manifest(tarball)? {
+                Some(members) => import_saved(root, tarball, &members)?,
+                None => {
+                    let file =
+                        File::open(tarball).map_err(|e| Error::io("opening image", tarball, e))?;
+                    vec![import_layer(root, file, &tarball.display().to_string())?]
+                }
+            };
+            remember(root, tarball, &digests)?;
+            digests
+        }
+    };
+    Ok(digests.iter().map(|d| layers_dir.join(d)).collect())
+}
+
+/// Unpack one layer from `reader` (plain or gzip tar), returning its digest.
+fn import_layer(root: &DataRoot, reader: impl Read, what: &str) -> Result<String> {
+    let scratch = root.scratch("layer")?;
+    let mut hashing = Hashing {
+        inner: reader,
+        hasher: Sha256::new(),
+    };
+    let entries = unpack::unpack(
+        decompress(BufReader::with_capacity(1 << 16, &mut hashing))?,
+        scratch.path(),
+    )?;
+    // The tar reader stops at the end marker: hash whatever follows too.
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("reading image", what, e))?;
+    let digest = format!("{:x}", hashing.hasher.finalize());
+    let dest = root.dir("layers")?.join(&digest);
+    if dest.is_dir() {
+        detail!("layer {digest} already present");
+    } else if scratch.persist(&dest)? {
+        narrate!(
+            "unpacked {what} ({entries} entries) into layer {}",
+            dest.display()
+        );
+    }
+    Ok(digest)
+}
+
+/// A reader that hashes every byte it passes on.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[derive(Deserialize)]
+struct ManifestEntry {
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// The layer members listed by a `docker save` tarball's manifest.json
+/// (bottom first), or None for a flat root filesystem tarball.
+fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
+    let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
+    let bad = |e: io::Error| unpack::not_a_tar(e);
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        if entry.path().map_err(bad)?.as_os_str() != "manifest.json" {
+            continue;
+        }
+        let mut text = String::new();
+        entry.read_to_string(&mut text).map_err(bad)?;
+        let manifest: Vec<ManifestEntry> = serde_json::from_str(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "image {}: manifest.json is not a docker save manifest ({e})",
+                tarball.display()
+            ))
+        })?;
+        let first = manifest.into_iter().next().ok_or_else(|| {
+            Error::Invalid(format!(
+                "image {}: manifest.json lists no image",
+                tarball.display()
+            ))
+        })?;
+        return Ok(Some(first.layers));
+    }
+    Ok(None)
+}
+
+/// Unpack every layer a saved image lists, in one pass over the tarball.
+fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<Vec<String>> {
+    let mut digests: Vec<Option<String>> = vec![None; members.len()];
+    let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
+    let bad = |e: io::Error| unpack::not_a_tar(e);
+    for entry in archive.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+        let Some(index) = members.iter().position(|m| *m == path) else {
+            continue;
+        };
+        let what = format!("{}:{path}", tarball.display());
+        digests[index] = Some(import_layer(root, entry, &what)?);
+    }
+    members
+        .iter()
+        .zip(digests)
+        .map(|(member, digest)| {
+            digest.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "image {}: manifest.json lists layer {member:?}, which the archive does not hold",
+                    tarball.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// What the index remembers of an image file: which file it was, and its layers.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct Indexed {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    layers: Vec<String>,
+}
+
+fn index_file(root: &DataRoot, tarball: &Path) -> Result<PathBuf> {
+    let key = format!(
+        "{:x}",
+        Sha256::digest(tarball.as_os_str().as_encoded_bytes())
+    );
+    Ok(root.dir("index")?.join(format!("{key}.json")))
+}
+
+fn identity(tarball: &Path, layers: Vec<String>) -> Option<Indexed> {
+    let meta = fs::metadata(tarball).ok()?;
+    Some(Indexed {
+        path: tarball.to_path_buf(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        layers,
+    })
+}
+
+/// The layers this very file gave last time (same inode, size and mtime).
+fn cached(root: &DataRoot, tarball: &Path) -> Option<Vec<String>> {
+    let text = fs::read(index_file(root, tarball).ok()?).ok()?;
+    let indexed: Indexed = serde_json::from_slice(&text).ok()?;
+    let now = identity(tarball, indexed.layers.clone())?;
+    (now == indexed).then_some(indexed.layers)
+}
+
+fn remember(root: &DataRoot, tarball: &Path, layers: &[String]) -> Result<()> {
+    let Some(record) = identity(tarball, layers.to_vec()) else {
+        return Ok(());
+    };
+    let path = index_file(root, tarball)?;
+    let json = serde_json::to_vec(&record).expect("the index record serialises");
+    crate::dataroot::write_atomically(&path, &json)
+}
+
+/// Peek at the first bytes: gzip is decompressed, anything else is read as is.
+pub(super) fn peek_gzip(reader: &mut impl BufRead) -> io::Result<bool> {
+    Ok(reader.fill_buf()?.starts_with(&[0x1f, 0x8b]))
+}

@@ -1,0 +1,187 @@
+//! A copy-on-write root: overlayfs over read-only image layers (ch3).
+//!
+//! overlayfs shows several directories as one ("merged"): the read-only
+//! *lower* layers, topmost first, and one writable *upper* directory on top.
+//! Reading finds the topmost copy of a file. Writing to a lower file first
+//! copies it up into upper ("copy-up"); deleting one leaves a *whiteout* in
+//! upper that hides it. The *work* directory is overlayfs's scratch space and
+//! must be on the same filesystem as upper. See the kernel's
+//! Documentation/filesystems/overlayfs.rst.
+//!
+//! Each run gets `containers/<id>/{upper,work,merged}`; the image layers are
+//! shared and never written. The overlay itself is mounted inside the
+//! container's mount namespace, so it vanishes with the container.
+
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use serde::{Deserialize, Serialize};
+
+use crate::dataroot::{self, DataRoot};
+use crate::error::{Error, Result};
+use crate::{detail, mount, namespace, narrate, process};
+
+/// The directories of one container's write layer.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub dir: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+}
+
+impl Layout {
+    /// The layout of `containers/<name>/` (whether or not it exists yet).
+    pub fn of(root: &DataRoot, name: &str) -> Layout {
+        let dir = root.path().join("containers").join(name);
+        Layout {
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            merged: dir.join("merged"),
+            dir,
+        }
+    }
+}
+
+/// Which run owns a per-run directory: when that process is gone, the
+/// directory is stale (its run was killed) and the next run removes it.
+#[derive(Serialize, Deserialize)]
+struct Owner {
+    pid: i32,
+    start_time: u64,
+}
+
+const OWNER_FILE: &str = "run.json";
+
+/// A fresh 12-hex-digit id, like Docker's short container ids.
+pub fn new_id() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 6];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Error::io("reading", "/dev/urandom", e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Create `containers/<id>/{upper,work,merged}` for a run of this process,
+/// first removing directories that killed runs left behind.
+pub fn create_for_run(root: &DataRoot, id: &str) -> Result<Layout> {
+    remove_stale_runs(root)?;
+    let layout = Layout::of(root, id);
+    create(&layout)?;
+    let me = std::process::id() as i32;
+    let owner = Owner {
+        pid: me,
+        start_time: process::start_time(me).unwrap_or(0),
+    };
+    let json = serde_json::to_vec(&owner).expect("owner record serialises");
+    if let Err(error) = dataroot::write_atomically(&layout.dir.join(OWNER_FILE), &json) {
+        let _ = remove(&layout);
+        return Err(error);
+    }
+    Ok(layout)
+}
+
+/// Create the container directory (claimed by an atomic mkdir) and its three parts.
+pub fn create(layout: &Layout) -> Result<()> {
+    let dir = &layout.dir;
+    fs::create_dir_all(dir.parent().unwrap()).map_err(|e| Error::io("creating", dir, e))?;
+    DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io("creating", dir, e))?;
+    narrate!("mkdir {}/{{upper,work,merged}}", dir.display());
+    for part in [&layout.upper, &layout.work, &layout.merged] {
+        if let Err(e) = DirBuilder::new().mode(0o755).create(part) {
+            let _ = remove(layout);
+            return Err(Error::io("creating", part, e));
+        }
+    }
+    Ok(())
+}
+
+/// Remove a container's directories. Nothing is mounted on them in the
+/// host's namespace (the overlay lived in the container's), so this only
+/// ever deletes the container's own files.
+pub fn remove(layout: &Layout) -> Result<()> {
+    detail!("removing {}", layout.dir.display());
+    dataroot::remove_tree(&layout.dir).map_err(|e| Error::io("removing", &layout.dir, e))
+}
+
+/// Remove per-run directories whose owning process is gone.
+fn remove_stale_runs(root: &DataRoot) -> Result<()> {
+    let containers = root.dir("containers")?;
+    let Ok(entries) = fs::read_dir(&containers) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let Ok(text) = fs::read(entry.path().join(OWNER_FILE)) else {
+            continue; // not a per-run directory
+        };
+        let alive = serde_json::from_slice::<Owner>(&text)
+            .is_ok_and(|o| process::start_time(o.pid) == Some(o.start_time));
+        if !alive {
+            narrate!("removing {} (its run was killed)", entry.path().display());
+            dataroot::remove_tree(&entry.path())
+                .map_err(|e| Error::io("removing", entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The overlay mount options: `lowerdir=TOP:...:BOTTOM,upperdir=...,workdir=...`.
+/// Rootless overlays use `userxattr`: overlayfs then keeps its own metadata in
+/// `user.overlay.*` xattrs, which an unprivileged user may write.
+pub fn options(lowers_bottom_first: &[PathBuf], layout: &Layout) -> Result<String> {
+    let mut paths: Vec<&Path> = lowers_bottom_first.iter().map(PathBuf::as_path).collect();
+    paths.extend([layout.upper.as_path(), layout.work.as_path()]);
+    for path in &paths {
+        let text = path.to_string_lossy();
+        if text.contains([',', ':', '\n']) {
+            return Err(Error::Invalid(format!(
+                "path {text:?} holds ',', ':' or a newline, which overlay mount options cannot carry: \
+                 use a data root (--root) and image path without them"
+            )));
+        }
+    }
+    let lower: Vec<String> = lowers_bottom_first
+        .iter()
+        .rev()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        layout.upper.display(),
+        layout.work.display()
+    );
+    if namespace::rootless() {
+        options.push_str(",userxattr");
+    }
+    Ok(options)
+}
+
+/// Mount the overlay on `merged` (in the child's own mount namespace).
+pub fn mount_overlay(options: &str, layout: &Layout) -> Result<()> {
+    mount::mount(
+        Some("overlay"),
+        &layout.merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options),
+    )
+    .map_err(|error| match error.errno() {
+        Some(Errno::EPERM | Errno::EINVAL) if namespace::rootless() => error.hint(
+            "overlayfs in a user namespace needs Linux 5.11 or later, and the layers on a \
+                 filesystem that supports user xattrs: try sudo, or a --root on ext4/xfs/btrfs",
+        ),
+        Some(Errno::EINVAL) => error.hint(
+            "overlayfs refused these directories: is upper or work on a filesystem overlay \
+                 cannot write to (e.g. another overlay, NFS)? try another --root",
+        ),
+        _ => error,
+    })
+}
