@@ -103,7 +103,7 @@ struct ManifestEntry {
 /// (bottom first), or None for a flat root filesystem tarball.
 fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
     let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
-    let bad = |e: io::Error| unpack::not_a_tar(e);
+    let bad = unpack::not_a_tar;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         if entry.path().map_err(bad)?.as_os_str() != "manifest.json" {
@@ -132,7 +132,7 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
 fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<Vec<String>> {
     let mut digests: Vec<Option<String>> = vec![None; members.len()];
     let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
-    let bad = |e: io::Error| unpack::not_a_tar(e);
+    let bad = unpack::not_a_tar;
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();

@@ -45,10 +45,10 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
     let mut archive = tar::Archive::new(reader);
     let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
     let mut count = 0;
-    let entries = archive.entries().map_err(|e| not_a_tar(e))?;
+    let entries = archive.entries().map_err(not_a_tar)?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| not_a_tar(e))?;
-        let raw_path = entry.path().map_err(|e| not_a_tar(e))?.into_owned();
+        let mut entry = entry.map_err(not_a_tar)?;
+        let raw_path = entry.path().map_err(not_a_tar)?.into_owned();
         let shown = raw_path.display().to_string();
         let Some(rel) = clean_path(&raw_path).map_err(|why| refuse(&shown, why))? else {
             continue; // the archive's own "./"
@@ -90,7 +90,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
-                    .map_err(|e| not_a_tar(e))?
+                    .map_err(not_a_tar)?
                     .ok_or_else(|| refuse(&shown, "symlink without a target"))?
                     .into_owned();
                 remove_existing(&parent_fd, &name);
@@ -101,7 +101,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
             tar::EntryType::Link => {
                 let target = entry
                     .link_name()
-                    .map_err(|e| not_a_tar(e))?
+                    .map_err(not_a_tar)?
                     .ok_or_else(|| refuse(&shown, "hard link without a target"))?
                     .into_owned();
                 let target_rel = clean_path(&target)
