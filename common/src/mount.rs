@@ -77,6 +77,10 @@ fn mount_hint(errno: Errno) -> Option<&'static str> {
             "not allowed in this user namespace: only some filesystems may be mounted without \
              real root (e.g. Ubuntu's apparmor_restrict_unprivileged_userns forbids it): try sudo",
         ),
+        Errno::EACCES if namespace::rootless() => Some(
+            "denied by a security module: Ubuntu's AppArmor restricts unprivileged user namespaces \
+             (kernel.apparmor_restrict_unprivileged_userns=1): run with sudo or allow them with sysctl",
+        ),
         Errno::EPERM => Some("not allowed: mounting needs CAP_SYS_ADMIN"),
         Errno::ENODEV => Some("this kernel does not have that filesystem type"),
         _ => None,

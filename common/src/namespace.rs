@@ -92,7 +92,13 @@ pub fn write_id_maps(child: Pid) -> Result<()> {
 fn write_proc(child: Pid, file: &str, text: &str) -> Result<()> {
     let path = format!("/proc/{child}/{file}");
     narrate!("write({}, {})", quote(&path), quote(text));
-    fs::write(&path, text).map_err(|e| Error::io("writing", &path, e))
+    fs::write(&path, text).map_err(|e| {
+        let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
+        Error::sys(format!("write({}, {})", quote(&path), quote(text)), errno).hint(
+            "the kernel refused the user namespace's id map: if user namespaces are restricted \
+             (Ubuntu's kernel.apparmor_restrict_unprivileged_userns=1), run with sudo or allow them with sysctl",
+        )
+    })
 }
 
 /// Give the child's UTS namespace its own hostname.

@@ -3,7 +3,8 @@
 //! The parent and the child talk over two pipes:
 //!
 //! * the *go* pipe: the child blocks on it until the parent has written its
-//!   user-namespace id maps (a child without maps has no capabilities);
+//!   user-namespace id maps (until then its uid and gid are unmapped, so it
+//!   can create no file and the kernel cannot tell who owns what it does);
 //! * the *error* pipe, close-on-exec: if anything fails before the command is
 //!   exec'd, the child writes the error text there and exits; if the exec
 //!   succeeds, the kernel closes the pipe and the parent reads end-of-file.
@@ -74,8 +75,14 @@ impl Child {
     pub fn wait(self) -> Result<Exit> {
         loop {
             match waitpid(self.pid, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(Exit::Code(code)),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig)),
+                Ok(WaitStatus::Exited(_, code)) => {
+                    detail!("waitpid({}): exited with {code}", self.pid);
+                    return Ok(Exit::Code(code));
+                }
+                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                    detail!("waitpid({}): killed by {sig}", self.pid);
+                    return Ok(Exit::Signal(sig));
+                }
                 Ok(_) | Err(Errno::EINTR) => continue,
                 Err(errno) => return Err(Error::sys(format!("waitpid({})", self.pid), errno)),
             }
@@ -126,6 +133,7 @@ where
             .hint(namespace::clone_hint(errno, flags))
     })?;
     narrate!("clone({}) = {pid}", namespace::flag_names(flags));
+    detail!("the child waits on the go pipe; its error pipe is close-on-exec");
     drop((go_read, err_write));
     forward_signals_to(pid)?;
     let child = Child { pid };
@@ -140,9 +148,11 @@ where
     // text (read below) says why.
     let _ = File::from(go_write).write_all(b"g");
 
+    detail!("released the child; reading its error pipe until exec closes it");
     let mut report = String::new();
     let _ = File::from(err_read).read_to_string(&mut report);
     if report.is_empty() {
+        detail!("error pipe closed with nothing in it: the command is running");
         return Ok(child);
     }
     let _ = child.wait();

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod tarballs;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{chown, PermissionsExt};
@@ -68,6 +70,9 @@ impl Sandbox {
         let switch_to = (who == Who::Unprivileged && suite_is_root()).then(unprivileged_id);
         if let Some(id) = switch_to {
             chown(dir.path(), Some(id), Some(id)).expect("chown sandbox to the test uid");
+            // Where the chapter binaries are copied: the build directory may
+            // sit under a home the test uid cannot enter.
+            fs::create_dir(dir.path().join("bin")).unwrap();
         }
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         Sandbox { dir, switch_to }
@@ -107,9 +112,10 @@ impl Sandbox {
     pub fn command(&self, bin: &str, args: &[&str]) -> Command {
         let mut program = PathBuf::from(bin);
         if let Some(id) = self.switch_to {
-            // The build directory may sit under a home the test uid cannot enter.
-            let copy = self.path().join(program.file_name().unwrap());
+            let bin = self.path().join("bin");
+            let copy = bin.join(program.file_name().unwrap());
             if !copy.exists() {
+                let _ = fs::create_dir(&bin);
                 fs::copy(&program, &copy).expect("copy the chapter binary into the sandbox");
                 chown(&copy, Some(id), Some(id)).unwrap();
             }
@@ -232,7 +238,7 @@ impl Outcome {
 /// if it overstays.
 pub fn run(mut command: Command) -> Outcome {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("start the chapter binary");
+    let mut child = spawn(&mut command);
     let stdout = read_in_background(child.stdout.take().unwrap());
     let stderr = read_in_background(child.stderr.take().unwrap());
     let status = wait_with_limit(&mut child, RUN_LIMIT);
@@ -242,6 +248,21 @@ pub fn run(mut command: Command) -> Outcome {
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
     }
+}
+
+/// Start `command`. A binary copied into a sandbox a moment ago may still be
+/// open for writing in a process another test thread is forking (until that
+/// process execs): the kernel then says ETXTBSY, and we try again.
+fn spawn(command: &mut Command) -> Child {
+    for _ in 0..200 {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                thread::sleep(Duration::from_millis(10))
+            }
+            result => return result.expect("start the chapter binary"),
+        }
+    }
+    panic!("the chapter binary stayed busy (ETXTBSY)");
 }
 
 fn read_in_background(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
@@ -282,7 +303,7 @@ pub struct Running {
 impl Running {
     pub fn start(mut command: Command) -> Running {
         command.stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut child = command.spawn().expect("start the chapter binary");
+        let mut child = spawn(&mut command);
         let stdout = child.stdout.take().map(BufReader::new);
         Running { child, stdout }
     }
@@ -301,6 +322,27 @@ impl Running {
             .read_line(&mut line)
             .expect("read from the chapter");
         line.trim_end().to_string()
+    }
+
+    /// Everything the container prints on stdout until it closes it.
+    pub fn read_to_end(&mut self) -> String {
+        let mut text = String::new();
+        self.stdout
+            .as_mut()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    }
+
+    /// The pids of the chapter parent's children (the container's init).
+    pub fn children(&self) -> Vec<i32> {
+        let pid = self.child.id();
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect()
     }
 
     /// Wait for the chapter to end (within `RUN_LIMIT`).
@@ -363,4 +405,11 @@ pub fn mounts_in(mountinfo: &str) -> Vec<(String, String)> {
             Some((point, fstype))
         })
         .collect()
+}
+
+/// Make `path` belong to the user the sandbox runs chapters as.
+pub fn chown_to_sandbox_user(sandbox: &Sandbox, path: &Path) {
+    if let Some(id) = sandbox.switch_to {
+        chown(path, Some(id), Some(id)).unwrap();
+    }
 }

@@ -58,7 +58,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let owner = (header.uid().ok(), header.gid().ok());
         let (parent, name) = split(&rel);
-        let parent_fd = open_beneath(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
+        let parent_fd = open_parent(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
 
         if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(WHITEOUT_PREFIX)) {
             if hidden == OPAQUE_MARKER {
@@ -289,6 +289,27 @@ pub fn open_beneath(root: &impl AsFd, rel: &Path) -> std::result::Result<OwnedFd
         ),
         other => format!("{}: {}", rel.display(), other.desc()),
     })
+}
+
+/// Open the entry's parent directory `rel` below `root`, creating missing
+/// directories (mode 0755) one component at a time, as tar does: archives,
+/// and layers especially, need not list every parent before its children.
+fn open_parent(root: &OwnedFd, rel: &Path) -> std::result::Result<OwnedFd, String> {
+    match open_beneath(root, rel) {
+        Err(why) if why.contains("is not in the archive") => {}
+        other => return other,
+    }
+    let mut dir = open_beneath(root, Path::new("."))?;
+    for part in rel.components() {
+        let part = Path::new(part.as_os_str());
+        match mkdirat(&dir, part, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(errno) => return Err(format!("creating {}: {}", part.display(), errno.desc())),
+        }
+        dir = open_beneath(&dir, part)
+            .map_err(|_| format!("{} passes through a symlink", rel.display()))?;
+    }
+    Ok(dir)
 }
 
 /// Create a new file (never through a symlink: O_NOFOLLOW|O_EXCL).

@@ -1,0 +1,344 @@
+//! Chapter 3's claims (docs/ch3-overlay.md#claims--tests), each proved by
+//! running the real binary and looking at the data root from the host.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::tarballs::{docker_save, snapshot, tarball, Entry};
+use support::{assert_mount_table_unchanged, list_dir, mount_table, wait_until_dead, Sandbox, Who};
+
+const CH3: &str = env!("CARGO_BIN_EXE_ch3-overlay");
+
+fn sandbox(who: Who) -> Sandbox {
+    let sandbox = Sandbox::new(who);
+    sandbox.with_busybox(CH3);
+    sandbox
+}
+
+/// The only layer directory of a single-layer data root.
+fn only_layer(sandbox: &Sandbox) -> PathBuf {
+    let layers = list_dir(&sandbox.data_root().join("layers"));
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    sandbox.data_root().join("layers").join(&layers[0])
+}
+
+/// The directory `--keep` says it kept.
+fn kept_dir(stderr: &str) -> PathBuf {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("ch3-overlay: kept this run's layers in "))
+        .unwrap_or_else(|| panic!("no kept directory in {stderr}"));
+    PathBuf::from(line)
+}
+
+// Claim 1: a file written inside lands in the run's upper directory; a file
+// deleted inside becomes a whiteout there; the image layer is unchanged.
+fn claim_copy_on_write(who: Who) {
+    let sandbox = sandbox(who);
+    sandbox.run(CH3, &["-q", "--", "true"]).assert_ok();
+    let layer = only_layer(&sandbox);
+    let layer_before = snapshot(&layer);
+
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--keep",
+            "--",
+            "sh",
+            "-c",
+            "echo hi > /hello && rm /etc/group && echo x >> /etc/passwd",
+        ],
+    );
+    out.assert_ok();
+    let upper = kept_dir(&out.stderr).join("upper");
+    assert_eq!(fs::read_to_string(upper.join("hello")).unwrap(), "hi\n");
+    let whiteout = fs::symlink_metadata(upper.join("etc/group")).unwrap();
+    assert!(
+        whiteout.file_type().is_char_device() && whiteout.rdev() == 0,
+        "no 0/0 whiteout"
+    );
+    assert!(
+        fs::read_to_string(upper.join("etc/passwd"))
+            .unwrap()
+            .ends_with("x\n"),
+        "no copy-up"
+    );
+
+    assert!(
+        layer.join("etc/group").is_file(),
+        "the lower lost the deleted file"
+    );
+    assert_eq!(snapshot(&layer), layer_before, "the image layer changed");
+    // And a new run starts from the image again.
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "test -e /hello || test ! -e /etc/group || echo clean",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "clean\n");
+}
+
+#[test]
+fn writes_land_in_upper_and_the_layer_is_unchanged() {
+    claim_copy_on_write(Who::Caller);
+}
+
+#[test]
+fn rootless_writes_land_in_upper_and_the_layer_is_unchanged() {
+    claim_copy_on_write(Who::Unprivileged);
+}
+
+// Claim 2: two runs at once each have their own write layer.
+#[test]
+fn concurrent_runs_do_not_see_each_others_writes() {
+    let sandbox = sandbox(Who::Caller);
+    sandbox.run(CH3, &["-q", "--", "true"]).assert_ok(); // unpack the layer first
+    let script = |me: &str| format!("echo {me} > /{me}-was-here; sleep 1; ls / | grep was-here");
+    let (a, b) = (script("a"), script("b"));
+    let mut run_a = sandbox.spawn(CH3, &["-q", "--", "sh", "-c", &a]);
+    let mut run_b = sandbox.spawn(CH3, &["-q", "--", "sh", "-c", &b]);
+    assert_eq!(run_a.read_to_end(), "a-was-here\n");
+    assert_eq!(run_b.read_to_end(), "b-was-here\n");
+    assert!(run_a.wait().success() && run_b.wait().success());
+}
+
+// Claim 3: after a run its directories are gone, the layer is intact and
+// the host's mount table is unchanged.
+fn claim_run_leaves_nothing(who: Who) {
+    let sandbox = sandbox(who);
+    sandbox.run(CH3, &["-q", "--", "true"]).assert_ok();
+    let layer = only_layer(&sandbox);
+    let layer_before = snapshot(&layer);
+    let before = mount_table();
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p /a/b && echo x > /a/b/c && rm -rf /usr",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("tmp")),
+        Vec::<String>::new()
+    );
+    assert_eq!(snapshot(&layer), layer_before);
+    assert_mount_table_unchanged(&before);
+}
+
+#[test]
+fn run_leaves_no_directories_and_no_mounts() {
+    claim_run_leaves_nothing(Who::Caller);
+}
+
+#[test]
+fn rootless_run_leaves_no_directories_and_no_mounts() {
+    claim_run_leaves_nothing(Who::Unprivileged);
+}
+
+// Claim 4: a `docker save` image runs with each layer as its own lower
+// directory; a later layer's whiteout deletes a file and its opaque marker
+// hides a lower directory's contents. A layer two images share is stored once.
+fn claim_saved_image_view(who: Who) {
+    let sandbox = sandbox(who);
+    sandbox.run(CH3, &["-q", "--", "true"]).assert_ok(); // the flat busybox image
+    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let middle = tarball(&[
+        Entry::Dir("opt/"),
+        Entry::Dir("opt/data/"),
+        Entry::File("opt/data/a.txt", "a"),
+        Entry::File("opt/data/b.txt", "b"),
+        Entry::File("etc/motd", "hello"),
+    ]);
+    let top = tarball(&[
+        Entry::File("etc/.wh.motd", ""),
+        Entry::File("opt/data/.wh..wh..opq", ""),
+        Entry::File("opt/data/c.txt", "c"),
+    ]);
+    let image = sandbox.path().join("saved.tar");
+    fs::write(&image, docker_save(&[busybox, middle, top])).unwrap();
+    support::chown_to_sandbox_user(&sandbox, &image);
+
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--image",
+            image.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "ls /opt/data; test -e /etc/motd || echo no-motd",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "c.txt\nno-motd\n");
+    // busybox (shared with the flat image), middle, top.
+    assert_eq!(list_dir(&sandbox.data_root().join("layers")).len(), 3);
+}
+
+#[test]
+fn docker_save_layers_and_whiteouts_give_the_right_view() {
+    claim_saved_image_view(Who::Caller);
+}
+
+#[test]
+fn rootless_docker_save_layers_and_whiteouts_give_the_right_view() {
+    claim_saved_image_view(Who::Unprivileged);
+}
+
+/// Each hostile archive, with the entry its error must name.
+fn hostile_images(outside: &Path) -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let outside = outside.to_str().unwrap();
+    let leak = Box::leak(format!("{outside}/abs-escape").into_boxed_str());
+    let leak_target = Box::leak(outside.to_string().into_boxed_str());
+    vec![
+        (
+            "dotdot",
+            tarball(&[Entry::Dir("bin/"), Entry::File("../../../escape", "x")]),
+            "../../../escape",
+        ),
+        (
+            "absolute",
+            tarball(&[Entry::Dir("bin/"), Entry::File(leak, "x")]),
+            "abs-escape",
+        ),
+        (
+            "through-symlink",
+            tarball(&[
+                Entry::Symlink("link", leak_target),
+                Entry::File("link/pwned", "x"),
+            ]),
+            "link/pwned",
+        ),
+        (
+            "hardlink-abs",
+            tarball(&[Entry::HardLink("shadow", "/etc/shadow")]),
+            "shadow",
+        ),
+        (
+            "hardlink-dotdot",
+            tarball(&[Entry::HardLink("passwd", "../../../../../../etc/passwd")]),
+            "passwd",
+        ),
+        (
+            "device",
+            tarball(&[Entry::Dir("dev/"), Entry::CharDevice("dev/mem", 1, 1)]),
+            "dev/mem",
+        ),
+    ]
+}
+
+// Claim 5: hostile archives each fail with a clear error naming the entry;
+// nothing is written outside the data root and no layer is registered.
+fn claim_hostile_archives_refused(who: Who) {
+    let sandbox = sandbox(who);
+    let outside = sandbox.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    support::chown_to_sandbox_user(&sandbox, &outside);
+    let before_tree = list_dir(sandbox.path());
+    for (name, bytes, entry) in hostile_images(&outside) {
+        let image = sandbox.path().join(format!("{name}.tar"));
+        fs::write(&image, bytes).unwrap();
+        let out = sandbox.run(
+            CH3,
+            &["-q", "--image", image.to_str().unwrap(), "--", "true"],
+        );
+        assert_eq!(out.code, Some(125), "{name}: {out:#?}");
+        let errors = out.error_lines();
+        assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+        assert!(
+            errors[0].starts_with("ch3-overlay: image entry"),
+            "{name}: {errors:?}"
+        );
+        assert!(
+            errors[0].contains(entry) && errors[0].contains("refused"),
+            "{name}: {errors:?}"
+        );
+        fs::remove_file(&image).unwrap();
+    }
+    assert_eq!(
+        list_dir(&outside),
+        Vec::<String>::new(),
+        "something was written outside"
+    );
+    assert_eq!(
+        list_dir(sandbox.path()),
+        before_tree,
+        "something appeared beside the data root"
+    );
+    let root = sandbox.data_root();
+    assert!(!root.parent().unwrap().join("escape").exists());
+    for sub in ["layers", "index", "tmp", "containers", "rootfs"] {
+        assert_eq!(
+            list_dir(&root.join(sub)),
+            Vec::<String>::new(),
+            "{sub} is not empty"
+        );
+    }
+}
+
+#[test]
+fn hostile_tarballs_are_refused_and_nothing_is_written() {
+    claim_hostile_archives_refused(Who::Caller);
+}
+
+#[test]
+fn rootless_hostile_tarballs_are_refused_and_nothing_is_written() {
+    claim_hostile_archives_refused(Who::Unprivileged);
+}
+
+// Claim 6: if the parent is killed mid-run, the container dies, nothing
+// stays mounted, and the next run removes the stale directory.
+#[test]
+fn killed_run_dies_and_the_next_run_removes_its_directory() {
+    let sandbox = sandbox(Who::Caller);
+    sandbox.run(CH3, &["-q", "--", "true"]).assert_ok();
+    let before = mount_table();
+    let mut run = sandbox.spawn(CH3, &["-q", "--", "sh", "-c", "echo ready; sleep 1000"]);
+    assert_eq!(run.read_line(), "ready");
+    let container_init = run.children();
+    assert_eq!(container_init.len(), 1, "{container_init:?}");
+    // SAFETY: kill(2) on the chapter process this test started.
+    unsafe { libc::kill(run.pid() as i32, libc::SIGKILL) };
+    run.wait();
+    assert!(
+        wait_until_dead(container_init[0], Duration::from_secs(5)),
+        "the container outlived its parent"
+    );
+    assert_mount_table_unchanged(&before);
+    let containers = sandbox.data_root().join("containers");
+    assert_eq!(
+        list_dir(&containers).len(),
+        1,
+        "the killed run left no directory to clean"
+    );
+
+    let out = sandbox.run(CH3, &["--", "true"]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("(its run was killed)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(list_dir(&containers), Vec::<String>::new());
+}
