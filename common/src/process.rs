@@ -29,7 +29,7 @@ use nix::unistd::{execvp, pipe2, Pid};
 use crate::error::{
     quote, Error, Result, SysContext, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED,
 };
-use crate::{namespace, narrate};
+use crate::{detail, namespace, narrate};
 
 /// How much stack the cloned child runs on before it execs.
 const CHILD_STACK_SIZE: usize = 1024 * 1024;
