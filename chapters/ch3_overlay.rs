@@ -56,6 +56,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     let result = run_in(args, &lowers, &layout);
     // 3. Throw the write layer away, unless asked to keep it.
     if args.keep {
+        overlay::keep(&layout)?;
         eprintln!(
             "ch3-overlay: kept this run's layers in {}",
             layout.dir.display()

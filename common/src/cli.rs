@@ -1,6 +1,6 @@
 //! Command-line arguments every chapter shares, flattened into each chapter's own.
 
-use clap::Args;
+use clap::{Args, Parser};
 
 /// `-q` and `-v`: how much of the story to tell.
 #[derive(Args, Debug, Clone)]
@@ -55,4 +55,12 @@ pub struct ImageArgs {
     /// Hostname inside the container
     #[arg(long, default_value = "stepbox")]
     pub hostname: String,
+}
+
+/// Parse a chapter's arguments with `-v` left free for `--volume` (chapter 4
+/// on, as in Docker): the narration's extra detail is then `--verbose` only.
+pub fn parse_with_volume_flag<T: Parser>() -> T {
+    let command = T::command().mut_arg("verbose", |arg| arg.short(None));
+    let matches = command.get_matches();
+    T::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
 }

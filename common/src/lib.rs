@@ -13,6 +13,7 @@
 //! | image store, provisioning, safe unpack    | [`image`]     | ch2           |
 //! | chroot and pivot_root, the escape         | [`rootfs`]    | ch2           |
 //! | layers, overlayfs, per-run write layers   | [`overlay`]   | ch3           |
+//! | volumes: -v parsing, in-root bind mounts  | [`volume`]    | ch4           |
 
 pub mod cli;
 pub mod dataroot;
@@ -24,5 +25,6 @@ pub mod namespace;
 pub mod overlay;
 pub mod process;
 pub mod rootfs;
+pub mod volume;
 
 pub use error::{Error, Result};

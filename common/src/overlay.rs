@@ -103,6 +103,13 @@ pub fn create(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// Keep a run's directories for the learner to inspect: they are no longer
+/// a run's, so no later run will clean them up as stale.
+pub fn keep(layout: &Layout) -> Result<()> {
+    let owner = layout.dir.join(OWNER_FILE);
+    fs::remove_file(&owner).map_err(|e| Error::io("removing", &owner, e))
+}
+
 /// Remove a container's directories. Nothing is mounted on them in the
 /// host's namespace (the overlay lived in the container's), so this only
 /// ever deletes the container's own files.

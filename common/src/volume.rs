@@ -1,0 +1,363 @@
+//! Volumes: host directories bind-mounted into the container (ch4).
+//!
+//! The write layer dies with the container; a volume is how data outlives
+//! it. `-v HOST:CONTAINER[:ro|:rw]` bind-mounts the host path onto a path in
+//! the container's root, in the container's own mount namespace, before
+//! pivot_root (while the host path can still be named).
+//!
+//! The target is resolved *inside* the container's root with
+//! `openat2(RESOLVE_IN_ROOT)`: a symlink in the image (`/data -> /`, or
+//! `-> ../../..`) is followed as if the container's root were `/`, so it can
+//! never make the bind land on the host, or create anything there. The mount
+//! is then made onto the resolved directory itself, through its
+//! `/proc/self/fd/N` link, so nothing can swap the path in between.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::mount::MsFlags;
+use nix::sys::stat::{fstat, mkdirat, Mode};
+use nix::sys::statvfs::{fstatvfs, FsFlags};
+
+use crate::error::{quote, Error, Result};
+use crate::{mount, narrate};
+
+/// One `-v HOST:CONTAINER[:ro|:rw]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+const USAGE: &str = "use -v HOST:CONTAINER[:ro|:rw] with two absolute paths";
+
+fn invalid(spec: &str, why: &str) -> Error {
+    Error::Invalid(format!("invalid volume {spec:?}: {why}: {USAGE}"))
+}
+
+/// Parse one `-v` spec, refusing anything unclear before a file is touched.
+pub fn parse(spec: &str) -> Result<Volume> {
+    if spec.is_empty() {
+        return Err(invalid(spec, "it is empty"));
+    }
+    if spec.contains('\n') || spec.contains('\0') {
+        return Err(invalid(spec, "it contains a newline or NUL byte"));
+    }
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, target, mode) = match parts[..] {
+        [host, target] => (host, target, None),
+        [host, target, mode] => (host, target, Some(mode)),
+        _ => {
+            return Err(invalid(
+                spec,
+                "expected HOST:CONTAINER or HOST:CONTAINER:MODE",
+            ))
+        }
+    };
+    let read_only = match mode {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(other) => {
+            return Err(invalid(
+                spec,
+                &format!("unknown mode {other:?} (use ro or rw)"),
+            ))
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid(spec, "the host path is empty"));
+    }
+    if target.is_empty() {
+        return Err(invalid(spec, "the container path is empty"));
+    }
+    if !host.starts_with('/') {
+        return Err(invalid(
+            spec,
+            &format!("the host path {host:?} is not absolute"),
+        ));
+    }
+    if !target.starts_with('/') {
+        return Err(invalid(
+            spec,
+            &format!("the container path {target:?} is not absolute"),
+        ));
+    }
+    if host.contains(',') {
+        return Err(invalid(
+            spec,
+            "the host path contains ',', which mount options cannot carry",
+        ));
+    }
+    let target = normalise_target(spec, target)?;
+    for reserved in ["/proc", "/sys", "/dev"] {
+        if target.starts_with(reserved) {
+            return Err(invalid(
+                spec,
+                &format!(
+                    "{} is the container's own {reserved}, which a volume may not cover",
+                    target.display()
+                ),
+            ));
+        }
+    }
+    Ok(Volume {
+        host: PathBuf::from(host),
+        target,
+        read_only,
+    })
+}
+
+/// `/a//b/./c` → `/a/b/c`; `..` and `/` itself are refused.
+fn normalise_target(spec: &str, target: &str) -> Result<PathBuf> {
+    let mut clean = PathBuf::from("/");
+    for component in Path::new(target).components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(invalid(spec, "the container path may not contain '..'"));
+            }
+        }
+    }
+    if clean == Path::new("/") {
+        return Err(invalid(
+            spec,
+            "a volume may not cover the container's root /",
+        ));
+    }
+    Ok(clean)
+}
+
+/// Parse every `-v`, refusing two volumes on the same target. The result is
+/// in mount order: a parent directory's volume before volumes inside it.
+pub fn parse_all(specs: &[String]) -> Result<Vec<Volume>> {
+    let mut volumes = specs.iter().map(|s| parse(s)).collect::<Result<Vec<_>>>()?;
+    let mut seen = HashSet::new();
+    for (volume, spec) in volumes.iter().zip(specs) {
+        if !seen.insert(volume.target.clone()) {
+            return Err(invalid(
+                spec,
+                &format!("another volume already uses {}", volume.target.display()),
+            ));
+        }
+    }
+    volumes.sort_by_key(|v| v.target.components().count());
+    Ok(volumes)
+}
+
+/// Create the host directories that do not exist yet, as `docker run -v`
+/// does. Returns the ones created, so a failed start can remove them again.
+pub fn create_missing_host_dirs(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
+    for volume in volumes {
+        if fs::symlink_metadata(&volume.host).is_ok() {
+            continue;
+        }
+        // The topmost missing ancestor: everything below it is ours to remove.
+        let mut top = volume.host.clone();
+        while let Some(parent) = top.parent() {
+            if fs::symlink_metadata(parent).is_ok() {
+                break;
+            }
+            top = parent.to_path_buf();
+        }
+        narrate!(
+            "mkdir -p {}   /* a missing volume directory is created, as docker run -v does */",
+            quote(&volume.host)
+        );
+        fs::create_dir_all(&volume.host)
+            .map_err(|e| Error::io("creating volume directory", &volume.host, e))?;
+        created.push(top);
+    }
+    Ok(created)
+}
+
+/// Remove host directories [`create_missing_host_dirs`] made, if still empty.
+pub fn remove_created(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let mut stack = vec![dir.clone()];
+        // Depth first: only empty directories go (remove_dir refuses the rest).
+        let mut all = Vec::new();
+        while let Some(d) = stack.pop() {
+            if let Ok(entries) = fs::read_dir(&d) {
+                stack.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+            all.push(d);
+        }
+        for d in all.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// Bind `volume` into the container root `root` (run in the child, before pivot_root).
+pub fn mount_in(root: &Path, volume: &Volume) -> Result<()> {
+    let host_is_dir = fs::metadata(&volume.host)
+        .map_err(|e| Error::io("volume", &volume.host, e))?
+        .is_dir();
+    let root_fd = nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("opening", root, e.into()))?;
+    let target = resolve_in_root(&root_fd, &volume.target, host_is_dir)?;
+    let same = |a: &OwnedFd, b: &OwnedFd| matches!((fstat(a), fstat(b)), (Ok(x), Ok(y)) if x.st_dev == y.st_dev && x.st_ino == y.st_ino);
+    if same(&target, &root_fd) {
+        return Err(Error::Invalid(format!(
+            "volume target {} resolves to the container's root (through a symlink in the image): choose another path",
+            volume.target.display()
+        )));
+    }
+    let shown = format!("{}{}", root.display(), volume.target.display());
+    let via = fd_path(&target);
+    narrate!(
+        "/* {} resolved inside the root: {} is {} */",
+        quote(&volume.target),
+        via,
+        quote(&shown)
+    );
+    mount::mount(
+        Some(&volume.host.to_string_lossy()),
+        Path::new(&via),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
+    if volume.read_only {
+        // A bind mount copies the source's flags; MS_RDONLY needs a remount of
+        // the new mount (reopened: the old fd is the directory underneath it).
+        let mounted = resolve_in_root(&root_fd, &volume.target, host_is_dir)?;
+        let keep = locked_flags(&mounted);
+        mount::mount(
+            None,
+            Path::new(&fd_path(&mounted)),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The flags of the mount `fd` is on that a remount must repeat: in a user
+/// namespace the kernel refuses to clear nosuid, nodev or noexec set by the host.
+fn locked_flags(fd: &OwnedFd) -> MsFlags {
+    let Ok(stat) = fstatvfs(fd) else {
+        return MsFlags::empty();
+    };
+    let flags = stat.flags();
+    let mut keep = MsFlags::empty();
+    for (st, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if flags.contains(st) {
+            keep |= ms;
+        }
+    }
+    keep
+}
+
+/// Open `target` inside the root `root_fd`, creating what is missing (a
+/// directory, or an empty file for a file bind), each step resolved with
+/// RESOLVE_IN_ROOT: symlinks are followed as if `root_fd` were `/`.
+pub fn resolve_in_root(root_fd: &OwnedFd, target: &Path, want_dir: bool) -> Result<OwnedFd> {
+    let rel = target.strip_prefix("/").unwrap_or(target);
+    let parts: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    let open = |path: &Path| {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(root_fd, path, how)
+    };
+    let mut done = PathBuf::new();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let path = done.join(part);
+        match open(&path) {
+            Ok(_) => {}
+            Err(Errno::ENOENT) => {
+                let parent = open(if done.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    &done
+                })
+                .map_err(|e| {
+                    Error::sys(format!("openat2({}, RESOLVE_IN_ROOT)", quote(&done)), e)
+                })?;
+                create_at(&parent, part, !last || want_dir, target)?;
+            }
+            Err(errno) => {
+                return Err(Error::sys(
+                    format!("openat2({}, RESOLVE_IN_ROOT)", quote(&path)),
+                    errno,
+                ));
+            }
+        }
+        done = path;
+    }
+    let fd = open(&done)
+        .map_err(|e| Error::sys(format!("openat2({}, RESOLVE_IN_ROOT)", quote(&done)), e))?;
+    let is_dir = fstat(&fd).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR);
+    if is_dir != want_dir {
+        let (have, want) = if want_dir {
+            ("a file", "a directory")
+        } else {
+            ("a directory", "a file")
+        };
+        return Err(Error::Invalid(format!(
+            "volume target {} is {have} in the image, but the host path is {want}: bind a directory onto a directory, a file onto a file",
+            target.display()
+        )));
+    }
+    Ok(fd)
+}
+
+/// Create the missing `name` in the directory `parent` (a directory, or an
+/// empty file to bind a file onto). Never follows a symlink at `name`.
+fn create_at(parent: &OwnedFd, name: &std::ffi::OsStr, dir: bool, target: &Path) -> Result<()> {
+    // O_PATH fds cannot be written through: reopen the parent as a real directory.
+    let parent = openat2(
+        parent,
+        ".",
+        OpenHow::new().flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC),
+    )
+    .map_err(|e| Error::sys("openat2(\".\")", e))?;
+    let result = if dir {
+        mkdirat(&parent, name, Mode::from_bits_truncate(0o755))
+    } else {
+        nix::fcntl::openat(
+            &parent,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map(drop)
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(Errno::EEXIST) => Err(Error::Invalid(format!(
+            "volume target {}: {} is a symlink to nowhere in the image: choose another path",
+            target.display(),
+            quote(name)
+        ))),
+        Err(errno) => Err(Error::sys(
+            format!("creating {} for volume {}", quote(name), target.display()),
+            errno,
+        )),
+    }
+}
