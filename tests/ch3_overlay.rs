@@ -88,6 +88,7 @@ fn claim_copy_on_write(who: Who) {
     );
     out.assert_ok();
     assert_eq!(out.stdout, "clean\n");
+    assert!(upper.is_dir(), "a later run swept the kept directory");
 }
 
 #[test]

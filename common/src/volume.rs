@@ -274,44 +274,11 @@ fn locked_flags(fd: &OwnedFd) -> MsFlags {
 
 /// Open `target` inside the root `root_fd`, creating what is missing (a
 /// directory, or an empty file for a file bind), each step resolved with
-/// RESOLVE_IN_ROOT: symlinks are followed as if `root_fd` were `/`.
+/// RESOLVE_IN_ROOT: symlinks are followed as if `root_fd` were `/`. A
+/// symlink to a path that does not exist yet is followed too, and that path
+/// created inside the root (as runc does).
 pub fn resolve_in_root(root_fd: &OwnedFd, target: &Path, want_dir: bool) -> Result<OwnedFd> {
-    let rel = target.strip_prefix("/").unwrap_or(target);
-    let parts: Vec<&std::ffi::OsStr> = rel.iter().collect();
-    let open = |path: &Path| {
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        openat2(root_fd, path, how)
-    };
-    let mut done = PathBuf::new();
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        let path = done.join(part);
-        match open(&path) {
-            Ok(_) => {}
-            Err(Errno::ENOENT) => {
-                let parent = open(if done.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    &done
-                })
-                .map_err(|e| {
-                    Error::sys(format!("openat2({}, RESOLVE_IN_ROOT)", quote(&done)), e)
-                })?;
-                create_at(&parent, part, !last || want_dir, target)?;
-            }
-            Err(errno) => {
-                return Err(Error::sys(
-                    format!("openat2({}, RESOLVE_IN_ROOT)", quote(&path)),
-                    errno,
-                ));
-            }
-        }
-        done = path;
-    }
-    let fd = open(&done)
-        .map_err(|e| Error::sys(format!("openat2({}, RESOLVE_IN_ROOT)", quote(&done)), e))?;
+    let fd = resolve_creating(root_fd, target, want_dir, 0)?;
     let is_dir = fstat(&fd).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR);
     if is_dir != want_dir {
         let (have, want) = if want_dir {
@@ -325,6 +292,72 @@ pub fn resolve_in_root(root_fd: &OwnedFd, target: &Path, want_dir: bool) -> Resu
         )));
     }
     Ok(fd)
+}
+
+/// How many dangling symlinks one target may pass through (like ELOOP).
+const MAX_LINKS: usize = 40;
+
+fn resolve_creating(
+    root_fd: &OwnedFd,
+    target: &Path,
+    want_dir: bool,
+    links: usize,
+) -> Result<OwnedFd> {
+    let open = |path: &Path| {
+        let path = if path.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            path
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        openat2(root_fd, path, how)
+            .map_err(|e| Error::sys(format!("openat2({}, RESOLVE_IN_ROOT)", quote(path)), e))
+    };
+    let rel = target.strip_prefix("/").unwrap_or(target);
+    let parts: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    let mut done = PathBuf::new();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let path = done.join(part);
+        match open(&path) {
+            Ok(_) => {}
+            Err(error) if error.errno() == Some(Errno::ENOENT) => {
+                let parent = open(&done)?;
+                if let Some(link) = dangling_symlink(&parent, part) {
+                    if links >= MAX_LINKS {
+                        return Err(Error::Invalid(format!(
+                            "volume target {}: too many levels of symlinks in the image",
+                            target.display()
+                        )));
+                    }
+                    // Follow it by hand: the rest of the target, under where it points.
+                    let mut next = if link.is_absolute() {
+                        link
+                    } else {
+                        done.join(link)
+                    };
+                    next.extend(&parts[i + 1..]);
+                    return resolve_creating(
+                        root_fd,
+                        &Path::new("/").join(next),
+                        want_dir,
+                        links + 1,
+                    );
+                }
+                create_at(&parent, part, !last || want_dir, target)?;
+            }
+            Err(error) => return Err(error),
+        }
+        done = path;
+    }
+    open(&done)
+}
+
+/// The target of `name` in `parent` if it is a symlink.
+fn dangling_symlink(parent: &OwnedFd, name: &std::ffi::OsStr) -> Option<PathBuf> {
+    nix::fcntl::readlinkat(parent, name).ok().map(PathBuf::from)
 }
 
 /// Create the missing `name` in the directory `parent` (a directory, or an
@@ -351,7 +384,7 @@ fn create_at(parent: &OwnedFd, name: &std::ffi::OsStr, dir: bool, target: &Path)
     match result {
         Ok(()) => Ok(()),
         Err(Errno::EEXIST) => Err(Error::Invalid(format!(
-            "volume target {}: {} is a symlink to nowhere in the image: choose another path",
+            "volume target {}: {} appeared while it was being created: try again",
             target.display(),
             quote(name)
         ))),
