@@ -5,6 +5,7 @@ mod support;
 
 use std::fs;
 use std::io::Write;
+use std::path::Path;
 
 use support::{assert_mount_table_unchanged, list_dir, mount_table, mounts_in, Sandbox, Who};
 
@@ -21,13 +22,16 @@ fn sandbox(who: Who) -> Sandbox {
 // Claim 1: inside, `/` is the busybox image, for both methods.
 fn claim_root_is_the_image(who: Who) {
     let sandbox = sandbox(who);
-    let host_only = sandbox.path().join("host-only-file");
-    fs::write(&host_only, "host").unwrap();
+    // Host files outside /tmp (inside, /tmp is a fresh tmpfs whatever the root).
+    let host_only = [CH2, "/etc/os-release"];
+    for path in host_only {
+        assert!(Path::new(path).exists(), "{path} is not on the host");
+    }
     let before = mount_table();
     for method in METHODS {
         let script = format!(
-            "test -x /bin/busybox && echo busybox; test -e {} || echo no-host-file; readlink /bin/sh",
-            host_only.display()
+            "test -x /bin/busybox && echo busybox; test -e {} || test -e {} || echo no-host-file; readlink /bin/sh",
+            host_only[0], host_only[1]
         );
         let out = sandbox.run(CH2, &["--method", method, "--", "sh", "-c", &script]);
         out.assert_ok();
@@ -335,8 +339,8 @@ fn writes_persist_into_the_next_run() {
     assert_eq!(fs::read_to_string(on_host).unwrap(), "left-behind\n");
 }
 
-// After a run, nothing of the container stays: no put_old or escape
-// directory in the image, no process.
+// After a run, nothing of the container stays in the image: no put_old or
+// escape directory; and nothing stays mounted.
 #[test]
 fn runs_leave_no_trace_in_the_image() {
     let sandbox = sandbox(Who::Caller);

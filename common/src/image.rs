@@ -39,12 +39,15 @@ pub struct Image {
     pub source: Source,
 }
 
-/// Find the image `spec`: a path (anything with a `/`, or an existing file or
-/// directory), or a name in `images/`. The default image is provisioned on
+/// Find the image `spec`: a path (anything with a `/`, or ending in `.tar`,
+/// `.tar.gz` or `.tgz`), or a name in `images/`. The default image is provisioned on
 /// first use.
 pub fn find(root: &DataRoot, spec: &str) -> Result<Image> {
     let as_path = Path::new(spec);
-    if spec.contains('/') || as_path.exists() {
+    let looks_like_file = [".tar", ".tar.gz", ".tgz"]
+        .iter()
+        .any(|ext| spec.ends_with(ext));
+    if spec.contains('/') || looks_like_file {
         return from_path(as_path);
     }
     check_name("image", spec)?;
@@ -151,11 +154,12 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
             std::fs::create_dir(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         }
     }
-    scratch.persist(&dest)?;
-    narrate!(
-        "unpacked {} ({entries} entries) into {}",
-        tarball.display(),
-        dest.display()
-    );
+    if scratch.persist(&dest)? {
+        narrate!(
+            "unpacked {} ({entries} entries) into {}",
+            tarball.display(),
+            dest.display()
+        );
+    }
     Ok(dest)
 }

@@ -56,7 +56,9 @@ pub fn pivot_root(new_root: &Path) -> Result<()> {
                 "new_root is not a mount point, put_old is not under it, or a parent mount is \
                  shared: bind new_root onto itself and make / private first",
             ),
-            Errno::EBUSY => error.hint("new_root or put_old is already the root"),
+            Errno::EBUSY => error.hint(
+                "new_root is on the same mount as the current root: bind-mount it onto itself first",
+            ),
             Errno::EPERM => {
                 error.hint("pivot_root needs CAP_SYS_ADMIN in the mount namespace's owner")
             }
@@ -136,15 +138,19 @@ pub fn try_escape(host: &HostView) -> Result<()> {
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
-            loop {
+            let status = loop {
                 match waitpid(child, None) {
-                    Err(Errno::EINTR) => continue,
-                    Ok(WaitStatus::StillAlive) => continue,
-                    _ => break,
+                    Err(Errno::EINTR) | Ok(WaitStatus::StillAlive) => continue,
+                    other => break other,
                 }
-            }
+            };
             let _ = fs::remove_dir(dir);
-            Ok(())
+            match status {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                _ => Err(Error::Invalid(
+                    "the escape attempt failed (its error is above)".into(),
+                )),
+            }
         }
     }
 }

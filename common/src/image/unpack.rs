@@ -105,11 +105,11 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
                     .ok_or_else(|| refuse(&shown, "hard link without a target"))?
                     .into_owned();
                 let target_rel = clean_path(&target)
-                    .map_err(|why| refuse(&shown, format!("hard link target {}", why)))?
+                    .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?
                     .ok_or_else(|| refuse(&shown, "hard link to the root directory"))?;
                 let (target_parent, target_name) = split(&target_rel);
                 let target_fd = open_beneath(&dest_fd, &target_parent)
-                    .map_err(|why| refuse(&shown, format!("hard link target {why}")))?;
+                    .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?;
                 remove_existing(&parent_fd, &name);
                 linkat(
                     &target_fd,
