@@ -5,6 +5,7 @@
 //! kept as `images/<name>.tar[.gz]` in the data root, or given by path. ch2
 //! unpacks it once into `rootfs/<name>/` and runs in that directory directly.
 
+pub mod export;
 mod layers;
 mod provision;
 pub mod unpack;
@@ -17,7 +18,7 @@ use crate::dataroot::{check_name, DataRoot};
 use crate::error::{Error, Result};
 use crate::{detail, narrate};
 
-pub use layers::layers;
+pub use layers::{layer_count, layers};
 pub use provision::is_static_elf;
 
 /// The image every chapter runs when none is named.

@@ -14,8 +14,10 @@
 //! | chroot and pivot_root, the escape         | [`rootfs`]    | ch2           |
 //! | layers, overlayfs, per-run write layers   | [`overlay`]   | ch3           |
 //! | volumes: -v parsing, in-root bind mounts  | [`volume`]    | ch4           |
+//! | named containers, state, locks, listing   | [`container`] | ch5           |
 
 pub mod cli;
+pub mod container;
 pub mod dataroot;
 pub mod error;
 pub mod image;

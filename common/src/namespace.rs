@@ -11,6 +11,8 @@
 use std::fs;
 
 use nix::errno::Errno;
+use std::fs::File;
+
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Pid, Uid};
 
@@ -81,15 +83,17 @@ pub fn clone_hint(errno: Errno, flags: CloneFlags) -> String {
 /// denies it access to a file. See user_namespaces(7), "Interaction with
 /// system calls that change process UIDs or GIDs".
 pub fn write_id_maps(child: Pid) -> Result<()> {
-    let uid = Uid::effective();
-    let gid = Gid::effective();
-    write_proc(child, "setgroups", "deny")?;
-    write_proc(child, "uid_map", &format!("0 {uid} 1"))?;
-    write_proc(child, "gid_map", &format!("0 {gid} 1"))?;
+    map_ids(&child.to_string(), Uid::effective(), Gid::effective())
+}
+
+fn map_ids(pid: &str, uid: Uid, gid: Gid) -> Result<()> {
+    write_proc(pid, "setgroups", "deny")?;
+    write_proc(pid, "uid_map", &format!("0 {uid} 1"))?;
+    write_proc(pid, "gid_map", &format!("0 {gid} 1"))?;
     Ok(())
 }
 
-fn write_proc(child: Pid, file: &str, text: &str) -> Result<()> {
+fn write_proc(child: &str, file: &str, text: &str) -> Result<()> {
     let path = format!("/proc/{child}/{file}");
     narrate!("write({}, {})", quote(&path), quote(text));
     fs::write(&path, text).map_err(|e| {
@@ -121,4 +125,54 @@ pub fn check_hostname(name: &str) -> Result<()> {
     Err(Error::Invalid(format!(
         "invalid hostname {name:?}: use 1 to 63 letters, digits, '-' or '.'"
     )))
+}
+
+/// The namespaces `exec` joins, in the order it must join them: the user
+/// namespace first (it grants the capabilities to join the others), then
+/// mount, pid, uts and ipc. See setns(2).
+const JOIN_ORDER: [(&str, CloneFlags); 5] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+];
+
+/// Join the namespaces of process `pid` (its user namespace too when
+/// `with_user`). Joining a pid namespace only applies to children made
+/// afterwards: the caller must fork for the command to be inside it.
+pub fn join(pid: i32, with_user: bool) -> Result<()> {
+    // Open them all first: once in the container's mount namespace, the
+    // host's /proc/<pid> is out of reach.
+    let mut opened = Vec::new();
+    for (name, flag) in JOIN_ORDER {
+        if flag == CloneFlags::CLONE_NEWUSER && !with_user {
+            continue;
+        }
+        let path = format!("/proc/{pid}/ns/{name}");
+        let file = File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
+        opened.push((path, flag, file));
+    }
+    for (path, flag, file) in opened {
+        let call = format!("setns(open({}), {})", quote(&path), flag_names(flag));
+        narrate!("{call}");
+        nix::sched::setns(&file, flag).map_err(|errno| Error::sys(call, errno))?;
+    }
+    Ok(())
+}
+
+/// Give this process a mount namespace of its own (and, when not root, a
+/// user namespace in which it is root), with `/` private: mounts it makes
+/// are seen by nobody else and vanish when it exits.
+pub fn enter_private_mount_ns() -> Result<()> {
+    let (uid, gid) = (Uid::effective(), Gid::effective());
+    let flags = with_user_if_rootless(CloneFlags::CLONE_NEWNS);
+    let call = format!("unshare({})", flag_names(flags));
+    narrate!("{call}");
+    nix::sched::unshare(flags)
+        .map_err(|errno| Error::sys(call, errno).hint(clone_hint(errno, flags)))?;
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        map_ids("self", uid, gid)?;
+    }
+    crate::mount::make_private("/")
 }

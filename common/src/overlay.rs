@@ -93,6 +93,12 @@ pub fn create(layout: &Layout) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| Error::io("creating", dir, e))?;
+    create_parts(layout)
+}
+
+/// Create upper/, work/ and merged/ in an existing container directory.
+pub fn create_parts(layout: &Layout) -> Result<()> {
+    let dir = &layout.dir;
     narrate!("mkdir {}/{{upper,work,merged}}", dir.display());
     for part in [&layout.upper, &layout.work, &layout.merged] {
         if let Err(e) = DirBuilder::new().mode(0o755).create(part) {
@@ -191,4 +197,44 @@ pub fn mount_overlay(options: &str, layout: &Layout) -> Result<()> {
         ),
         _ => error,
     })
+}
+
+/// Mount a read-only overlay of `upper` over the image's layers on `target`:
+/// the container's files as they are now, without anything mounted inside
+/// the container (volumes, /proc, /dev). With no upperdir, overlayfs is
+/// read-only, and `upper` is read as one more lower layer, whiteouts included.
+/// Call it only in a private mount namespace (see namespace::enter_private_mount_ns);
+/// `userxattr` as for the container's own overlay (when it runs rootless).
+pub fn mount_readonly_view(
+    lowers_bottom_first: &[PathBuf],
+    upper: &Path,
+    target: &Path,
+    userxattr: bool,
+) -> Result<()> {
+    let mut all: Vec<PathBuf> = lowers_bottom_first.to_vec();
+    all.push(upper.to_path_buf());
+    for path in &all {
+        if path.to_string_lossy().contains([',', ':', '\n']) {
+            return Err(Error::Invalid(format!(
+                "path {} holds ',', ':' or a newline, which overlay mount options cannot carry",
+                path.display()
+            )));
+        }
+    }
+    let lower: Vec<String> = all
+        .iter()
+        .rev()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut options = format!("lowerdir={}", lower.join(":"));
+    if userxattr {
+        options.push_str(",userxattr");
+    }
+    mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_RDONLY,
+        Some(&options),
+    )
 }

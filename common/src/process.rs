@@ -289,3 +289,98 @@ pub fn start_time(pid: i32) -> Option<u64> {
     let after_name = stat.rsplit_once(") ")?.1;
     after_name.split(' ').nth(19)?.parse().ok()
 }
+
+/// Point the command's stdin at `stdin` and its stdout and stderr at `out`
+/// (a detached container's log), just before exec.
+pub fn redirect_stdio(stdin: &OwnedFd, out: &OwnedFd) -> Result<()> {
+    for (fd, target) in [(stdin, 0), (out, 1), (out, 2)] {
+        // SAFETY: dup2 onto one of the standard fds of this process.
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+            return Err(Error::sys(
+                format!("dup2({}, {target})", fd.as_raw_fd()),
+                Errno::last(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a detached process tells the one that started it.
+pub struct Ready {
+    pipe: Option<File>,
+}
+
+impl Ready {
+    /// Report success with a message (e.g. the container's name) and let the
+    /// starter go. From here on this process no longer writes to its stderr.
+    pub fn ok(&mut self, message: &str) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = pipe.write_all(format!("ok\n{message}").as_bytes());
+        }
+        silence_stdio();
+    }
+
+    /// Report failure (the starter prints the error and exits with its code).
+    pub fn fail(&mut self, error: &Error) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = pipe.write_all(format!("{}\n{error}", error.exit_code()).as_bytes());
+        }
+        silence_stdio();
+    }
+}
+
+/// Point fds 0, 1 and 2 at /dev/null and stop logging.
+fn silence_stdio() {
+    ::log::set_max_level(::log::LevelFilter::Off);
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        let null = OwnedFd::from(null);
+        let _ = redirect_stdio(&null, &null);
+    }
+}
+
+/// Fork a detached process (its own session, stdin and stdout on
+/// /dev/null) that runs `body`, and wait only until `body` reports through
+/// [`Ready`]. Returns the reported message, or the reported error.
+pub fn detach(body: impl FnOnce(&mut Ready) -> Result<()>) -> Result<String> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(ready)".into())?;
+    // SAFETY: single-threaded; the forked process runs `body` and exits.
+    match unsafe { nix::unistd::fork() }.call(|| "fork()".into())? {
+        nix::unistd::ForkResult::Child => {
+            drop(read_end);
+            let _ = nix::unistd::setsid();
+            // The starter may be read through a pipe until end-of-file: let go of its stdout now.
+            if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+                // SAFETY: dup2 onto this process's own stdin and stdout.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(null.as_raw_fd(), 1);
+                }
+            }
+            let mut ready = Ready {
+                pipe: Some(File::from(write_end)),
+            };
+            let code = match body(&mut ready) {
+                Ok(()) => 0,
+                Err(error) => {
+                    ready.fail(&error);
+                    error.exit_code() as i32
+                }
+            };
+            // SAFETY: end the forked process without running the starter's exit path.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write_end);
+            narrate!("fork() = {child}   /* the monitor: starts the container, waits for it, records its exit */");
+            let mut report = String::new();
+            let _ = File::from(read_end).read_to_string(&mut report);
+            match report.split_once('\n') {
+                Some(("ok", message)) => Ok(message.to_string()),
+                Some(_) => Err(parse_report(&report)),
+                None => Err(Error::Invalid(
+                    "the monitor process died before the container started".into(),
+                )),
+            }
+        }
+    }
+}

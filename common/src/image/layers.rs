@@ -128,6 +128,11 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
     Ok(None)
 }
 
+/// How many layers the image tarball at `path` has (1 for a flat rootfs).
+pub fn layer_count(path: &Path) -> Result<usize> {
+    Ok(saved_manifest(path)?.map_or(1, |layers| layers.len()))
+}
+
 /// Unpack every layer a saved image lists, in one pass over the tarball.
 fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<Vec<String>> {
     let mut digests: Vec<Option<String>> = vec![None; members.len()];
