@@ -114,9 +114,18 @@ impl<W: Write> Walk<W> {
                 let target = nix::fcntl::readlinkat(dir, name)
                     .map_err(|e| Error::io("readlink", rel, e.into()))?;
                 header.set_entry_type(tar::EntryType::Symlink);
-                self.tar
-                    .append_link(&mut header, rel, Path::new(&target))
-                    .map_err(io)?;
+                let bytes = target.as_bytes();
+                if bytes.len() < 100 {
+                    // Byte for byte: the tar crate's path setter would rewrite "/" as "//".
+                    header.set_link_name_literal(bytes).map_err(io)?;
+                    self.tar
+                        .append_data(&mut header, rel, std::io::empty())
+                        .map_err(io)?;
+                } else {
+                    self.tar
+                        .append_link(&mut header, rel, Path::new(&target))
+                        .map_err(io)?;
+                }
             }
             SFlag::S_IFREG => {
                 let key = (st.st_dev, st.st_ino);

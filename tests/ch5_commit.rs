@@ -1,0 +1,543 @@
+//! Chapter 5's claims (docs/ch5-commit.md#claims--tests), each proved by
+//! running the real binary, and checking the host afterwards.
+
+mod support;
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::{
+    assert_mount_table_unchanged, chown_to_sandbox_user, list_dir, mount_table, process_state,
+    wait_until_dead, Outcome, Sandbox, Who,
+};
+
+const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
+
+fn sandbox(who: Who) -> Sandbox {
+    let sandbox = Sandbox::new(who);
+    sandbox.with_busybox(CH5);
+    sandbox
+}
+
+fn ch5(sandbox: &Sandbox, args: &[&str]) -> Outcome {
+    let mut all = vec!["-q"];
+    all.extend_from_slice(args);
+    sandbox.run(CH5, &all)
+}
+
+/// Poll `check` until it holds or `limit` passes.
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+/// The `ps -a` row of container `name`, split into columns.
+fn ps_row(sandbox: &Sandbox, name: &str) -> Option<String> {
+    let out = ch5(sandbox, &["ps", "-a"]);
+    out.assert_ok();
+    out.stdout
+        .lines()
+        .find(|line| line.split_whitespace().nth(1) == Some(name))
+        .map(str::to_string)
+}
+
+/// The pids recorded in a container's state.json (init, monitor).
+fn recorded_pids(sandbox: &Sandbox, name: &str) -> Vec<i32> {
+    let path = sandbox
+        .data_root()
+        .join("containers")
+        .join(name)
+        .join("state.json");
+    let state: serde_json::Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+    ["pid", "monitor_pid"]
+        .iter()
+        .filter_map(|key| state[key].as_i64().map(|p| p as i32))
+        .collect()
+}
+
+/// The entries of a gzip tarball: (path, link target if a symlink).
+fn tar_entries(path: &Path) -> Vec<(String, Option<String>)> {
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(path).unwrap()));
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let link = entry.link_name().unwrap().map(|l| l.display().to_string());
+            (name, link)
+        })
+        .collect()
+}
+
+// Claim 1: the whole flow. Two containers with volumes; exec writes into a
+// volume and into the root; commit; stop; rm; the new image has the change
+// and none of the volume's content; the host volume data is intact.
+fn claim_end_to_end(who: Who) {
+    let sandbox = sandbox(who);
+    let before = mount_table();
+    let (from1, from2) = (sandbox.path().join("from1"), sandbox.path().join("from2"));
+    let v1 = format!("{}:/to1", from1.display());
+    let v2 = format!("{}:/to2", from2.display());
+    ch5(
+        &sandbox,
+        &[
+            "run", "-d", "--name", "c1", "-v", &v1, "busybox", "sleep", "1000",
+        ],
+    )
+    .assert_ok();
+    let out = ch5(
+        &sandbox,
+        &[
+            "run", "-d", "--name", "c2", "-v", &v2, "busybox", "sleep", "1000",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "c2\n");
+
+    let out = ch5(
+        &sandbox,
+        &[
+            "exec",
+            "c2",
+            "sh",
+            "-c",
+            "echo hello > /to2/test2.txt; echo mine > /root/changed",
+        ],
+    );
+    out.assert_ok();
+    let out = ch5(&sandbox, &["commit", "c2", "image2"]);
+    out.assert_ok();
+    let tarball = sandbox.data_root().join("images/image2.tar.gz");
+    assert_eq!(out.stdout.trim(), tarball.display().to_string());
+
+    let pids: Vec<i32> = ["c1", "c2"]
+        .iter()
+        .flat_map(|c| recorded_pids(&sandbox, c))
+        .collect();
+    ch5(&sandbox, &["stop", "c2"]).assert_ok();
+    ch5(&sandbox, &["rm", "c2"]).assert_ok();
+    let out = ch5(&sandbox, &["run", "--rm", "image2", "cat", "/root/changed"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "mine\n");
+
+    assert_eq!(
+        fs::read_to_string(from2.join("test2.txt")).unwrap(),
+        "hello\n"
+    );
+    let entries = tar_entries(&tarball);
+    assert!(
+        entries.iter().any(|(p, _)| p == "root/changed"),
+        "the change is not committed"
+    );
+    assert!(
+        !entries.iter().any(|(p, _)| p.contains("test2.txt")),
+        "volume data was committed"
+    );
+
+    ch5(&sandbox, &["rm", "-f", "c1"]).assert_ok();
+    // Claim 8: after rm of every container, nothing is left.
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+    for pid in pids {
+        assert!(
+            wait_until_dead(pid, Duration::from_secs(5)),
+            "process {pid} is still running"
+        );
+    }
+    assert_mount_table_unchanged(&before);
+    assert!(
+        from1.is_dir(),
+        "the volume directory went with the container"
+    );
+}
+
+#[test]
+fn run_exec_commit_stop_rm_and_run_the_new_image() {
+    claim_end_to_end(Who::Caller);
+}
+
+#[test]
+fn rootless_run_exec_commit_stop_rm_and_run_the_new_image() {
+    claim_end_to_end(Who::Unprivileged);
+}
+
+// Claim 2: ps shows each container's status, `exited (N)` with the right N,
+// and logs show a detached container's output.
+fn claim_ps_and_logs(who: Who) {
+    let sandbox = sandbox(who);
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "up", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    ch5(
+        &sandbox,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "done",
+            "busybox",
+            "sh",
+            "-c",
+            "echo to-out; echo to-err >&2; exit 3",
+        ],
+    )
+    .assert_ok();
+    assert!(
+        eventually(Duration::from_secs(10), || ps_row(&sandbox, "done")
+            .is_some_and(|r| r.contains("exited (3)"))),
+        "{:?}",
+        ps_row(&sandbox, "done")
+    );
+    let running = ch5(&sandbox, &["ps"]).stdout;
+    assert!(
+        running
+            .lines()
+            .any(|l| l.contains(" up ") && l.contains("running")),
+        "{running}"
+    );
+    assert!(
+        !running.contains(" done "),
+        "ps without -a lists an exited container: {running}"
+    );
+
+    let out = ch5(&sandbox, &["logs", "done"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "to-out\nto-err\n");
+    ch5(&sandbox, &["rm", "-f", "up", "done"]).assert_ok();
+}
+
+#[test]
+fn ps_shows_status_and_exit_codes_and_logs_show_output() {
+    claim_ps_and_logs(Who::Caller);
+}
+
+#[test]
+fn rootless_ps_shows_status_and_exit_codes_and_logs_show_output() {
+    claim_ps_and_logs(Who::Unprivileged);
+}
+
+// Claim 3: stop on a PID 1 that ignores SIGTERM ends with SIGKILL after the timeout.
+#[test]
+fn stop_kills_a_pid_1_that_ignores_sigterm() {
+    let sandbox = sandbox(Who::Caller);
+    let script = "trap '' TERM; echo trapped; while true; do sleep 1; done";
+    ch5(
+        &sandbox,
+        &[
+            "run", "-d", "--name", "stubborn", "busybox", "sh", "-c", script,
+        ],
+    )
+    .assert_ok();
+    assert!(eventually(Duration::from_secs(10), || ch5(
+        &sandbox,
+        &["logs", "stubborn"]
+    )
+    .stdout
+        == "trapped\n"));
+    let started = Instant::now();
+    let out = sandbox.run(CH5, &["stop", "-t", "1", "stubborn"]);
+    out.assert_ok();
+    let took = started.elapsed();
+    assert!(
+        out.stderr.contains("SIGTERM") && out.stderr.contains("SIGKILL"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        took >= Duration::from_secs(1),
+        "SIGKILL came before the timeout: {took:?}"
+    );
+    assert!(ps_row(&sandbox, "stubborn")
+        .unwrap()
+        .contains("exited (137)"));
+    ch5(&sandbox, &["rm", "stubborn"]).assert_ok();
+}
+
+// Claim 4: a recorded pid that now belongs to another process is not the
+// container: ps shows it exited, and stop signals nothing.
+#[test]
+fn a_reused_pid_is_never_signalled() {
+    let sandbox = sandbox(Who::Caller);
+    ch5(&sandbox, &["run", "-d", "--name", "old", "busybox", "true"]).assert_ok();
+    let state_path = sandbox.data_root().join("containers/old/state.json");
+    assert!(eventually(Duration::from_secs(10), || ps_row(
+        &sandbox, "old"
+    )
+    .is_some_and(|r| r.contains("exited (0)"))));
+
+    // A stranger now holds the pid the record names (its start time differs).
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+    state["status"] = "running".into();
+    state["pid"] = (stranger.id() as i64).into();
+    fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    let row = ps_row(&sandbox, "old").unwrap();
+    assert!(row.contains("exited") && !row.contains("running"), "{row}");
+    assert!(!ch5(&sandbox, &["ps"]).stdout.contains(" old "));
+    ch5(&sandbox, &["stop", "-t", "1", "old"]).assert_ok();
+    assert!(
+        matches!(process_state(stranger.id() as i32), Some('S' | 'R')),
+        "the stranger was signalled"
+    );
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+    ch5(&sandbox, &["rm", "old"]).assert_ok();
+}
+
+// Claim 5: bad names are refused before anything is created.
+fn claim_bad_names(who: Who) {
+    let sandbox = Sandbox::new(who);
+    let long = "a".repeat(65);
+    for name in [
+        "../x",
+        "a/b",
+        ".",
+        "..",
+        "",
+        long.as_str(),
+        "a\nb",
+        "-x",
+        "a b",
+    ] {
+        let flag = format!("--name={name}");
+        let out = ch5(&sandbox, &["run", &flag, "busybox", "true"]);
+        assert_eq!(out.code, Some(125), "{name:?}: {out:#?}");
+        let errors = out.error_lines();
+        assert_eq!(errors.len(), 1, "{name:?}: {errors:?}");
+        assert!(
+            errors[0].starts_with("ch5-commit: invalid container name"),
+            "{name:?}: {errors:?}"
+        );
+    }
+    assert!(
+        !sandbox.data_root().exists(),
+        "a refused name created the data root"
+    );
+    assert_eq!(
+        list_dir(sandbox.path())
+            .iter()
+            .filter(|n| *n != "bin")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn bad_names_are_refused_and_nothing_is_created() {
+    claim_bad_names(Who::Caller);
+}
+
+#[test]
+fn rootless_bad_names_are_refused_and_nothing_is_created() {
+    claim_bad_names(Who::Unprivileged);
+}
+
+// Claim 5: twenty parallel runs with one name give one container and
+// nineteen clear errors.
+#[test]
+fn twenty_parallel_runs_with_one_name_make_one_container() {
+    let sandbox = sandbox(Who::Caller);
+    ch5(&sandbox, &["run", "--rm", "busybox", "true"]).assert_ok(); // layers unpacked once
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..20)
+            .map(|_| {
+                scope.spawn(|| {
+                    ch5(
+                        &sandbox,
+                        &["run", "-d", "--name", "same", "busybox", "sleep", "1000"],
+                    )
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let won = outcomes.iter().filter(|o| o.code == Some(0)).count();
+    assert_eq!(won, 1, "{outcomes:#?}");
+    for lost in outcomes.iter().filter(|o| o.code != Some(0)) {
+        assert_eq!(lost.code, Some(125));
+        assert_eq!(
+            lost.error_lines(),
+            ["ch5-commit: the name \"same\" is already in use by a container: choose another --name, or remove it with rm"]
+        );
+    }
+    assert_eq!(list_dir(&sandbox.data_root().join("containers")), ["same"]);
+    ch5(&sandbox, &["rm", "-f", "same"]).assert_ok();
+}
+
+// Claim 6: commit stores the container's symlinks as symlinks and follows
+// none of them: no host data gets into the image.
+#[test]
+fn commit_stores_symlinks_and_never_follows_them() {
+    let sandbox = sandbox(Who::Caller);
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "links", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    ch5(
+        &sandbox,
+        &[
+            "exec",
+            "links",
+            "sh",
+            "-c",
+            "ln -s /etc/shadow /x && ln -s / /r",
+        ],
+    )
+    .assert_ok();
+    let out_file = sandbox.path().join("links.tar.gz");
+    let out = ch5(
+        &sandbox,
+        &[
+            "commit",
+            "links",
+            "links-image",
+            "--output",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    out.assert_ok();
+    let entries = tar_entries(&out_file);
+    assert!(
+        entries.contains(&("x".to_string(), Some("/etc/shadow".to_string()))),
+        "no x symlink"
+    );
+    assert!(
+        entries.contains(&("r".to_string(), Some("/".to_string()))),
+        "no r symlink"
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|(p, _)| p.starts_with("r/") || p == "etc/shadow"),
+        "a symlink was followed"
+    );
+    // The image holds the busybox image and the two links: nothing more.
+    let image_entries = {
+        let mut archive = tar::Archive::new(fs::File::open(support::busybox_image(CH5)).unwrap());
+        archive.entries().unwrap().count()
+    };
+    assert!(
+        entries.len() <= image_entries + 8,
+        "{} entries for a {image_entries}-entry image",
+        entries.len()
+    );
+    let mut gz = Vec::new();
+    fs::File::open(&out_file)
+        .unwrap()
+        .read_to_end(&mut gz)
+        .unwrap();
+    assert!(gz.starts_with(&[0x1f, 0x8b]));
+    ch5(&sandbox, &["rm", "-f", "links"]).assert_ok();
+}
+
+// Claim 7: exec into a stopped or unknown container fails clearly; exec's
+// exit code is the command's.
+fn claim_exec(who: Who) {
+    let sandbox = sandbox(who);
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "live", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    let out = ch5(
+        &sandbox,
+        &["exec", "live", "sh", "-c", "echo $(hostname) $$; exit 42"],
+    );
+    assert_eq!(out.code, Some(42), "{out:#?}");
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(words[0], "live");
+    assert_ne!(
+        words[1], "1",
+        "exec'd command is not in the container's pid namespace as a new process"
+    );
+
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "gone", "busybox", "true"],
+    )
+    .assert_ok();
+    assert!(eventually(Duration::from_secs(10), || ps_row(
+        &sandbox, "gone"
+    )
+    .is_some_and(|r| r.contains("exited"))));
+    let out = ch5(&sandbox, &["exec", "gone", "true"]);
+    assert_eq!(out.code, Some(125));
+    assert_eq!(
+        out.error_lines(),
+        ["ch5-commit: container \"gone\" is not running (exited (0)): start a new one with run"]
+    );
+    let out = ch5(&sandbox, &["exec", "nosuch", "true"]);
+    assert_eq!(out.code, Some(125));
+    assert_eq!(
+        out.error_lines(),
+        ["ch5-commit: no such container \"nosuch\": see `ps -a` for the containers there are"]
+    );
+    ch5(&sandbox, &["rm", "-f", "live", "gone"]).assert_ok();
+}
+
+#[test]
+fn exec_errors_are_clear_and_its_exit_code_propagates() {
+    claim_exec(Who::Caller);
+}
+
+#[test]
+fn rootless_exec_errors_are_clear_and_its_exit_code_propagates() {
+    claim_exec(Who::Unprivileged);
+}
+
+// rm refuses a running container without -f, names unknown ones clearly,
+// and rm -f cleans a half-created one.
+#[test]
+fn rm_refuses_running_and_cleans_half_created() {
+    let sandbox = sandbox(Who::Caller);
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "busy", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    let out = ch5(&sandbox, &["rm", "busy"]);
+    assert_eq!(out.code, Some(125));
+    assert_eq!(
+        out.error_lines(),
+        ["ch5-commit: container \"busy\" is running: stop it first, or use rm -f"]
+    );
+    assert!(ps_row(&sandbox, "busy").unwrap().contains("running"));
+
+    let out = ch5(&sandbox, &["rm", "nosuch"]);
+    assert_eq!(out.code, Some(125));
+    assert!(out.error_lines()[0].contains("no such container \"nosuch\""));
+
+    // A container whose run was killed between claiming the name and writing its state.
+    let half = sandbox.data_root().join("containers/half");
+    fs::create_dir_all(half.join("upper")).unwrap();
+    fs::write(half.join("lock"), "").unwrap();
+    chown_to_sandbox_user(&sandbox, &half);
+    let out = ch5(&sandbox, &["rm", "half"]);
+    assert_eq!(out.code, Some(125));
+    assert!(out.error_lines()[0].contains("half-created"), "{out:#?}");
+    ch5(&sandbox, &["rm", "-f", "half", "busy"]).assert_ok();
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+}
