@@ -150,9 +150,33 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // Detached containers and their monitors outlive a failed test's
+        // runs: kill whatever still runs with this sandbox's data root.
+        kill_processes_with_env(&format!("STEPBOX_ROOT={}", self.data_root().display()));
         // A rootless overlay's work/ dir is left by the kernel with mode 000:
         // open every directory up so that the removal can see inside.
         make_removable(self.path());
+    }
+}
+
+/// SIGKILL every process whose environment holds `entry` (e.g. a data root).
+pub fn kill_processes_with_env(entry: &str) {
+    let me = std::process::id().to_string();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return;
+    };
+    for proc_dir in procs.flatten() {
+        let pid = proc_dir.file_name().to_string_lossy().into_owned();
+        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(environ) = fs::read(proc_dir.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|var| var == entry.as_bytes()) {
+            // SAFETY: kill(2) on a process started with this sandbox's data root.
+            unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+        }
     }
 }
 
