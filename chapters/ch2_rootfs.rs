@@ -83,6 +83,7 @@ fn child(args: &Args, new_root: &Path, argv: &[String]) -> Result<Infallible> {
     // 5. /proc for our pid namespace, a minimal /dev, mounted while the
     //    host's /dev is still reachable (docs/ch2-rootfs.md#proc-and-dev),
     //    and chapter 1's private /tmp.
+    rootfs::prepare_mount_points(new_root)?;
     mount::proc(new_root.join("proc"))?;
     mount::minimal_dev(new_root.join("dev"))?;
     mount::tmpfs(

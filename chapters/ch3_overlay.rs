@@ -94,6 +94,7 @@ fn child(args: &Args, options: &str, layout: &Layout, argv: &[String]) -> Result
     let new_root = &layout.merged;
     // 4. As in chapter 2: /proc, /dev and /tmp, then pivot_root. The overlay
     //    is already a mount point, so it needs no bind onto itself.
+    rootfs::prepare_mount_points(new_root)?;
     mount::proc(new_root.join("proc"))?;
     mount::minimal_dev(new_root.join("dev"))?;
     mount::tmpfs(

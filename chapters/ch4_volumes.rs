@@ -117,6 +117,7 @@ fn child(
     overlay::mount_overlay(options, layout)?;
     let new_root = &layout.merged;
     // 4. As in chapter 2: /proc, /dev and /tmp.
+    rootfs::prepare_mount_points(new_root)?;
     mount::proc(new_root.join("proc"))?;
     mount::minimal_dev(new_root.join("dev"))?;
     mount::tmpfs(

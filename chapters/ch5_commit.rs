@@ -323,6 +323,7 @@ fn container_main(spec: &Spec, detached: Option<(&OwnedFd, &OwnedFd)>) -> Result
     overlay::mount_overlay(&spec.overlay_options, &spec.layout)?;
     let new_root = &spec.layout.merged;
     // 4. As in chapter 2: /proc, /dev and /tmp.
+    rootfs::prepare_mount_points(new_root)?;
     mount::proc(new_root.join("proc"))?;
     mount::minimal_dev(new_root.join("dev"))?;
     mount::tmpfs(

@@ -343,3 +343,52 @@ fn killed_run_dies_and_the_next_run_removes_its_directory() {
     );
     assert_eq!(list_dir(&containers), Vec::<String>::new());
 }
+
+// An image without /proc, /dev or /tmp still runs (they are made in the
+// run's upper); one whose /proc is a symlink is refused, since the proc
+// mount would follow it.
+#[test]
+fn missing_mount_points_are_made_and_symlinked_ones_refused() {
+    let sandbox = sandbox(Who::Caller);
+    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let without = tarball(&[
+        Entry::File(".wh.proc", ""),
+        Entry::File(".wh.dev", ""),
+        Entry::File(".wh.tmp", ""),
+    ]);
+    let image = sandbox.path().join("bare.tar");
+    fs::write(&image, docker_save(&[busybox.clone(), without])).unwrap();
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--image",
+            image.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "stat -c %a / && ls /proc/self/fd >/dev/null && echo ok",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "755\nok\n");
+
+    let symlinked = tarball(&[Entry::File(".wh.proc", ""), Entry::Symlink("proc", "/")]);
+    let image = sandbox.path().join("symlinked.tar");
+    fs::write(&image, docker_save(&[busybox, symlinked])).unwrap();
+    let before = mount_table();
+    let out = sandbox.run(
+        CH3,
+        &["-q", "--image", image.to_str().unwrap(), "--", "true"],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(
+        out.error_lines(),
+        ["ch3-overlay: the image's /proc is a symlink: a container's /proc must be a directory (fix or rebuild the image)"]
+    );
+    assert_mount_table_unchanged(&before);
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+}

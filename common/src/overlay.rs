@@ -70,18 +70,31 @@ pub fn new_id() -> Result<String> {
 /// first removing directories that killed runs left behind.
 pub fn create_for_run(root: &DataRoot, id: &str) -> Result<Layout> {
     remove_stale_runs(root)?;
-    let layout = Layout::of(root, id);
-    create(&layout)?;
+    // Built in a scratch directory and renamed into place with its owner
+    // record, so a run killed at any moment leaves nothing unaccounted for.
+    let scratch = root.scratch("run")?;
+    let staged = Layout {
+        dir: scratch.path().to_path_buf(),
+        upper: scratch.path().join("upper"),
+        work: scratch.path().join("work"),
+        merged: scratch.path().join("merged"),
+    };
+    create_parts(&staged)?;
     let me = std::process::id() as i32;
     let owner = Owner {
         pid: me,
         start_time: process::start_time(me).unwrap_or(0),
     };
     let json = serde_json::to_vec(&owner).expect("owner record serialises");
-    if let Err(error) = dataroot::write_atomically(&layout.dir.join(OWNER_FILE), &json) {
-        let _ = remove(&layout);
-        return Err(error);
+    dataroot::write_atomically(&staged.dir.join(OWNER_FILE), &json)?;
+    let layout = Layout::of(root, id);
+    root.dir("containers")?;
+    if !scratch.persist(&layout.dir)? {
+        return Err(Error::Invalid(format!(
+            "container id {id} is taken: run again"
+        )));
     }
+    narrate!("mkdir {}/{{upper,work,merged}}", layout.dir.display());
     Ok(layout)
 }
 
@@ -98,8 +111,7 @@ pub fn create(layout: &Layout) -> Result<()> {
 
 /// Create upper/, work/ and merged/ in an existing container directory.
 pub fn create_parts(layout: &Layout) -> Result<()> {
-    let dir = &layout.dir;
-    narrate!("mkdir {}/{{upper,work,merged}}", dir.display());
+    detail!("mkdir {}/{{upper,work,merged}}", layout.dir.display());
     for part in [&layout.upper, &layout.work, &layout.merged] {
         if let Err(e) = DirBuilder::new().mode(0o755).create(part) {
             let _ = remove(layout);

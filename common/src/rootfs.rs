@@ -190,3 +190,35 @@ fn escape_attempt(dir: &str, host: &HostView) -> Result<()> {
     }
     Ok(())
 }
+
+/// Make sure `/proc`, `/dev` and `/tmp` in `new_root` are plain directories
+/// to mount on: created if missing, refused if the image made one a symlink
+/// (mount(2) would follow it, and our mount would land wherever it points)
+/// or something else than a directory.
+pub fn prepare_mount_points(new_root: &Path) -> Result<()> {
+    for name in ["proc", "dev", "tmp"] {
+        let path = new_root.join(name);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) => {
+                let what = if meta.file_type().is_symlink() {
+                    "a symlink"
+                } else {
+                    "not a directory"
+                };
+                return Err(Error::Invalid(format!(
+                    "the image's /{name} is {what}: a container's /{name} must be a directory (fix or rebuild the image)"
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                narrate!(
+                    "mkdir({}, 0755)   /* the image has no /{name} */",
+                    quote(&path)
+                );
+                fs::create_dir(&path).map_err(|e| Error::io("creating", &path, e))?;
+            }
+            Err(e) => return Err(Error::io("stat", &path, e)),
+        }
+    }
+    Ok(())
+}

@@ -173,7 +173,10 @@ pub fn kill_processes_with_env(entry: &str) {
         let Ok(environ) = fs::read(proc_dir.path().join("environ")) else {
             continue;
         };
-        if environ.split(|b| *b == 0).any(|var| var == entry.as_bytes()) {
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == entry.as_bytes())
+        {
             // SAFETY: kill(2) on a process started with this sandbox's data root.
             unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
         }

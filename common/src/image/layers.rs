@@ -111,18 +111,14 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
         }
         let mut text = String::new();
         entry.read_to_string(&mut text).map_err(bad)?;
-        let manifest: Vec<ManifestEntry> = serde_json::from_str(&text).map_err(|e| {
-            Error::Invalid(format!(
-                "image {}: manifest.json is not a docker save manifest ({e})",
-                tarball.display()
-            ))
-        })?;
-        let first = manifest.into_iter().next().ok_or_else(|| {
-            Error::Invalid(format!(
-                "image {}: manifest.json lists no image",
-                tarball.display()
-            ))
-        })?;
+        // A root filesystem may hold a manifest.json of its own: only a
+        // docker save manifest makes this a saved image.
+        let Ok(manifest) = serde_json::from_str::<Vec<ManifestEntry>>(&text) else {
+            return Ok(None);
+        };
+        let Some(first) = manifest.into_iter().next() else {
+            return Ok(None);
+        };
         return Ok(Some(first.layers));
     }
     Ok(None)

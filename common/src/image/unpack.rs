@@ -44,6 +44,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
     let keep_owners = !crate::namespace::rootless();
     let mut archive = tar::Archive::new(reader);
     let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
+    let mut root_mode = 0o755;
     let mut count = 0;
     let entries = archive.entries().map_err(not_a_tar)?;
     for entry in entries {
@@ -51,7 +52,9 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         let raw_path = entry.path().map_err(not_a_tar)?.into_owned();
         let shown = raw_path.display().to_string();
         let Some(rel) = clean_path(&raw_path).map_err(|why| refuse(&shown, why))? else {
-            continue; // the archive's own "./"
+            // The archive's own "./": its mode is the root directory's.
+            root_mode = entry.header().mode().unwrap_or(0o755) & 0o7777;
+            continue;
         };
         let header = entry.header();
         let kind = header.entry_type();
@@ -156,6 +159,11 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         }
         count += 1;
     }
+    std::fs::set_permissions(
+        dest,
+        std::os::unix::fs::PermissionsExt::from_mode(root_mode),
+    )
+    .map_err(|e| Error::io("chmod", dest, e))?;
     // Deepest first, so a read-only parent never blocks a child's chmod.
     dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
     for (rel, mode) in dirs {
