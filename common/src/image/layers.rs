@@ -102,9 +102,27 @@ struct ManifestEntry {
 /// The layer members listed by a `docker save` tarball's manifest.json
 /// (bottom first), or None for a flat root filesystem tarball.
 fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
-    let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
     let bad = unpack::not_a_tar;
-    for entry in archive.entries().map_err(bad)? {
+    let mut file = File::open(tarball).map_err(|e| Error::io("opening image", tarball, e))?;
+    let mut magic = [0u8; 2];
+    let gzip = file.read(&mut magic).map_err(bad)? == 2 && magic == [0x1f, 0x8b];
+    if gzip {
+        return find_manifest(
+            tar::Archive::new(super::open_tarball(tarball)?)
+                .entries()
+                .map_err(bad)?,
+        );
+    }
+    // A plain tarball: seek past each member's data instead of reading it.
+    std::io::Seek::rewind(&mut file).map_err(bad)?;
+    let mut archive = tar::Archive::new(file);
+    let entries = archive.entries_with_seek().map_err(bad)?;
+    find_manifest(entries)
+}
+
+fn find_manifest<R: Read>(entries: tar::Entries<'_, R>) -> Result<Option<Vec<String>>> {
+    let bad = unpack::not_a_tar;
+    for entry in entries {
         let mut entry = entry.map_err(bad)?;
         if entry.path().map_err(bad)?.as_os_str() != "manifest.json" {
             continue;

@@ -45,6 +45,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
     let mut archive = tar::Archive::new(reader);
     let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
     let mut root_mode = 0o755;
+    let mut last_parent: Option<(PathBuf, OwnedFd)> = None;
     let mut count = 0;
     let entries = archive.entries().map_err(not_a_tar)?;
     for entry in entries {
@@ -61,13 +62,20 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let owner = (header.uid().ok(), header.gid().ok());
         let (parent, name) = split(&rel);
-        let parent_fd = open_parent(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
+        // Consecutive entries mostly share a directory: reuse its fd. (No
+        // entry can turn an existing directory into a symlink: see
+        // remove_existing, which never removes a directory.)
+        let parent_fd = match last_parent.take() {
+            Some((path, fd)) if path == parent => fd,
+            _ => open_parent(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?,
+        };
+        let parent_fd = &last_parent.insert((parent.clone(), parent_fd)).1;
 
         if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(WHITEOUT_PREFIX)) {
             if hidden == OPAQUE_MARKER {
                 mark_opaque(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
             } else {
-                whiteout(&parent_fd, Path::new(hidden)).map_err(|why| refuse(&shown, why))?;
+                whiteout(parent_fd, Path::new(hidden)).map_err(|why| refuse(&shown, why))?;
             }
             count += 1;
             continue;
@@ -75,7 +83,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
 
         match kind {
             tar::EntryType::Directory => {
-                match mkdirat(&parent_fd, &name, Mode::from_bits_truncate(0o700)) {
+                match mkdirat(parent_fd, &name, Mode::from_bits_truncate(0o700)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(errno) => return Err(refuse(&shown, errno.desc())),
                 }
@@ -83,8 +91,8 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
                 dirs.push((rel.clone(), mode));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_existing(&parent_fd, &name);
-                let fd = create_file(&parent_fd, &name).map_err(|why| refuse(&shown, why))?;
+                remove_existing(parent_fd, &name);
+                let fd = create_file(parent_fd, &name).map_err(|why| refuse(&shown, why))?;
                 let mut file = File::from(fd);
                 io::copy(&mut entry, &mut file).map_err(|e| refuse(&shown, e))?;
                 fchmod(&file, Mode::from_bits_truncate(mode))
@@ -96,7 +104,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
                     .map_err(not_a_tar)?
                     .ok_or_else(|| refuse(&shown, "symlink without a target"))?
                     .into_owned();
-                remove_existing(&parent_fd, &name);
+                remove_existing(parent_fd, &name);
                 // A symlink may point anywhere, even at /: it is resolved inside the
                 // container's root when used there, and never followed here.
                 symlinkat(&target, &parent_fd, &name).map_err(|e| refuse(&shown, e.desc()))?;
@@ -113,7 +121,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
                 let (target_parent, target_name) = split(&target_rel);
                 let target_fd = open_beneath(&dest_fd, &target_parent)
                     .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?;
-                remove_existing(&parent_fd, &name);
+                remove_existing(parent_fd, &name);
                 linkat(
                     &target_fd,
                     &target_name,
@@ -129,7 +137,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
                 })?;
             }
             tar::EntryType::Fifo => {
-                remove_existing(&parent_fd, &name);
+                remove_existing(parent_fd, &name);
                 mknodat(
                     &parent_fd,
                     &name,
