@@ -107,7 +107,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
                 remove_existing(parent_fd, &name);
                 // A symlink may point anywhere, even at /: it is resolved inside the
                 // container's root when used there, and never followed here.
-                symlinkat(&target, &parent_fd, &name).map_err(|e| refuse(&shown, e.desc()))?;
+                symlinkat(&target, parent_fd, &name).map_err(|e| refuse(&shown, e.desc()))?;
             }
             tar::EntryType::Link => {
                 let target = entry
@@ -122,24 +122,19 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
                 let target_fd = open_beneath(&dest_fd, &target_parent)
                     .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?;
                 remove_existing(parent_fd, &name);
-                linkat(
-                    &target_fd,
-                    &target_name,
-                    &parent_fd,
-                    &name,
-                    AtFlags::empty(),
-                )
-                .map_err(|e| {
-                    refuse(
-                        &shown,
-                        format!("hard link to {}: {}", target.display(), e.desc()),
-                    )
-                })?;
+                linkat(&target_fd, &target_name, parent_fd, &name, AtFlags::empty()).map_err(
+                    |e| {
+                        refuse(
+                            &shown,
+                            format!("hard link to {}: {}", target.display(), e.desc()),
+                        )
+                    },
+                )?;
             }
             tar::EntryType::Fifo => {
                 remove_existing(parent_fd, &name);
                 mknodat(
-                    &parent_fd,
+                    parent_fd,
                     &name,
                     SFlag::S_IFIFO,
                     Mode::from_bits_truncate(mode),
@@ -157,7 +152,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         if keep_owners && kind != tar::EntryType::Link {
             let (uid, gid) = owner;
             fchownat(
-                &parent_fd,
+                parent_fd,
                 &name,
                 uid.map(|u| Uid::from_raw(u as u32)),
                 gid.map(|g| Gid::from_raw(g as u32)),
@@ -179,7 +174,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         let (parent, name) = split(&rel);
         let parent_fd = open_beneath(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
         fchmodat(
-            &parent_fd,
+            parent_fd,
             &name,
             Mode::from_bits_truncate(mode),
             FchmodatFlags::NoFollowSymlink,
