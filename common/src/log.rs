@@ -49,6 +49,21 @@ pub fn tag() -> &'static str {
     }
 }
 
+/// `A|B|C`: the names of the flags that `has` says are set, as C would
+/// spell the flag word, or `0` for none.
+pub fn flag_names<F: Copy>(table: &[(F, &str)], has: impl Fn(F) -> bool) -> String {
+    let names: Vec<&str> = table
+        .iter()
+        .filter(|(flag, _)| has(*flag))
+        .map(|(_, name)| *name)
+        .collect();
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
 /// Print one taught system call (or step) in C form, at info level.
 #[macro_export]
 macro_rules! narrate {

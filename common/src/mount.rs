@@ -28,16 +28,7 @@ pub fn flag_names(flags: MsFlags) -> String {
         (MsFlags::MS_SHARED, "MS_SHARED"),
         (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
     ];
-    let names: Vec<&str> = NAMES
-        .iter()
-        .filter(|(flag, _)| flags.contains(*flag))
-        .map(|(_, name)| *name)
-        .collect();
-    if names.is_empty() {
-        "0".to_string()
-    } else {
-        names.join("|")
-    }
+    crate::log::flag_names(NAMES, |flag| flags.contains(flag))
 }
 
 fn c_str(value: Option<&str>) -> String {

@@ -44,16 +44,7 @@ pub fn flag_names(flags: CloneFlags) -> String {
         (CloneFlags::CLONE_NEWNET, "CLONE_NEWNET"),
         (CloneFlags::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
     ];
-    let names: Vec<&str> = NAMES
-        .iter()
-        .filter(|(flag, _)| flags.contains(*flag))
-        .map(|(_, name)| *name)
-        .collect();
-    if names.is_empty() {
-        "0".to_string()
-    } else {
-        names.join("|")
-    }
+    crate::log::flag_names(NAMES, |flag| flags.contains(flag))
 }
 
 /// Explain in plain words why creating namespaces failed, and the fix.
