@@ -356,3 +356,36 @@ fn runs_leave_no_trace_in_the_image() {
     assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
     assert_mount_table_unchanged(&before);
 }
+
+// Claim 5: a static busybox on PATH is used when there is one; a dynamically
+// linked one is passed over (it could not run in a root without libc).
+#[test]
+fn a_static_busybox_on_path_is_used_and_a_dynamic_one_skipped() {
+    let sandbox = Sandbox::new(Who::Caller);
+    let (dynamic, static_dir) = (sandbox.path().join("dyn"), sandbox.path().join("static"));
+    fs::create_dir_all(&dynamic).unwrap();
+    fs::create_dir_all(&static_dir).unwrap();
+    fs::copy("/bin/true", dynamic.join("busybox")).unwrap();
+    let mut archive = tar::Archive::new(fs::File::open(support::busybox_image(CH2)).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().as_os_str() == "bin/busybox" {
+            entry.unpack(static_dir.join("busybox")).unwrap();
+        }
+    }
+    let path = format!(
+        "{}:{}:/usr/bin:/bin",
+        dynamic.display(),
+        static_dir.display()
+    );
+    let mut command = sandbox.command(CH2, &["--", "busybox", "true"]);
+    command.env("PATH", &path);
+    let out = support::run(command);
+    out.assert_ok();
+    let expected = format!(
+        "from the host's static {}",
+        static_dir.join("busybox").display()
+    );
+    assert!(out.stderr.contains(&expected), "{}", out.stderr);
+    assert!(sandbox.data_root().join("images/busybox.tar").is_file());
+}

@@ -50,8 +50,7 @@ fn host_static_busybox() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("busybox"))
-        .find(|candidate| is_executable(candidate))
-        .filter(|candidate| is_static_elf(candidate))
+        .find(|candidate| is_executable(candidate) && is_static_elf(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
