@@ -80,8 +80,8 @@ fn run_in(
     volumes: &[Volume],
 ) -> Result<ExitCode> {
     let options = overlay::options(lowers, layout)?;
-    // 3. Missing host directories are created, as `docker run -v` does; if
-    //    the container then fails to start, they are removed again.
+    // 2b. Missing host directories are created, as `docker run -v` does; if
+    //     the container then fails to start, they are removed again.
     let created = volume::create_missing_host_dirs(volumes)?;
     let flags = namespace::with_user_if_rootless(
         CloneFlags::CLONE_NEWNS

@@ -84,10 +84,10 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Keep stdin open (the container shares this terminal unless -d)
+    /// Accepted for Docker's `-i`: without -d, the container's stdin is this one's
     #[arg(short)]
     interactive: bool,
-    /// Accepted for Docker's `-it`; the container uses this terminal as it is
+    /// Accepted for Docker's `-t`: no pty is made; the container uses this terminal as it is
     #[arg(short)]
     tty: bool,
     /// Run in the background under a monitor; output goes to `logs`
@@ -111,10 +111,10 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct ExecArgs {
-    /// Keep stdin open
+    /// Accepted for Docker's `-i`: the command's stdin is this one's
     #[arg(short)]
     interactive: bool,
-    /// Accepted for Docker's `-it`; the command uses this terminal as it is
+    /// Accepted for Docker's `-t`: no pty is made; the command uses this terminal as it is
     #[arg(short)]
     tty: bool,
     name: String,
@@ -231,7 +231,13 @@ fn run(root: &DataRoot, args: &RunArgs) -> Result<ExitCode> {
         }
     };
     // 3. Missing volume directories are created, as in chapter 4.
-    let created = volume::create_missing_host_dirs(&spec.volumes)?;
+    let created = match volume::create_missing_host_dirs(&spec.volumes) {
+        Ok(created) => created,
+        Err(error) => {
+            let _ = container.remove();
+            return Err(error);
+        }
+    };
     // 4. Start it: in the background under a monitor (-d), or right here.
     let started = if args.detach {
         process::detach(|ready| monitor(&container, &spec, args.rm, ready)).map(|_| None)
@@ -338,8 +344,11 @@ fn container_main(spec: &Spec, detached: Option<(&OwnedFd, &OwnedFd)>) -> Result
     // 6. Into the new root.
     rootfs::pivot_root(new_root)?;
     // 7. Detached: stdin from /dev/null, stdout and stderr to container.log.
+    //    From here on our stderr is the container's log: narrate no more.
     if let Some((stdin, out)) = detached {
+        narrate!("dup2(log, 1); dup2(log, 2); dup2(/dev/null, 0)");
         process::redirect_stdio(stdin, out)?;
+        log::set_max_level(log::LevelFilter::Off);
     }
     process::set_container_env(&spec.name);
     process::close_extra_fds()?;
@@ -551,14 +560,18 @@ fn commit(
     //    mounts in *its* namespace, so they are not in this view
     //    (docs/ch5-commit.md#commit).
     overlay::mount_readonly_view(&state.layers, &container.layout().upper, &view, rootless)?;
-    // 3. Walk the view without following a symlink, into a gzip tarball.
-    let partial = scratch.path().join("image.tar.gz");
-    let file = File::create(&partial).map_err(|e| Error::io("creating", &partial, e))?;
-    let gzip = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    let written = image::export::write_tree(&view, gzip)?;
+    // 3. Walk the view without following a symlink, into a gzip tarball
+    //    written beside its destination...
+    let partial = dest.with_file_name(format!(".{image_name}.partial.{}", std::process::id()));
+    let written = write_image(&view, &partial);
     mount::unmount_detach(&view)?;
-    // 4. Into place in one step, never over an existing image.
-    fs::hard_link(&partial, &dest).map_err(|e| Error::io("writing image", &dest, e))?;
+    // 4. ...and linked into place in one step, never over an existing image.
+    let linked = written.and_then(|written| {
+        fs::hard_link(&partial, &dest).map_err(|e| Error::io("writing image", &dest, e))?;
+        Ok(written)
+    });
+    let _ = fs::remove_file(&partial);
+    let written = linked?;
     narrate!(
         "committed {name}: {} entries, {} bytes of file data, into {}",
         written.entries,
@@ -573,6 +586,21 @@ fn commit(
     }
     println!("{}", dest.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tree at `view` as a gzip tarball in `path` (created, never overwritten).
+fn write_image(view: &Path, path: &Path) -> Result<image::export::Exported> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io("creating", path, e))?;
+    let mut gzip = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let written = image::export::write_tree(view, &mut gzip)?;
+    gzip.finish()
+        .and_then(|file| file.sync_all())
+        .map_err(|e| Error::io("writing", path, e))?;
+    Ok(written)
 }
 
 fn images(root: &DataRoot) -> Result<ExitCode> {

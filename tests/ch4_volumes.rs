@@ -246,6 +246,8 @@ fn claim_symlinked_targets_stay_inside(who: Who) {
     let to_outside = format!("{climb}{unique}");
     let layer = tarball(&[
         Entry::Symlink("data", "/"),
+        Entry::Symlink("p", "/proc"),
+        Entry::Symlink("d", "../dev/shm"),
         Entry::Symlink("up", "../../.."),
         Entry::Symlink("away", &to_outside),
         Entry::Symlink("abs", Box::leak(format!("/{unique}-abs").into_boxed_str())),
@@ -258,7 +260,19 @@ fn claim_symlinked_targets_stay_inside(who: Who) {
     let image_arg = image.to_str().unwrap();
     let before = list_dir(sandbox.path());
 
-    for target in ["/data", "/up"] {
+    let refused = [
+        ("/data", "resolves to the container's root"),
+        ("/up", "resolves to the container's root"),
+        (
+            "/p",
+            "resolves to /proc (through a symlink in the image), the container's own /proc",
+        ),
+        (
+            "/d/x",
+            "resolves to /dev/shm/x (through a symlink in the image), the container's own /dev",
+        ),
+    ];
+    for (target, why) in refused {
         let out = sandbox.run(
             CH4,
             &[
@@ -272,10 +286,7 @@ fn claim_symlinked_targets_stay_inside(who: Who) {
             ],
         );
         assert_eq!(out.code, Some(125), "{out:#?}");
-        assert!(
-            out.error_lines()[0].contains("resolves to the container's root"),
-            "{out:#?}"
-        );
+        assert!(out.error_lines()[0].contains(why), "{target}: {out:#?}");
     }
     let out = sandbox.run(
         CH4,

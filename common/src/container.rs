@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataroot::{self, check_name, DataRoot};
 use crate::error::{Error, Result};
 use crate::overlay::Layout;
-use crate::process;
+use crate::{narrate, process};
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +127,10 @@ impl Container {
     pub fn claim(root: &DataRoot, name: &str) -> Result<Container> {
         let container = Container::at(root, name)?;
         root.dir("containers")?;
+        narrate!(
+            "mkdir({:?}, 0700)   /* claims the name, or fails: EEXIST */",
+            container.dir
+        );
         match DirBuilder::new().mode(0o700).create(&container.dir) {
             Ok(()) => Ok(container),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Invalid(format!(

@@ -26,6 +26,9 @@ pub fn flag_names(flags: MsFlags) -> String {
         (MsFlags::MS_PRIVATE, "MS_PRIVATE"),
         (MsFlags::MS_SLAVE, "MS_SLAVE"),
         (MsFlags::MS_SHARED, "MS_SHARED"),
+        (MsFlags::MS_NOATIME, "MS_NOATIME"),
+        (MsFlags::MS_NODIRATIME, "MS_NODIRATIME"),
+        (MsFlags::MS_RELATIME, "MS_RELATIME"),
         (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
     ];
     crate::log::flag_names(NAMES, |flag| flags.contains(flag))

@@ -281,12 +281,16 @@ pub fn set_container_env(hostname: &str) {
 }
 
 /// When process `pid` started (clock ticks since boot, /proc/PID/stat field 22),
-/// or None if there is no such process. A pid alone names a process only
+/// or None if there is no such process (or it has exited and is a zombie). A pid alone names a process only
 /// until it exits and the number is reused; pid + start time names it for good.
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces: count from the last ')'.
     let after_name = stat.rsplit_once(") ")?.1;
+    // A zombie (Z) or dead (X) process has exited: it is waiting to be reaped.
+    if after_name.starts_with(['Z', 'X']) {
+        return None;
+    }
     after_name.split(' ').nth(19)?.parse().ok()
 }
 
@@ -355,6 +359,13 @@ pub fn detach(body: impl FnOnce(&mut Ready) -> Result<()>) -> Result<String> {
                     libc::dup2(null.as_raw_fd(), 0);
                     libc::dup2(null.as_raw_fd(), 1);
                 }
+            }
+            // Nothing the caller leaked may be held open for the container's lifetime.
+            let keep = write_end.as_raw_fd() as u32;
+            // SAFETY: close_range only closes this process's own fds, all but `keep`.
+            unsafe {
+                libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32);
+                libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
             }
             let mut ready = Ready {
                 pipe: Some(File::from(write_end)),

@@ -90,26 +90,32 @@ pub fn parse(spec: &str) -> Result<Volume> {
     if host.contains(',') {
         return Err(invalid(
             spec,
-            "the host path contains ',', which mount options cannot carry",
+            "the host path contains ',', which Docker's mount syntax cannot carry either (rename it)",
         ));
     }
     let target = normalise_target(spec, target)?;
-    for reserved in ["/proc", "/sys", "/dev"] {
-        if target.starts_with(reserved) {
-            return Err(invalid(
-                spec,
-                &format!(
-                    "{} is the container's own {reserved}, which a volume may not cover",
-                    target.display()
-                ),
-            ));
-        }
+    if let Some(reserved) = reserved(&target) {
+        return Err(invalid(
+            spec,
+            &format!(
+                "{} is the container's own {reserved}, which a volume may not cover",
+                target.display()
+            ),
+        ));
     }
     Ok(Volume {
         host: PathBuf::from(host),
         target,
         read_only,
     })
+}
+
+/// The container's own mounts (and pivot_root's parking place), which a
+/// volume may not cover: the one `target` is at or under, if any.
+fn reserved(target: &Path) -> Option<&'static str> {
+    ["/proc", "/sys", "/dev", "/.old_root"]
+        .into_iter()
+        .find(|reserved| target.starts_with(reserved))
 }
 
 /// `/a//b/./c` → `/a/b/c`; `..` and `/` itself are refused.
@@ -155,8 +161,10 @@ pub fn parse_all(specs: &[String]) -> Result<Vec<Volume>> {
 pub fn create_missing_host_dirs(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
     let mut created = Vec::new();
     for volume in volumes {
-        if fs::symlink_metadata(&volume.host).is_ok() {
-            continue;
+        match fs::symlink_metadata(&volume.host) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("volume", &volume.host, e)),
         }
         // The topmost missing ancestor: everything below it is ours to remove.
         let mut top = volume.host.clone();
@@ -170,8 +178,11 @@ pub fn create_missing_host_dirs(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
             "mkdir -p {}   /* a missing volume directory is created, as docker run -v does */",
             quote(&volume.host)
         );
-        fs::create_dir_all(&volume.host)
-            .map_err(|e| Error::io("creating volume directory", &volume.host, e))?;
+        if let Err(e) = fs::create_dir_all(&volume.host) {
+            remove_created(&created);
+            remove_created(&[top]);
+            return Err(Error::io("creating volume directory", &volume.host, e));
+        }
         created.push(top);
     }
     Ok(created)
@@ -214,8 +225,19 @@ pub fn mount_in(root: &Path, volume: &Volume) -> Result<()> {
             volume.target.display()
         )));
     }
-    let shown = format!("{}{}", root.display(), volume.target.display());
+    // Where the target really is, now that the image's symlinks are followed:
+    // it may not be the container's /proc, /sys or /dev either.
     let via = fd_path(&target);
+    let real = fs::read_link(&via).map_err(|e| Error::io("readlink", &via, e))?;
+    let inside = Path::new("/").join(real.strip_prefix(root).unwrap_or(&real));
+    if let Some(reserved) = reserved(&inside) {
+        return Err(Error::Invalid(format!(
+            "volume target {} resolves to {} (through a symlink in the image), the container's own {reserved}: choose another path",
+            volume.target.display(),
+            inside.display()
+        )));
+    }
+    let shown = real.display().to_string();
     narrate!(
         "/* {} resolved inside the root: {} is {} */",
         quote(&volume.target),

@@ -211,7 +211,12 @@ pub fn busybox_image(bin: &str) -> PathBuf {
             let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox.tar");
             if !cache.is_file() {
                 let sandbox = Sandbox::new(Who::Caller);
-                sandbox.run(bin, &["-q", "--", "true"]).assert_ok();
+                let args: &[&str] = if bin.ends_with("ch5-commit") {
+                    &["-q", "run", "--rm", "busybox", "true"]
+                } else {
+                    &["-q", "--", "true"]
+                };
+                sandbox.run(bin, args).assert_ok();
                 let made = sandbox.data_root().join("images/busybox.tar");
                 let partial = cache.with_extension(format!("tar.{}", std::process::id()));
                 fs::copy(made, &partial).unwrap();
