@@ -508,6 +508,11 @@ fn rm(root: &DataRoot, names: &[String], force: bool) -> Result<ExitCode> {
                 signal(&state, Signal::SIGKILL)?;
                 wait_gone(&state, Duration::from_secs(10));
             }
+            Ok(state) if state.status == Status::Created && !force => {
+                return Err(Error::Invalid(format!(
+                    "container {name:?} is still being created: wait for it, or use rm -f"
+                )));
+            }
             Ok(_) => {}
             Err(error) if !force => {
                 return Err(Error::Invalid(format!(

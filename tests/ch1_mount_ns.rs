@@ -231,3 +231,24 @@ fn killing_the_parent_kills_the_child() {
     );
     assert_mount_table_unchanged(&before);
 }
+
+// Claim 7: when stdin is not a terminal, the command leads a session of its
+// own: it has no controlling terminal to push keystrokes into (TIOCSTI).
+#[test]
+fn a_non_interactive_command_gets_its_own_session() {
+    let sandbox = Sandbox::new(Who::Caller);
+    // Field 6 of /proc/PID/stat is the session id.
+    let out = sandbox.run(
+        CH1,
+        &[
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "echo $$ $(cut -d' ' -f6 /proc/$$/stat)",
+        ],
+    );
+    out.assert_ok();
+    let ids: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(ids[0], ids[1], "the command does not lead its own session");
+}

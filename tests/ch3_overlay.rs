@@ -392,3 +392,101 @@ fn missing_mount_points_are_made_and_symlinked_ones_refused() {
         Vec::<String>::new()
     );
 }
+
+// Claim 4: setuid and setgid bits survive the unpack (chown clears them,
+// so ownership is set before the mode).
+#[test]
+fn setuid_and_setgid_bits_survive_the_unpack() {
+    let sandbox = sandbox(Who::Caller);
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, mode) in [("bin/suidtool", 0o4755), ("bin/sgidtool", 0o2755)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_size(1);
+        builder.append_data(&mut header, path, &b"x"[..]).unwrap();
+    }
+    let layer = builder.into_inner().unwrap();
+    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let image = sandbox.path().join("suid.tar");
+    fs::write(&image, docker_save(&[busybox, layer])).unwrap();
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--image",
+            image.to_str().unwrap(),
+            "--",
+            "stat",
+            "-c",
+            "%a",
+            "/bin/suidtool",
+            "/bin/sgidtool",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "4755\n2755\n");
+}
+
+// Claim 4: a saved image may list one layer twice, and older `docker save`
+// stores a repeated layer once with a symlink to it: both give the right view.
+#[test]
+fn repeated_and_symlinked_saved_layers_are_resolved() {
+    let sandbox = sandbox(Who::Caller);
+    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let one = tarball(&[Entry::File("f", "1")]);
+    let two = tarball(&[Entry::File("f", "2")]);
+    let manifest = r#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar","c/layer.tar","d/layer.tar","c/layer.tar"]}]"#;
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, bytes) in [
+        ("a/layer.tar", &busybox),
+        ("b/layer.tar", &one),
+        ("c/layer.tar", &two),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(bytes.len() as u64);
+        builder.append_data(&mut header, name, &bytes[..]).unwrap();
+    }
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    builder
+        .append_link(&mut link, "d/layer.tar", "../b/layer.tar")
+        .unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o644);
+    header.set_size(manifest.len() as u64);
+    builder
+        .append_data(&mut header, "manifest.json", manifest.as_bytes())
+        .unwrap();
+    let image = sandbox.path().join("repeated.tar");
+    fs::write(&image, builder.into_inner().unwrap()).unwrap();
+    // Layers, bottom first: busybox, f=1, f=2, f=1 (via the symlink), f=2;
+    // a repeated layer is kept at its last place only: busybox, f=1, f=2.
+    let out = sandbox.run(
+        CH3,
+        &["-q", "--image", image.to_str().unwrap(), "--", "cat", "/f"],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "2");
+    let out = sandbox.run(CH3, &["--image", image.to_str().unwrap(), "--", "true"]);
+    out.assert_ok();
+    let overlay = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("mount(\"overlay\""))
+        .unwrap()
+        .to_string();
+    let lowers = overlay
+        .split("lowerdir=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .split(':')
+        .count();
+    assert_eq!(lowers, 3, "{overlay}");
+}

@@ -379,3 +379,29 @@ fn volume_data_survives_exit_kill_and_cleanup() {
     assert_eq!(snapshot(&vol), after_run, "volume data changed");
     assert_mount_table_unchanged(&before);
 }
+
+// Claim 2: `:ro` reaches every mount inside the volume too.
+#[test]
+fn read_only_volumes_are_read_only_all_the_way_down() {
+    let sandbox = sandbox(Who::Caller);
+    let vol = host_dir(&sandbox, "ro-vol");
+    fs::create_dir(vol.join("sub")).unwrap();
+    // A mount inside the volume's host directory, in a namespace of the test's own.
+    let script = format!(
+        "mount -t tmpfs inner {vol}/sub && {CH4} -q -v {vol}:/data:ro -- sh -c 'touch /data/sub/x; touch /data/top' ; ls {vol}/sub",
+        vol = vol.display()
+    );
+    let mut command = std::process::Command::new("unshare");
+    command.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    command.env("STEPBOX_ROOT", sandbox.data_root());
+    let out = support::run(command);
+    assert_eq!(
+        out.stdout, "",
+        "a file was written through the read-only volume: {out:#?}"
+    );
+    assert_eq!(
+        out.stderr.matches("Read-only file system").count(),
+        2,
+        "{out:#?}"
+    );
+}

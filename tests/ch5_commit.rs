@@ -532,6 +532,26 @@ fn rm_refuses_running_and_cleans_half_created() {
     assert_eq!(out.code, Some(125));
     assert!(out.error_lines()[0].contains("no such container \"nosuch\""));
 
+    // A container still being created (its record says so) is not removed without -f.
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "young", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    ch5(&sandbox, &["stop", "-t", "0", "young"]).assert_ok();
+    let state_path = sandbox.data_root().join("containers/young/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+    state["status"] = "created".into();
+    fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let out = ch5(&sandbox, &["rm", "young"]);
+    assert_eq!(out.code, Some(125));
+    assert!(
+        out.error_lines()[0].contains("still being created"),
+        "{out:#?}"
+    );
+    ch5(&sandbox, &["rm", "-f", "young"]).assert_ok();
+
     // A container whose run was killed between claiming the name and writing its state.
     let half = sandbox.data_root().join("containers/half");
     fs::create_dir_all(half.join("upper")).unwrap();

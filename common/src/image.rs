@@ -148,7 +148,7 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         return Ok(dest);
     }
     let scratch = root.scratch("unpack")?;
-    let entries = unpack::unpack(open_tarball(tarball)?, scratch.path())?;
+    let unpacked = unpack::unpack(open_tarball(tarball)?, scratch.path())?;
     for needed in ["proc", "dev", "sys", "tmp"] {
         let dir = scratch.path().join(needed);
         if !dir.exists() {
@@ -156,9 +156,11 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         }
     }
     if scratch.persist(&dest)? {
+        unpacked.apply_root_mode(&dest)?;
         narrate!(
-            "unpacked {} ({entries} entries) into {}",
+            "unpacked {} ({} entries) into {}",
             tarball.display(),
+            unpacked.entries,
             dest.display()
         );
     }

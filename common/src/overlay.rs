@@ -246,7 +246,8 @@ pub fn mount_readonly_view(
         Some("overlay"),
         target,
         Some("overlay"),
-        MsFlags::MS_RDONLY,
+        // Read-only, and nothing in it may act as a device, setuid or program here.
+        MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some(&options),
     )
 }

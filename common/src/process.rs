@@ -117,7 +117,9 @@ where
                 File::from_raw_fd(err_write_raw),
             )
         };
-        let result = wait_for_parent(&go_read).and_then(|()| child_main());
+        let result = wait_for_parent(&go_read)
+            .and_then(|()| harden_until_exec())
+            .and_then(|()| child_main());
         let error = match result {
             Ok(never) => match never {},
             Err(error) => error,
@@ -157,6 +159,25 @@ where
     }
     let _ = child.wait();
     Err(parse_report(&report))
+}
+
+/// Two defences, in force until the command is exec'd:
+///
+/// * not dumpable (prctl(2) PR_SET_DUMPABLE): until exec the child runs the
+///   host's stepbox binary inside the container's namespaces, and nothing
+///   there may open it through /proc/PID/exe (as CVE-2019-5736 did to runc);
+///   exec makes the process dumpable again.
+/// * a session of its own (setsid(2)) unless stdin is a terminal the learner
+///   types into: a process with no controlling terminal cannot push
+///   keystrokes into the caller's shell with ioctl(TIOCSTI).
+fn harden_until_exec() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).call(|| "prctl(PR_SET_DUMPABLE, 0)".into())?;
+    if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        narrate!("setsid()   /* no controlling terminal: nothing to inject keystrokes into */");
+        // Fails only for a process group leader, which a fresh child is not.
+        let _ = nix::unistd::setsid();
+    }
+    Ok(())
 }
 
 /// Block until the parent writes the go byte; end-of-file means it died.

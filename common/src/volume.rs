@@ -21,7 +21,6 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, mkdirat, Mode};
-use nix::sys::statvfs::{fstatvfs, FsFlags};
 
 use crate::error::{quote, Error, Result};
 use crate::{mount, narrate};
@@ -196,7 +195,12 @@ pub fn remove_created(dirs: &[PathBuf]) {
         let mut all = Vec::new();
         while let Some(d) = stack.pop() {
             if let Ok(entries) = fs::read_dir(&d) {
-                stack.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                stack.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
             }
             all.push(d);
         }
@@ -252,17 +256,11 @@ pub fn mount_in(root: &Path, volume: &Volume) -> Result<()> {
         None,
     )?;
     if volume.read_only {
-        // A bind mount copies the source's flags; MS_RDONLY needs a remount of
-        // the new mount (reopened: the old fd is the directory underneath it).
+        // A bind copies the source's flags. MS_RDONLY would need a remount,
+        // and that affects only the top mount: mount_setattr(2) with
+        // AT_RECURSIVE makes every mount below the target read-only too.
         let mounted = resolve_in_root(&root_fd, &volume.target, host_is_dir)?;
-        let keep = locked_flags(&mounted);
-        mount::mount(
-            None,
-            Path::new(&fd_path(&mounted)),
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep,
-            None,
-        )?;
+        make_read_only_recursively(&mounted)?;
     }
     Ok(())
 }
@@ -271,27 +269,49 @@ fn fd_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-/// The flags of the mount `fd` is on that a remount must repeat: in a user
-/// namespace the kernel refuses to clear nosuid, nodev or noexec set by the host.
-fn locked_flags(fd: &OwnedFd) -> MsFlags {
-    let Ok(stat) = fstatvfs(fd) else {
-        return MsFlags::empty();
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Make the mount at `fd` and every mount below it read-only (Linux 5.12).
+fn make_read_only_recursively(fd: &OwnedFd) -> Result<()> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let call = format!(
+        "mount_setattr({}, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {{ .attr_set = MOUNT_ATTR_RDONLY }})",
+        fd.as_raw_fd()
+    );
+    narrate!("{call}");
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
     };
-    let flags = stat.flags();
-    let mut keep = MsFlags::empty();
-    for (st, ms) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ] {
-        if flags.contains(st) {
-            keep |= ms;
-        }
+    // SAFETY: fd is open; the path is an empty C string; attr lives across the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        return Ok(());
     }
-    keep
+    let errno = Errno::last();
+    let error = Error::sys(call, errno);
+    Err(match errno {
+        Errno::ENOSYS => error.hint("read-only volumes need mount_setattr, Linux 5.12 or later"),
+        _ => error,
+    })
 }
 
 /// Open `target` inside the root `root_fd`, creating what is missing (a

@@ -13,7 +13,10 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::MetadataExt;
+
 use nix::dir::Dir;
+use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode, SFlag};
 
@@ -84,8 +87,12 @@ impl<W: Write> Walk<W> {
     }
 
     fn entry(&mut self, dir: &OwnedFd, rel: &Path, name: &Path) -> Result<()> {
-        let st = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::io("stat", rel, e.into()))?;
+        // A running container may delete files while we walk: what is gone is skipped.
+        let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => return Err(Error::io("stat", rel, e.into())),
+        };
         let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
         let mut header = tar::Header::new_gnu();
         header.set_mode(st.st_mode & 0o7777);
@@ -100,13 +107,13 @@ impl<W: Write> Walk<W> {
                 self.tar
                     .append_data(&mut header, rel, std::io::empty())
                     .map_err(io)?;
-                let sub = nix::fcntl::openat(
-                    dir,
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| Error::io("opening", rel, e.into()))?;
+                let flags =
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                let sub = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
+                    Ok(sub) => sub,
+                    Err(Errno::ENOENT) => return Ok(()),
+                    Err(e) => return Err(Error::io("opening", rel, e.into())),
+                };
                 self.done.entries += 1;
                 return self.directory(&sub, rel);
             }
@@ -139,18 +146,24 @@ impl<W: Write> Walk<W> {
                     }
                     self.links.insert(key, rel.to_path_buf());
                 }
-                let fd = nix::fcntl::openat(
-                    dir,
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| Error::io("opening", rel, e.into()))?;
+                // O_NONBLOCK: if the container swapped a FIFO in, opening
+                // it must not hang; then the fd must be the file we stat'ed.
+                let flags =
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+                let fd = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
+                    Ok(fd) => fd,
+                    Err(Errno::ENOENT) => return Ok(()),
+                    Err(e) => return Err(Error::io("opening", rel, e.into())),
+                };
                 let file = File::from(fd);
-                let size = file
-                    .metadata()
-                    .map_err(|e| Error::io("stat", rel, e))?
-                    .len();
+                let opened = file.metadata().map_err(|e| Error::io("stat", rel, e))?;
+                if !opened.is_file() || (opened.dev(), opened.ino()) != (st.st_dev, st.st_ino) {
+                    return Err(Error::Invalid(format!(
+                        "{} changed while it was being committed: commit again",
+                        rel.display()
+                    )));
+                }
+                let size = opened.len();
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(size);
                 // Exactly `size` bytes even if the file changes meanwhile:

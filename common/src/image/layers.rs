@@ -12,6 +12,7 @@
 //! bottom layer first; each becomes its own layer directory, shared between
 //! images that share it. Any other tarball is one layer: a flat root filesystem.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
@@ -50,7 +51,24 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
             digests
         }
     };
-    Ok(digests.iter().map(|d| layers_dir.join(d)).collect())
+    Ok(without_repeats(&digests)
+        .iter()
+        .map(|d| layers_dir.join(d))
+        .collect())
+}
+
+/// overlayfs refuses one directory twice in lowerdir (ELOOP). A layer that
+/// comes again later re-applies over everything between, so keeping only its
+/// last occurrence gives the same view.
+fn without_repeats(digests: &[String]) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for digest in digests.iter().rev() {
+        if !kept.contains(digest) {
+            kept.push(digest.clone());
+        }
+    }
+    kept.reverse();
+    kept
 }
 
 /// Unpack one layer from `reader` (plain or gzip tar), returning its digest.
@@ -60,7 +78,7 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str) -> Result<String
         inner: reader,
         hasher: Sha256::new(),
     };
-    let entries = unpack::unpack(
+    let unpacked = unpack::unpack(
         decompress(BufReader::with_capacity(1 << 16, &mut hashing))?,
         scratch.path(),
     )?;
@@ -71,8 +89,10 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str) -> Result<String
     if dest.is_dir() {
         detail!("layer {digest} already present");
     } else if scratch.persist(&dest)? {
+        unpacked.apply_root_mode(&dest)?;
         narrate!(
-            "unpacked {what} ({entries} entries) into layer {}",
+            "unpacked {what} ({} entries) into layer {}",
+            unpacked.entries,
             dest.display()
         );
     }
@@ -149,30 +169,83 @@ pub fn layer_count(path: &Path) -> Result<usize> {
 
 /// Unpack every layer a saved image lists, in one pass over the tarball.
 fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<Vec<String>> {
-    let mut digests: Vec<Option<String>> = vec![None; members.len()];
+    let invalid = |why: String| Error::Invalid(format!("image {}: {why}", tarball.display()));
+    if members.is_empty() {
+        return Err(invalid(
+            "manifest.json lists no layers: re-save the image".into(),
+        ));
+    }
+    let wanted: HashSet<&str> = members.iter().map(String::as_str).collect();
+    // Layer path → digest; and members that are symlinks to other members
+    // (older `docker save` stores a repeated layer once and links to it).
+    let mut digests: HashMap<String, String> = HashMap::new();
+    let mut links: HashMap<String, String> = HashMap::new();
     let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
     let bad = unpack::not_a_tar;
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-        let Some(index) = members.iter().position(|m| *m == path) else {
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            if let Some(target) = entry.link_name().map_err(bad)? {
+                let base = if kind.is_symlink() {
+                    Path::new(&path).parent()
+                } else {
+                    None
+                };
+                let joined = base.unwrap_or(Path::new("")).join(target);
+                if let Some(resolved) = normalise(&joined) {
+                    links.insert(path, resolved);
+                }
+            }
             continue;
-        };
+        }
+        if !wanted.contains(path.as_str()) || digests.contains_key(&path) {
+            continue;
+        }
         let what = format!("{}:{path}", tarball.display());
-        digests[index] = Some(import_layer(root, entry, &what)?);
+        let digest = import_layer(root, entry, &what)?;
+        digests.insert(path, digest);
     }
     members
         .iter()
-        .zip(digests)
-        .map(|(member, digest)| {
-            digest.ok_or_else(|| {
-                Error::Invalid(format!(
-                    "image {}: manifest.json lists layer {member:?}, which the archive does not hold",
-                    tarball.display()
+        .map(|member| {
+            let mut path = member.clone();
+            for _ in 0..8 {
+                match links.get(&path) {
+                    Some(next) => path = next.clone(),
+                    None => break,
+                }
+            }
+            digests.get(&path).cloned().ok_or_else(|| {
+                invalid(format!(
+                    "manifest.json lists layer {member:?}, which the archive does not hold"
                 ))
             })
         })
         .collect()
+}
+
+/// `a/../b/./c` → `b/c`, or None if it climbs above the archive's top.
+fn normalise(path: &Path) -> Option<String> {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::Normal(part) => parts.push(part),
+            std::path::Component::ParentDir => {
+                parts.pop()?;
+            }
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(
+        parts
+            .iter()
+            .map(|p| p.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
 }
 
 /// What the index remembers of an image file: which file it was, and its layers.

@@ -25,8 +25,8 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fchmod, fchmodat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
-use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::sys::stat::{fchmod, fchmodat, fstatat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use crate::error::{Error, Result};
 
@@ -39,7 +39,28 @@ fn refuse(entry: &str, why: impl std::fmt::Display) -> Error {
 ///
 /// Fails on the first entry that is unsafe or cannot be created, naming it;
 /// the caller then throws the whole directory away.
-pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
+/// What an unpack made.
+#[derive(Debug, Clone, Copy)]
+pub struct Unpacked {
+    pub entries: u64,
+    /// The mode the archive gives its root directory (`./`), 0755 if none.
+    /// Apply it once the directory is in place: a read-only directory
+    /// cannot be renamed into a new parent.
+    pub root_mode: u32,
+}
+
+impl Unpacked {
+    /// Give the unpacked tree at `dir` its root directory's mode.
+    pub fn apply_root_mode(&self, dir: &Path) -> Result<()> {
+        std::fs::set_permissions(
+            dir,
+            std::os::unix::fs::PermissionsExt::from_mode(self.root_mode),
+        )
+        .map_err(|e| Error::io("chmod", dir, e))
+    }
+}
+
+pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     let dest_fd = open_dir(dest)?;
     let keep_owners = !crate::namespace::rootless();
     let mut archive = tar::Archive::new(reader);
@@ -84,7 +105,17 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         match kind {
             tar::EntryType::Directory => {
                 match mkdirat(parent_fd, &name, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => {
+                        let existing = fstatat(parent_fd, &name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                            .map_err(|e| refuse(&shown, e.desc()))?;
+                        if existing.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFDIR.bits() {
+                            return Err(refuse(
+                                &shown,
+                                "a directory over an earlier entry that is not one",
+                            ));
+                        }
+                    }
                     Err(errno) => return Err(refuse(&shown, errno.desc())),
                 }
                 // Its own mode is applied at the end, once nothing more goes inside.
@@ -95,6 +126,16 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
                 let fd = create_file(parent_fd, &name).map_err(|why| refuse(&shown, why))?;
                 let mut file = File::from(fd);
                 io::copy(&mut entry, &mut file).map_err(|e| refuse(&shown, e))?;
+                // chown before chmod: chown clears the setuid and setgid bits.
+                if keep_owners {
+                    let (uid, gid) = owner;
+                    fchown(
+                        &file,
+                        uid.map(|u| Uid::from_raw(u as u32)),
+                        gid.map(|g| Gid::from_raw(g as u32)),
+                    )
+                    .map_err(|e| refuse(&shown, format!("chown: {}", e.desc())))?;
+                }
                 fchmod(&file, Mode::from_bits_truncate(mode))
                     .map_err(|e| refuse(&shown, e.desc()))?;
             }
@@ -149,7 +190,11 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
             tar::EntryType::GNULongName | tar::EntryType::GNULongLink => continue,
             other => return Err(refuse(&shown, format!("unsupported entry type {other:?}"))),
         }
-        if keep_owners && kind != tar::EntryType::Link {
+        let owned_above = matches!(
+            kind,
+            tar::EntryType::Link | tar::EntryType::Regular | tar::EntryType::Continuous
+        );
+        if keep_owners && !owned_above {
             let (uid, gid) = owner;
             fchownat(
                 parent_fd,
@@ -162,11 +207,6 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         }
         count += 1;
     }
-    std::fs::set_permissions(
-        dest,
-        std::os::unix::fs::PermissionsExt::from_mode(root_mode),
-    )
-    .map_err(|e| Error::io("chmod", dest, e))?;
     // Deepest first, so a read-only parent never blocks a child's chmod.
     dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
     for (rel, mode) in dirs {
@@ -188,7 +228,10 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<u64> {
         })
         .map_err(|e| refuse(&shown, e.desc()))?;
     }
-    Ok(count)
+    Ok(Unpacked {
+        entries: count,
+        root_mode,
+    })
 }
 
 const WHITEOUT_PREFIX: &str = ".wh.";
