@@ -163,7 +163,10 @@ pub fn create_missing_host_dirs(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
         match fs::symlink_metadata(&volume.host) {
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("volume", &volume.host, e)),
+            Err(e) => {
+                remove_created(&created);
+                return Err(Error::io("volume", &volume.host, e));
+            }
         }
         // The topmost missing ancestor: everything below it is ours to remove.
         let mut top = volume.host.clone();
@@ -233,7 +236,15 @@ pub fn mount_in(root: &Path, volume: &Volume) -> Result<()> {
     // it may not be the container's /proc, /sys or /dev either.
     let via = fd_path(&target);
     let real = fs::read_link(&via).map_err(|e| Error::io("readlink", &via, e))?;
-    let inside = Path::new("/").join(real.strip_prefix(root).unwrap_or(&real));
+    // Compare real paths: the root as given may itself hold a symlink or `..`.
+    let root_real = fs::read_link(fd_path(&root_fd)).map_err(|e| Error::io("readlink", root, e))?;
+    let Ok(below) = real.strip_prefix(&root_real) else {
+        return Err(Error::Invalid(format!(
+            "volume target {} resolved outside the container's root: choose another path",
+            volume.target.display()
+        )));
+    };
+    let inside = Path::new("/").join(below);
     if let Some(reserved) = reserved(&inside) {
         return Err(Error::Invalid(format!(
             "volume target {} resolves to {} (through a symlink in the image), the container's own {reserved}: choose another path",
