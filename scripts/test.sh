@@ -15,4 +15,12 @@ for tool in unshare dpkg-deb apt-get; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (Debian/Ubuntu ship it)" >&2; exit 1; }
 done
 
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { passed += $4; failed += $6 }
+     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"
