@@ -389,3 +389,51 @@ fn a_static_busybox_on_path_is_used_and_a_dynamic_one_skipped() {
     assert!(out.stderr.contains(&expected), "{}", out.stderr);
     assert!(sandbox.data_root().join("images/busybox.tar").is_file());
 }
+
+// Claim 6's other side: an unpacked root is reused only for the very file it
+// came from. Another tarball of the same name is refused, not silently run
+// (and the root, which may hold the learner's changes, is kept).
+#[test]
+fn another_tarball_of_the_same_name_is_refused() {
+    let sandbox = sandbox(Who::Caller);
+    let tar = fs::read(support::busybox_image(CH2)).unwrap();
+    let (a, b) = (sandbox.path().join("a"), sandbox.path().join("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::write(a.join("img.tar"), &tar).unwrap();
+    gzip(&tar, &b.join("img.tar.gz"));
+    let first = a.join("img.tar");
+    sandbox
+        .run(
+            CH2,
+            &[
+                "-q",
+                "--image",
+                first.to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                "echo mine > /root/note",
+            ],
+        )
+        .assert_ok();
+    let second = b.join("img.tar.gz");
+    let out = sandbox.run(
+        CH2,
+        &["-q", "--image", second.to_str().unwrap(), "--", "true"],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(
+        out.error_lines()[0].contains("was unpacked from another file"),
+        "{out:#?}"
+    );
+    let note = sandbox.data_root().join("rootfs/img/root/note");
+    assert_eq!(fs::read_to_string(note).unwrap(), "mine\n");
+    // The same file again is fine.
+    sandbox
+        .run(
+            CH2,
+            &["-q", "--image", first.to_str().unwrap(), "--", "true"],
+        )
+        .assert_ok();
+}

@@ -139,6 +139,17 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         Source::Tarball(path) => path,
     };
     let dest = root.dir("rootfs")?.join(&image.name);
+    // Which file the root was unpacked from, kept beside the layer index.
+    let source = root.dir("index")?.join(format!("rootfs-{}.json", image.name));
+    if dest.is_dir() && !layers::is_recorded_source(&source, tarball) {
+        return Err(Error::Invalid(format!(
+            "{} was unpacked from another file than {}, and may hold your changes: \
+             remove it (rm -rf {}) to unpack this one, or rename the tarball",
+            dest.display(),
+            tarball.display(),
+            dest.display()
+        )));
+    }
     if dest.is_dir() {
         detail!(
             "image {} already unpacked in {}",
@@ -157,6 +168,7 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
     }
     if scratch.persist(&dest)? {
         unpacked.apply_root_mode(&dest)?;
+        layers::remember_source(&source, tarball)?;
         narrate!(
             "unpacked {} ({} entries) into {}",
             tarball.display(),

@@ -279,6 +279,25 @@ fn identity(tarball: &Path, layers: Vec<String>) -> Option<Indexed> {
     })
 }
 
+/// Record in `record` which file `tarball` is (path, inode, size, mtime).
+pub(super) fn remember_source(record: &Path, tarball: &Path) -> Result<()> {
+    let Some(identity) = identity(tarball, Vec::new()) else {
+        return Ok(());
+    };
+    let json = serde_json::to_vec(&identity).expect("the source record serialises");
+    crate::dataroot::write_atomically(record, &json)
+}
+
+/// Whether `tarball` is the very file recorded in `record` (true when
+/// nothing was recorded).
+pub(super) fn is_recorded_source(record: &Path, tarball: &Path) -> bool {
+    let Ok(text) = fs::read(record) else {
+        return true;
+    };
+    let recorded: Option<Indexed> = serde_json::from_slice(&text).ok();
+    recorded.is_some_and(|r| identity(tarball, Vec::new()).is_some_and(|now| now == r))
+}
+
 /// The layers this very file gave last time (same inode, size and mtime).
 fn cached(root: &DataRoot, tarball: &Path) -> Option<Vec<String>> {
     let text = fs::read(index_file(root, tarball).ok()?).ok()?;
