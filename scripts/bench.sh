@@ -3,12 +3,28 @@
 #
 # Builds release binaries, then, for each chapter, measures
 #   * wall time to start a container and run /bin/true in it (hyperfine, no
-#     shell in between: median, min and max of many runs), and
-#   * peak resident memory (/usr/bin/time -f %M, the largest of several runs).
+#     shell in between: median, min and max of many runs),
+#   * peak resident memory (/usr/bin/time -f %M, the largest of several runs),
+#   * and, where a chapter adds work that grows with the image or with the
+#     number of containers, that work: unpacking and committing ~200 MB of
+#     small files, 50 containers side by side.
 #
 # Targets (a missed target is reported as FAIL, but the script still exits 0;
 # it exits non-zero only if something breaks):
 #   ch1-mount-ns   median ≤ 1.5 × `unshare -m /bin/true`   peak RSS ≤ 4 MiB
+#   ch2-rootfs     --method pivot-root median ≤ 1.0 × `bwrap` into the same
+#                  busybox root (new mount, pid, uts, ipc namespaces, /proc, /dev)
+#   ch3-overlay    median, layer cached, ≤ 1.3 × ch2-rootfs --method pivot-root
+#                  first run of a ~200 MB tarball of small files (unpack +
+#                  one container run) ≤ 1.0 × `tar -xf` of the same file
+#   ch4-volumes    median with three -v volumes ≤ 1.1 × ch3-overlay (timed
+#                  again just before, under the same conditions)
+#   ch5-commit     50 `run -d` one after another: median start of the last 10
+#                  ≤ 1.5 × the first 10
+#                  `ps` with 50 containers running: median ≤ 20 ms
+#                  each container's monitor process: RSS ≤ 2 MiB
+#                  `commit` of busybox + ~200 MB of small files ≤ 1.0 ×
+#                  `tar -czf` of the same files
 #
 # Timings are only as quiet as the machine: a build running alongside moves
 # the medians by tenths of a millisecond. Compare runs made on an idle machine.
@@ -19,9 +35,11 @@
 #   BENCH_RUNS         timed runs per command  (default 300)
 #   BENCH_WARMUP       untimed warm-up runs    (default 20)
 #   BENCH_RSS_RUNS     runs for peak RSS       (default 20)
+#   BENCH_BIG_RUNS     runs of the ~200 MB unpack and commit (default 5)
 #
-# Run as root, it installs what it lacks with apt-get (hyperfine, time).
-# It never touches /var/lib/stepbox: every chapter gets a temporary data root.
+# Run as root, it installs what it lacks with apt-get (hyperfine, time,
+# bubblewrap, jq). It never touches /var/lib/stepbox: the chapters get a
+# temporary data root, and every container it starts is removed on exit.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,6 +48,7 @@ repo=$(pwd)
 RUNS=${BENCH_RUNS:-300}
 WARMUP=${BENCH_WARMUP:-20}
 RSS_RUNS=${BENCH_RSS_RUNS:-20}
+BIG_RUNS=${BENCH_BIG_RUNS:-5}
 
 # ---------------------------------------------------------------------------
 # Tools
@@ -41,6 +60,10 @@ declare -A PACKAGE=(
   [/usr/bin/time]=time
   [unshare]=util-linux
   [awk]=mawk
+  [bwrap]=bubblewrap
+  [jq]=jq
+  [tar]=tar
+  [gzip]=gzip
 )
 
 command -v cargo >/dev/null ||
@@ -71,18 +94,33 @@ cargo build --release --bins --quiet
 # A relative CARGO_TARGET_DIR is relative to the repository root, as for cargo.
 bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 
-STEPBOX_ROOT='' results=''
-trap 'rm -rf "$STEPBOX_ROOT" "$results"' EXIT
+# On exit, even after a failure or Ctrl-C: remove every ch5 container (rm -f
+# kills its processes), then our temporary directories.
+cleanup() {
+  local state name
+  for state in "${STEPBOX_ROOT:-/nonexistent}"/containers/*/state.json; do
+    [ -e "$state" ] || continue
+    name=$(basename "$(dirname "$state")")
+    "$bin/ch5-commit" -q rm -f "$name" >/dev/null ||
+      echo "bench.sh: could not remove container $name" >&2
+  done
+  rm -rf "$STEPBOX_ROOT" "$results" "$work"
+}
+STEPBOX_ROOT='' results='' work=''
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 STEPBOX_ROOT=$(mktemp -d)   # the chapters' data root: images, containers
 export STEPBOX_ROOT
 results=$(mktemp -d)        # hyperfine's and time's raw output
+work=$(mktemp -d)           # generated files, tarballs, volumes, fresh data roots
 
 # ---------------------------------------------------------------------------
 # Measuring
 # ---------------------------------------------------------------------------
 
 # Results, in milliseconds and KiB, keyed by the row's NAME.
-declare -A MEDIAN MIN MAX RSS
+declare -A MEDIAN MIN MAX MEAN RSS
 met=0
 missed=0
 
@@ -154,6 +192,79 @@ rss_target() {
   verdict "$((RSS[$name] <= limit))" "$name peak RSS = ${RSS[$name]} KiB (target ≤ $limit KiB)"
 }
 
+# show_ratio A B
+#   No target, for the reader: A's median (and minimum) over B's.
+show_ratio() {
+  local a=$1 b=$2 ratio min_ratio
+  read -r ratio min_ratio < <(awk \
+    -v a="${MEDIAN[$a]}" -v b="${MEDIAN[$b]}" -v amin="${MIN[$a]}" -v bmin="${MIN[$b]}" \
+    'BEGIN { printf "%.2f %.2f\n", a / b, amin / bmin }')
+  echo "  info  $a / $b median = ${ratio}x (minimums: ${min_ratio}x)"
+}
+
+# time_target NAME LIMIT_MS
+#   Target: NAME's median wall time ≤ LIMIT_MS.
+time_target() {
+  local name=$1 limit=$2 ok
+  ok=$(awk -v m="${MEDIAN[$name]}" -v l="$limit" 'BEGIN { print (m <= l) }')
+  verdict "$ok" "$name median = ${MEDIAN[$name]} ms (target ≤ $limit ms)"
+}
+
+# Some work takes seconds, or must be set up afresh before every run (an
+# empty data root, an empty directory): it is timed here, one run at a time,
+# with the shell's own clock ($EPOCHREALTIME, microseconds, no fork).
+
+# time_once ARRAY -- CMD...
+#   Run CMD once (output discarded) and append its wall time (ms) to ARRAY.
+time_once() {
+  local -n times=$1
+  shift 2
+  local start=$EPOCHREALTIME
+  "$@" >/dev/null
+  times+=("$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", (b - a) * 1000 }')")
+}
+
+# summarize NAME TIMES...
+#   Record the median, min, max and mean of TIMES (ms) as NAME's row, as
+#   time_cmd does for hyperfine's, so compare and time_target work on it.
+summarize() {
+  local name=$1
+  shift
+  local median min max mean
+  read -r median min max mean < <(printf '%s\n' "$@" | sort -g | awk '
+      { t[NR] = $1; sum += $1 }
+      END {
+        median = NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
+        printf "%.3f %.3f %.3f %.3f\n", median, t[1], t[NR], sum / NR
+      }')
+  # shellcheck disable=SC2034
+  MEDIAN[$name]=$median MIN[$name]=$min MAX[$name]=$max MEAN[$name]=$mean
+  printf '  %-32s median %8.3f ms   min %8.3f ms   max %8.3f ms   mean %8.3f ms (%d runs)\n' \
+    "$name" "$median" "$min" "$max" "$mean" "$#"
+}
+
+# make_small_files DIR
+#   About 200 MiB in 30 000 files of 2 to 12 KiB (30 directories of ~1000),
+#   like an image's /usr: half random bytes (as incompressible as compressed
+#   data), half hex-dump text (compresses about 3:1).
+make_small_files() {
+  local dir=$1 d kib
+  for ((d = 0; d < 30; d++)); do
+    kib=$((2 + d % 11))
+    mkdir -p "$dir/d$d"
+    if ((d % 2)); then
+      head -c $((kib * 1024 * 1000 * 16 / 49)) /dev/urandom | od -An -v -tx1
+    else
+      head -c $((kib * 1024 * 1000)) /dev/urandom
+    fi | split -a 4 -d -b "${kib}K" - "$dir/d$d/f"
+  done
+}
+
+# size_of PATH...: total size of PATH's files, e.g. "201M" (du -sh).
+size_of() {
+  du -csh "$@" | awk 'END { print $1 }'
+}
+
 # As an ordinary user the chapters add a user namespace of their own, and
 # unshare needs one too (-r) to be allowed a mount namespace: compare like
 # with like.
@@ -183,6 +294,176 @@ peak_rss "${unshare_m[*]}" -- "${unshare_m[@]}" /bin/true
 peak_rss ch1-mount-ns -- "$bin/ch1-mount-ns" -q -- /bin/true
 compare ch1-mount-ns "${unshare_m[*]}" 1.5
 rss_target ch1-mount-ns 4096
+
+echo
+echo "== ch2: a busybox root, entered by pivot_root or chroot =="
+# Warm-up run, untimed: provisions the busybox image (apt-get download) and
+# unpacks it once into $STEPBOX_ROOT/rootfs/busybox, the root all four use.
+"$bin/ch2-rootfs" -q -- /bin/true
+rootfs=$STEPBOX_ROOT/rootfs/busybox
+time_cmd "ch2-rootfs pivot-root" -- "$bin/ch2-rootfs" -q --method pivot-root -- /bin/true
+time_cmd "ch2-rootfs chroot" -- "$bin/ch2-rootfs" -q --method chroot -- /bin/true
+time_cmd bwrap -- bwrap --unshare-pid --unshare-uts --unshare-ipc \
+  --bind "$rootfs" / --proc /proc --dev /dev /bin/true
+time_cmd "${unshare_m[*]} chroot" -- "${unshare_m[@]}" chroot "$rootfs" /bin/true
+compare "ch2-rootfs pivot-root" bwrap 1.0
+show_ratio "ch2-rootfs chroot" "${unshare_m[*]} chroot"
+show_ratio "ch2-rootfs chroot" bwrap
+show_ratio "ch2-rootfs pivot-root" "ch2-rootfs chroot"
+
+echo
+echo "== ch3: a read-only image layer under a per-run overlay =="
+"$bin/ch3-overlay" -q -- /bin/true   # warm-up: unpacks the busybox layer once
+time_cmd ch3-overlay -- "$bin/ch3-overlay" -q -- /bin/true
+compare ch3-overlay "ch2-rootfs pivot-root" 1.3
+
+# First run of a big image: the busybox root plus ~200 MB of small files,
+# one plain tarball made by GNU tar. Each ch3 run gets a new, empty data
+# root, so it unpacks the whole layer; each tar run an empty directory.
+# What they unpacked is only removed on exit: on ext4 without a journal,
+# creating files soon after deleting many is much slower (the allocator
+# steps over inodes freed in the last minute), which would time the
+# previous run's `rm -rf` instead of the tool. For the same reason the two
+# take turns going first.
+echo "generating ~200 MB of small files and a rootfs tarball of them..." >&2
+make_small_files "$work/tree/big"
+bigroot=$work/bigroot.tar
+tar -cf "$bigroot" -C "$rootfs" . -C "$work/tree" big
+echo "  image: $bigroot, $(size_of "$bigroot"), $(tar -tf "$bigroot" | wc -l) entries"
+
+# first_run_ch3 I / first_run_tar I: unpack the big image, run I, timed.
+# sync first: the previous run's writes reach the disk before the clock starts.
+first_run_ch3() {
+  sync
+  time_once ch3_first -- "$bin/ch3-overlay" -q --root "$work/fresh-root-$1" \
+    --image "$bigroot" -- /bin/true
+}
+first_run_tar() {
+  mkdir "$work/extracted-$1"
+  sync
+  time_once tar_x -- tar -xf "$bigroot" -C "$work/extracted-$1"
+}
+ch3_first=() tar_x=()
+for ((i = 1; i <= BIG_RUNS; i++)); do
+  echo "timing ch3-overlay first run and tar -xf, run $i of $BIG_RUNS..." >&2
+  if ((i % 2)); then
+    first_run_ch3 "$i"
+    first_run_tar "$i"
+  else
+    first_run_tar "$i"
+    first_run_ch3 "$i"
+  fi
+done
+summarize "ch3-overlay first run" "${ch3_first[@]}"
+summarize "tar -xf" "${tar_x[@]}"
+echo "  note  ch3's figure includes its container run (a few ms: mounts, /bin/true)"
+compare "ch3-overlay first run" "tar -xf" 1.0
+
+echo
+echo "== ch4: volumes, bind-mounted host directories =="
+mkdir "$work/vol-a" "$work/vol-b" "$work/vol-c"
+sync   # the unpacks above leave ~2 GB for the disk: not while we time
+# The disk is busier after ch3's big unpacks than before them, and each run
+# of ch3 and ch4 creates and removes its write layer's directories: time
+# ch3 again here, so the ratio is the volumes' cost and not the disk's.
+time_cmd "ch3-overlay, again" -- "$bin/ch3-overlay" -q -- /bin/true
+time_cmd "ch4-volumes, 3 volumes" -- "$bin/ch4-volumes" -q \
+  -v "$work/vol-a:/a" -v "$work/vol-b:/b" -v "$work/vol-c:/c" -- /bin/true
+compare "ch4-volumes, 3 volumes" "ch3-overlay, again" 1.1
+show_ratio "ch4-volumes, 3 volumes" ch3-overlay
+
+echo
+echo "== ch5: named containers under a monitor; commit =="
+ch5=("$bin/ch5-commit" -q)
+"${ch5[@]}" run --rm busybox /bin/true   # warm-up
+containers=50
+
+# running PID: true while PID is a live process (a zombie, dead and waiting
+# for its parent to collect it, does not count).
+running() {
+  local state
+  [ -r "/proc/$1/stat" ] && read -r _ _ state _ <"/proc/$1/stat" && [ "$state" != Z ]
+}
+
+# monitor_rss NAME: the resident memory (KiB) of container NAME's monitor,
+# whose pid its state.json records.
+monitor_rss() {
+  local pid
+  pid=$(jq -r .monitor_pid "$STEPBOX_ROOT/containers/$1/state.json")
+  awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status"
+}
+
+echo "starting $containers detached containers one after another..." >&2
+sync
+starts=() names=()
+for ((i = 1; i <= containers; i++)); do
+  names+=("b$i")
+  time_once starts -- "${ch5[@]}" run -d --name "b$i" busybox sleep 600
+done
+first="run -d, containers 1-10" last="run -d, containers $((containers - 9))-$containers"
+summarize "$first" "${starts[@]:0:10}"
+summarize "$last" "${starts[@]: -10}"
+summarize "run -d, all $containers" "${starts[@]}"
+compare "$last" "$first" 1.5
+echo "  info  $last / $first mean = $(awk -v a="${MEAN[$last]}" -v b="${MEAN[$first]}" \
+  'BEGIN { printf "%.2f", a / b }')x"
+
+time_cmd "ch5-commit ps, $containers running" -- "${ch5[@]}" ps
+time_target "ch5-commit ps, $containers running" 20
+
+rss=()
+for name in "${names[@]}"; do
+  rss+=("$(monitor_rss "$name")")
+done
+read -r rss_max rss_mean < <(printf '%s\n' "${rss[@]}" | awk '
+    $1 > max { max = $1 } { sum += $1 } END { printf "%d %.0f\n", max, sum / NR }')
+printf '  %-32s max %6d KiB = %5.2f MiB   mean %6d KiB (VmRSS of %d monitors)\n' \
+  "monitor RSS" "$rss_max" "$(awk -v k="$rss_max" 'BEGIN { print k / 1024 }')" \
+  "$rss_mean" "${#rss[@]}"
+verdict "$((rss_max <= 2048))" "largest monitor RSS = $rss_max KiB (target ≤ 2048 KiB each)"
+
+monitors=()
+for name in "${names[@]}"; do
+  monitors+=("$(jq -r .monitor_pid "$STEPBOX_ROOT/containers/$name/state.json")")
+done
+rm_all=()
+time_once rm_all -- "${ch5[@]}" rm -f "${names[@]}"
+printf '  %-32s total %8.3f ms = %.3f ms per container\n' \
+  "rm -f of $containers" "${rm_all[0]}" "$(awk -v t="${rm_all[0]}" -v n="$containers" 'BEGIN { print t / n }')"
+# Each monitor records its container's exit, then ends: give them 5 s.
+for ((tenths = 0; tenths < 50; tenths++)); do
+  left=0
+  for pid in "${monitors[@]}"; do
+    if running "$pid"; then left=$((left + 1)); fi
+  done
+  if ((left == 0)); then break; fi
+  sleep 0.1
+done
+echo "  info  monitors still running $((tenths / 10)).$((tenths % 10)) s after rm -f: $left"
+
+# Commit: ~200 MB of small files written into a running container. Writing
+# them from inside (exec ... sh -c) would be slow, so we put them straight
+# into its upper directory: exactly what the container's writes would leave.
+echo "putting ~200 MB of small files into container bigfiles..." >&2
+"${ch5[@]}" run -d --name bigfiles busybox sleep 600 >/dev/null
+upper=$STEPBOX_ROOT/containers/bigfiles/upper
+layer=$(jq -r '.layers[0]' "$STEPBOX_ROOT/containers/bigfiles/state.json")
+cp -a "$work/tree/big" "$upper/"
+echo "  container files: busybox layer $(size_of "$layer") + big/ $(size_of "$upper/big")"
+commits=() tar_czf=()
+for ((i = 1; i <= BIG_RUNS; i++)); do
+  echo "timing ch5-commit commit and tar -czf, run $i of $BIG_RUNS..." >&2
+  sync
+  time_once commits -- "${ch5[@]}" commit bigfiles "img$i"
+  sync
+  # The same files as the container's merged view: the layer, then big/.
+  time_once tar_czf -- tar -czf "$work/tar$i.tgz" -C "$layer" . -C "$upper" big
+done
+echo "  output: commit $(size_of "$STEPBOX_ROOT/images/img1.tar.gz"), tar -czf $(size_of "$work/tar1.tgz")"
+summarize "ch5-commit commit" "${commits[@]}"
+summarize "tar -czf" "${tar_czf[@]}"
+compare "ch5-commit commit" "tar -czf" 1.0
+"${ch5[@]}" rm -f bigfiles >/dev/null
 
 # ---------------------------------------------------------------------------
 
