@@ -123,6 +123,9 @@ struct ExecArgs {
 }
 
 fn main() -> ExitCode {
+    // `ps | head` closes the pipe early: end quietly, as other tools do.
+    // SAFETY: resetting a signal disposition to its default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // `-v` means --volume, as in Docker; detail is --verbose.
     let cli: Cli = cli::parse_with_volume_flag();
     cli.log.init();

@@ -252,3 +252,29 @@ fn a_non_interactive_command_gets_its_own_session() {
     let ids: Vec<&str> = out.stdout.split_whitespace().collect();
     assert_eq!(ids[0], ids[1], "the command does not lead its own session");
 }
+
+/// Whether SIGPIPE is in a /proc/PID/status text's SigIgn mask.
+fn ignores_sigpipe(status: &str) -> bool {
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .unwrap()
+        .trim();
+    let mask = u64::from_str_radix(mask, 16).unwrap();
+    mask & (1 << (libc::SIGPIPE - 1)) != 0
+}
+
+// The command gets SIGPIPE's default action, although stepbox itself (a
+// Rust program, like this test) ignores it and ignored signals survive exec.
+#[test]
+fn the_command_does_not_inherit_an_ignored_sigpipe() {
+    let here = fs::read_to_string("/proc/self/status").unwrap();
+    assert!(
+        ignores_sigpipe(&here),
+        "control: this test process should ignore SIGPIPE"
+    );
+    let sandbox = Sandbox::new(Who::Caller);
+    let out = sandbox.run(CH1, &["-q", "--", "cat", "/proc/self/status"]);
+    out.assert_ok();
+    assert!(!ignores_sigpipe(&out.stdout), "the command ignores SIGPIPE");
+}

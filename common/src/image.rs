@@ -140,7 +140,9 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
     };
     let dest = root.dir("rootfs")?.join(&image.name);
     // Which file the root was unpacked from, kept beside the layer index.
-    let source = root.dir("index")?.join(format!("rootfs-{}.json", image.name));
+    let source = root
+        .dir("index")?
+        .join(format!("rootfs-{}.json", image.name));
     if dest.is_dir() && !layers::is_recorded_source(&source, tarball) {
         return Err(Error::Invalid(format!(
             "{} was unpacked from another file than {}, and may hold your changes: \

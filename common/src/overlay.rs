@@ -86,7 +86,10 @@ pub fn create_for_run(root: &DataRoot, id: &str) -> Result<Layout> {
         start_time: process::start_time(me).unwrap_or(0),
     };
     let json = serde_json::to_vec(&owner).expect("owner record serialises");
-    dataroot::write_atomically(&staged.dir.join(OWNER_FILE), &json)?;
+    // A plain write: the directory is not visible until the rename below,
+    // which makes the record appear whole or not at all.
+    let owner_file = staged.dir.join(OWNER_FILE);
+    fs::write(&owner_file, &json).map_err(|e| Error::io("writing", &owner_file, e))?;
     let layout = Layout::of(root, id);
     root.dir("containers")?;
     if !scratch.persist(&layout.dir)? {

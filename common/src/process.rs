@@ -259,6 +259,10 @@ pub fn close_extra_fds() -> Result<()> {
 
 /// Replace this process with `argv`, searched on PATH, keeping our environment.
 pub fn exec(argv: &[String]) -> Result<Infallible> {
+    // Rust programs ignore SIGPIPE, and an ignored signal stays ignored across
+    // exec: give the command the default, so that `yes | head` ends as usual.
+    // SAFETY: resetting a signal disposition to its default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let shown: Vec<String> = argv.iter().map(quote).collect();
     narrate!("execvp({}, [{}])", quote(&argv[0]), shown.join(", "));
     let c_argv = argv

@@ -122,8 +122,8 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                 dirs.push((rel.clone(), mode));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_existing(parent_fd, &name);
-                let fd = create_file(parent_fd, &name).map_err(|why| refuse(&shown, why))?;
+                let fd = replacing(parent_fd, &name, || create_file(parent_fd, &name))
+                    .map_err(|e| refuse(&shown, e.desc()))?;
                 let mut file = File::from(fd);
                 io::copy(&mut entry, &mut file).map_err(|e| refuse(&shown, e))?;
                 // chown before chmod: chown clears the setuid and setgid bits.
@@ -145,10 +145,10 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                     .map_err(not_a_tar)?
                     .ok_or_else(|| refuse(&shown, "symlink without a target"))?
                     .into_owned();
-                remove_existing(parent_fd, &name);
                 // A symlink may point anywhere, even at /: it is resolved inside the
                 // container's root when used there, and never followed here.
-                symlinkat(&target, parent_fd, &name).map_err(|e| refuse(&shown, e.desc()))?;
+                replacing(parent_fd, &name, || symlinkat(&target, parent_fd, &name))
+                    .map_err(|e| refuse(&shown, e.desc()))?;
             }
             tar::EntryType::Link => {
                 let target = entry
@@ -162,25 +162,21 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                 let (target_parent, target_name) = split(&target_rel);
                 let target_fd = open_beneath(&dest_fd, &target_parent)
                     .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?;
-                remove_existing(parent_fd, &name);
-                linkat(&target_fd, &target_name, parent_fd, &name, AtFlags::empty()).map_err(
-                    |e| {
-                        refuse(
-                            &shown,
-                            format!("hard link to {}: {}", target.display(), e.desc()),
-                        )
-                    },
-                )?;
+                replacing(parent_fd, &name, || {
+                    linkat(&target_fd, &target_name, parent_fd, &name, AtFlags::empty())
+                })
+                .map_err(|e| {
+                    refuse(
+                        &shown,
+                        format!("hard link to {}: {}", target.display(), e.desc()),
+                    )
+                })?;
             }
             tar::EntryType::Fifo => {
-                remove_existing(parent_fd, &name);
-                mknodat(
-                    parent_fd,
-                    &name,
-                    SFlag::S_IFIFO,
-                    Mode::from_bits_truncate(mode),
-                    0,
-                )
+                let fifo = Mode::from_bits_truncate(mode);
+                replacing(parent_fd, &name, || {
+                    mknodat(parent_fd, &name, SFlag::S_IFIFO, fifo, 0)
+                })
                 .map_err(|e| refuse(&shown, e.desc()))?;
             }
             tar::EntryType::Char | tar::EntryType::Block => {
@@ -367,14 +363,31 @@ fn open_parent(root: &OwnedFd, rel: &Path) -> std::result::Result<OwnedFd, Strin
 }
 
 /// Create a new file (never through a symlink: O_NOFOLLOW|O_EXCL).
-fn create_file(parent: &OwnedFd, name: &Path) -> std::result::Result<OwnedFd, String> {
+fn create_file(parent: &OwnedFd, name: &Path) -> nix::Result<OwnedFd> {
     nix::fcntl::openat(
         parent,
         name,
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )
-    .map_err(|e| e.desc().to_string())
+}
+
+/// Create `name` with `create`. If an earlier entry holds the name, remove it
+/// (never a directory: that fails) and create once more: in a tar archive, a
+/// later entry replaces an earlier one. Trying first costs nothing in the
+/// common case, where the name is new.
+fn replacing<T>(
+    parent: &OwnedFd,
+    name: &Path,
+    mut create: impl FnMut() -> nix::Result<T>,
+) -> nix::Result<T> {
+    match create() {
+        Err(Errno::EEXIST) => {
+            unlinkat(parent, name, UnlinkatFlags::NoRemoveDir)?;
+            create()
+        }
+        other => other,
+    }
 }
 
 /// A later entry replaces an earlier one of the same name (tar semantics).
