@@ -135,7 +135,8 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
     }
     // A plain tarball: seek past each member's data instead of reading it.
     std::io::Seek::rewind(&mut file).map_err(bad)?;
-    let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(1 << 16, file));
+    // (Unbuffered on purpose: a buffered reader drops its buffer on every seek.)
+    let mut archive = tar::Archive::new(file);
     let entries = archive.entries_with_seek().map_err(bad)?;
     find_manifest(entries)
 }
