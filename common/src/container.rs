@@ -18,7 +18,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -250,19 +250,6 @@ pub fn generate_name(root: &DataRoot, id: &str) -> String {
         }
     }
     format!("stepbox_{id}")
-}
-
-/// The size in bytes of everything below `path` (not following symlinks).
-pub fn disk_usage(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| disk_usage(&e.path())).sum())
-        .unwrap_or(0)
 }
 
 /// "5 seconds ago", "3 minutes ago", ...: how long ago `then` was.

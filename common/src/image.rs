@@ -19,7 +19,6 @@ use crate::error::{Error, Result};
 use crate::{detail, narrate};
 
 pub use layers::{layer_count, layers};
-pub use provision::is_static_elf;
 
 /// The image every chapter runs when none is named.
 pub const DEFAULT_IMAGE: &str = "busybox";

@@ -101,17 +101,6 @@ pub fn create_for_run(root: &DataRoot, id: &str) -> Result<Layout> {
     Ok(layout)
 }
 
-/// Create the container directory (claimed by an atomic mkdir) and its three parts.
-pub fn create(layout: &Layout) -> Result<()> {
-    let dir = &layout.dir;
-    fs::create_dir_all(dir.parent().unwrap()).map_err(|e| Error::io("creating", dir, e))?;
-    DirBuilder::new()
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io("creating", dir, e))?;
-    create_parts(layout)
-}
-
 /// Create upper/, work/ and merged/ in an existing container directory.
 pub fn create_parts(layout: &Layout) -> Result<()> {
     detail!("mkdir {}/{{upper,work,merged}}", layout.dir.display());

@@ -59,7 +59,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// True for a 64-bit ELF program without a `PT_INTERP` header, i.e. one that
 /// needs no dynamic loader and so runs inside a root that has no libc.
-pub fn is_static_elf(path: &Path) -> bool {
+fn is_static_elf(path: &Path) -> bool {
     let Ok(bytes) = fs::read(path) else {
         return false;
     };
