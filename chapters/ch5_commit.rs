@@ -572,9 +572,11 @@ fn commit(
     //    written beside its destination...
     let partial = dest.with_file_name(format!(".{image_name}.partial.{}", std::process::id()));
     let written = write_image(&view, &partial);
-    mount::unmount_detach(&view)?;
+    let unmounted = mount::unmount_detach(&view);
     // 4. ...and linked into place in one step, never over an existing image.
+    //    Whatever failed, the partial file goes.
     let linked = written.and_then(|written| {
+        unmounted?;
         fs::hard_link(&partial, &dest).map_err(|e| Error::io("writing image", &dest, e))?;
         Ok(written)
     });

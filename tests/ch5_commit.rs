@@ -182,20 +182,18 @@ fn claim_ps_and_logs(who: Who) {
         &["run", "-d", "--name", "up", "busybox", "sleep", "1000"],
     )
     .assert_ok();
-    ch5(
-        &sandbox,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "done",
-            "busybox",
-            "sh",
-            "-c",
-            "echo to-out; echo to-err >&2; exit 3",
-        ],
-    )
-    .assert_ok();
+    // Narrated (no -q): the narration must not end up in the container's log.
+    let script = "echo to-out; echo to-err >&2; exit 3";
+    let out = sandbox.run(
+        CH5,
+        &["run", "-d", "--name", "done", "busybox", "sh", "-c", script],
+    );
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("dup2(log, 1)"),
+        "control: this run was not narrated: {}",
+        out.stderr
+    );
     assert!(
         eventually(Duration::from_secs(10), || ps_row(&sandbox, "done")
             .is_some_and(|r| r.contains("exited (3)"))),
