@@ -1,6 +1,12 @@
 //! The docs cannot drift from the code: every code snippet a chapter doc
-//! quotes "From [file](../file)" must still be in that file, and every test a
-//! doc's "Claims → tests" table names must exist.
+//! quotes "From [file](../file)" must be contiguous lines of that file (a
+//! skip marked `// …`, each piece in order), and every test a
+//! doc's "Claims → tests" table names must exist. The transcripts themselves
+//! are run by tests/transcripts/; the parsing and matching it relies on are
+//! tested here.
+
+#[path = "transcripts/doc.rs"]
+mod transcript;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,10 +32,46 @@ fn fold(line: &str) -> String {
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Lines of a snippet that must appear in the source (elisions skipped).
-fn significant(line: &str) -> bool {
+/// A line that marks an elision: the snippet skips lines of its file there.
+fn elision(line: &str) -> bool {
     let t = line.trim();
-    !(t.is_empty() || t == "..." || t == "…" || t.starts_with("// ...") || t.starts_with("// …"))
+    t == "..." || t == "…" || t.starts_with("// ...") || t.starts_with("// …")
+}
+
+/// The pieces of a snippet between its elisions, each as folded, non-blank
+/// lines.
+fn pieces(snippet: &[&str]) -> Vec<Vec<String>> {
+    let mut pieces = vec![Vec::new()];
+    for line in snippet {
+        if elision(line) {
+            pieces.push(Vec::new());
+        } else if !line.trim().is_empty() {
+            pieces.last_mut().unwrap().push(fold(line));
+        }
+    }
+    pieces.retain(|p| !p.is_empty());
+    pieces
+}
+
+/// Where each piece stands in `code` (folded, non-blank lines): every piece
+/// must be contiguous lines of the file, each after the one before it.
+/// `Err` names the first piece that is not.
+fn find_pieces(code: &[String], pieces: &[Vec<String>]) -> Result<(), String> {
+    let mut from = 0;
+    for piece in pieces {
+        let at = (from..=code.len().saturating_sub(piece.len()))
+            .find(|&i| code[i..].starts_with(piece))
+            .ok_or_else(|| {
+                let missing = piece
+                    .iter()
+                    .find(|l| !code.contains(l))
+                    .map(|l| format!("`{l}` is not in the file"))
+                    .unwrap_or_else(|| format!("the lines from `{}` are not contiguous there (mark a skip with `// …`)", piece[0]));
+                missing
+            })?;
+        from = at + piece.len();
+    }
+    Ok(())
 }
 
 /// `From [common/src/x.rs](../common/src/x.rs)` → `common/src/x.rs`.
@@ -63,15 +105,13 @@ fn every_quoted_snippet_is_still_in_its_file() {
                 let code = fs::read_to_string(repo().join(&source)).unwrap_or_else(|_| {
                     panic!("{}: quotes {source}, which does not exist", doc.display())
                 });
-                let code: Vec<String> = code.lines().map(fold).collect();
-                for (n, line) in lines[i + 1..end].iter().enumerate() {
-                    if significant(line) && !code.contains(&fold(line)) {
-                        drifted.push(format!(
-                            "{}:{}: from {source}: {line}",
-                            doc.display(),
-                            i + 2 + n
-                        ));
-                    }
+                let code: Vec<String> = code
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(fold)
+                    .collect();
+                if let Err(why) = find_pieces(&code, &pieces(&lines[i + 1..end])) {
+                    drifted.push(format!("{}:{}: from {source}: {why}", doc.display(), i + 1));
                 }
                 checked += 1;
             }
@@ -80,7 +120,7 @@ fn every_quoted_snippet_is_still_in_its_file() {
     }
     assert!(
         drifted.is_empty(),
-        "quoted code no longer in its file:\n{}",
+        "quoted code that is not contiguous lines of its file:\n{}",
         drifted.join("\n")
     );
     assert!(
@@ -150,5 +190,198 @@ fn every_doc_the_readmes_link_exists() {
             let path = repo().join(base).join(link.split('#').next().unwrap());
             assert!(path.exists(), "{index} links {link}, which does not exist");
         }
+    }
+}
+
+// The transcript runner's parsing and matching.
+
+
+    const TRANSCRIPT_DOC: &str = "\
+Text.
+
+```console
+# echo one
+one
+$ cat > f <<'EOF'
+a
+EOF
+$ long \\
+  line
+out
+```
+
+*Not run by the tests: needs Docker.*
+
+```console
+# docker run x
+```
+";
+
+    #[test]
+    fn commands_their_users_and_outputs_are_found() {
+        let blocks = transcript::blocks(TRANSCRIPT_DOC);
+        assert_eq!(blocks.len(), 2);
+        let c = &blocks[0].commands;
+        assert_eq!(c.len(), 3);
+        assert_eq!((c[0].line, c[0].who, c[0].text.as_str()), (4, transcript::Who::Root, "echo one"));
+        assert_eq!(c[0].output, 4..5);
+        assert_eq!(c[1].text, "cat > f <<'EOF'\na\nEOF");
+        assert_eq!(c[1].output, 8..8);
+        assert_eq!(c[2].text, "long \\\n  line");
+        assert_eq!(c[2].output, 10..11);
+        assert_eq!(blocks[0].left_out, None);
+        assert_eq!(blocks[1].left_out.as_deref(), Some("needs Docker."));
+    }
+
+    #[test]
+    fn varying_values_are_normalised_and_nothing_else() {
+        assert_eq!(
+            transcript::normalise("[parent] clone(CLONE_NEWNS) = 1077\n"),
+            "[parent] clone(CLONE_NEWNS) = [PID]\n"
+        );
+        assert_eq!(
+            transcript::normalise("63 43 0:39 / /tmp rw - tmpfs tmpfs rw\n"),
+            "[MOUNT] / /tmp rw - tmpfs tmpfs rw\n"
+        );
+        assert_eq!(
+            transcript::normalise("-rw-r--r-- 1 root root 7 Nov 23 17:02 inside.txt\n"),
+            "-rw-r--r-- [SIZE] [DATE] inside.txt\n"
+        );
+        assert_eq!(transcript::normalise("CONTAINED\n"), "CONTAINED\n");
+        assert_eq!(transcript::normalise("81\n"), "81\n");
+    }
+
+    #[test]
+    fn a_changed_word_is_a_mismatch() {
+        assert!(transcript::mismatch("verdict: CONTAINED\n", "verdict: CONTAINED\n").is_none());
+        assert!(transcript::mismatch("verdict: CONTAINED\n", "verdict: ESCAPED\n").is_some());
+        assert!(transcript::mismatch("a [..] c\n...\n", "a b c\nx\ny\n").is_none());
+    }
+
+    #[test]
+    fn control_bytes_are_shown_in_caret_form() {
+        assert_eq!(transcript::printable(b"a\x1b[1mb\x7f\n"), "a^[[1mb^?\n");
+    }
+
+    #[test]
+    fn blessing_replaces_only_the_output() {
+        let blessed = transcript::bless(TRANSCRIPT_DOC, &[(4..5, "two\nthree\n".to_string())]);
+        assert!(blessed.contains("# echo one\ntwo\nthree\n$ cat"));
+        assert!(blessed.ends_with("# docker run x\n```\n"));
+    }
+
+#[test]
+fn a_snippet_that_drops_lines_from_its_middle_is_refused() {
+    let code: Vec<String> = ["fn f() {", "a();", "b();", "c();", "}"].map(String::from).to_vec();
+    let whole = pieces(&["fn f() {", "a();", "b();"]);
+    assert_eq!(find_pieces(&code, &whole), Ok(()));
+    let dropped = pieces(&["a();", "c();"]);
+    assert!(find_pieces(&code, &dropped).unwrap_err().contains("not contiguous"));
+    let marked = pieces(&["a();", "// …", "c();"]);
+    assert_eq!(find_pieces(&code, &marked), Ok(()));
+    let reordered = pieces(&["c();", "// …", "a();"]);
+    assert!(find_pieces(&code, &reordered).is_err());
+    let gone = pieces(&["d();"]);
+    assert!(find_pieces(&code, &gone).unwrap_err().contains("is not in the file"));
+}
+
+/// The doc's prose: every line outside fenced code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut inside = false;
+    text.lines()
+        .filter(|line| {
+            if line.trim_start().starts_with("```") {
+                inside = !inside;
+                return false;
+            }
+            !inside
+        })
+        .collect()
+}
+
+#[test]
+fn every_chapter_doc_reads_in_25_minutes() {
+    for doc in chapter_docs() {
+        let text = fs::read_to_string(&doc).unwrap();
+        let words: usize = prose(&text).iter().map(|l| l.split_whitespace().count()).sum();
+        assert!(
+            words <= 5000,
+            "{} has {words} words of prose; a chapter reads in 25 minutes at most (5,000 words): \
+             move supporting topics into short labelled sections or cut them",
+            doc.display()
+        );
+    }
+}
+
+#[test]
+fn every_chapter_doc_has_a_diagram() {
+    for doc in chapter_docs() {
+        let text = fs::read_to_string(&doc).unwrap();
+        assert!(
+            text.lines().any(|l| l.trim() == "```mermaid"),
+            "{} has no diagram (a ```mermaid block)",
+            doc.display()
+        );
+    }
+}
+
+#[test]
+fn every_chapter_doc_shows_its_idea_on_the_first_screen() {
+    for doc in chapter_docs() {
+        let text = fs::read_to_string(&doc).unwrap();
+        let first = text.lines().position(|l| l.trim() == "```console");
+        assert!(
+            first.is_some_and(|line| line < 40),
+            "{}: the first command a reader can run starts at line {first:?}; it belongs on the first screen (40 lines)",
+            doc.display()
+        );
+    }
+}
+
+/// Each exercise under "## Try it yourself" (a list item) is followed by a
+/// collapsed answer before the next one.
+#[test]
+fn every_exercise_has_an_answer() {
+    let mut exercises = 0;
+    for doc in chapter_docs() {
+        let text = fs::read_to_string(&doc).unwrap();
+        let Some((_, section)) = text.split_once("## Try it yourself") else {
+            panic!("{} has no Try it yourself section", doc.display());
+        };
+        let section = section.split("\n## ").next().unwrap();
+        let items: Vec<&str> = section
+            .split('\n')
+            .filter(|l| l.starts_with("- ") || l.split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok()))
+            .collect();
+        assert!(!items.is_empty(), "{}: Try it yourself lists no exercise", doc.display());
+        let mut rest = section;
+        for item in &items {
+            let (_, after) = rest.split_once(item).unwrap();
+            let next = items
+                .iter()
+                .filter_map(|i| after.find(i))
+                .min()
+                .unwrap_or(after.len());
+            assert!(
+                after[..next].contains("<details>"),
+                "{}: the exercise `{item}` has no answer (a <details> block after it)",
+                doc.display()
+            );
+            rest = after;
+            exercises += 1;
+        }
+    }
+    assert!(exercises >= 5);
+}
+
+#[test]
+fn readme_and_chapter_1_say_how_to_run_as_root_and_as_yourself() {
+    for index in ["README.md", "docs/ch1-mount-namespace.md"] {
+        let text = fs::read_to_string(repo().join(index)).unwrap();
+        let first_screen: String = text.lines().take(60).collect::<Vec<_>>().join("\n");
+        assert!(
+            first_screen.contains("sudo target/debug/") && first_screen.contains("cargo build"),
+            "{index}: its first screen must say how to run a chapter as root (`cargo build`, then `sudo target/debug/...`)"
+        );
     }
 }

@@ -1,0 +1,231 @@
+//! Docs that are executed: every console transcript in README.md and
+//! docs/*.md is typed into a shell, in doc order, one sandbox per doc (see
+//! sandbox.rs), and what each command prints is compared with what the doc
+//! shows under it, after normalising what honestly varies (doc.rs).
+//!
+//! `cargo test --test transcripts [-- NAME...]` checks the docs whose path
+//! contains a NAME (all by default); `scripts/bless-docs.sh [NAME...]`
+//! (`SNAPSHOTS=overwrite`) rewrites each output that differs from the real
+//! run, so no transcript is ever typed by hand. A block the tests cannot run
+//! has a marker a reader sees right above it: `*Not run by the tests: why.*`
+//!
+//! No test harness: the sandbox forks, which a threaded harness forbids.
+
+mod doc;
+mod sandbox;
+mod shell;
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// README.md, then docs/*.md in order.
+fn docs() -> Vec<String> {
+    let mut docs: Vec<String> = fs::read_dir(repo().join("docs"))
+        .expect("read docs/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    docs.sort();
+    docs.insert(0, "README.md".to_string());
+    docs
+}
+
+/// What checking one doc found.
+#[derive(Default)]
+struct Report {
+    commands: usize,
+    ran: usize,
+    matched: usize,
+    left_out: BTreeMap<String, usize>,
+    failures: Vec<String>,
+    /// Output lines to replace, and with what, when blessing.
+    updates: Vec<(Range<usize>, String)>,
+}
+
+impl Report {
+    fn summary(&self, name: &str) -> String {
+        let mut line = format!(
+            "{name}: {} commands: {} ran, {} matched, {} left out",
+            self.commands,
+            self.ran,
+            self.matched,
+            self.left_out.values().sum::<usize>()
+        );
+        if !self.left_out.is_empty() {
+            let reasons: Vec<String> = self
+                .left_out
+                .iter()
+                .map(|(why, n)| format!("{n}: {why}"))
+                .collect();
+            line.push_str(&format!(" ({})", reasons.join("; ")));
+        }
+        line
+    }
+}
+
+/// Run the transcripts of `text` (the doc called `name`) and compare.
+fn check(name: &str, text: &str, learner: u32) -> Report {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut report = Report::default();
+    let mut to_run = Vec::new();
+    for block in doc::blocks(text) {
+        report.commands += block.commands.len();
+        match block.left_out {
+            Some(why) => *report.left_out.entry(why).or_default() += block.commands.len(),
+            None => to_run.extend(block.commands),
+        }
+    }
+    if to_run.is_empty() {
+        return report;
+    }
+    let typed: Vec<(doc::Who, String)> = to_run.iter().map(|c| (c.who, c.text.clone())).collect();
+    let ran = match sandbox::run(&typed, learner) {
+        Ok(ran) => ran,
+        Err(e) => {
+            report.failures.push(format!("{name}: the sandbox failed: {e}"));
+            return report;
+        }
+    };
+    report.ran = ran.len();
+    for (command, ran) in to_run.iter().zip(&ran) {
+        let place = format!("{name}:{}: `{}`", command.line, first_line(&command.text));
+        if let Some(error) = &ran.error {
+            report.failures.push(format!("{place}: {error}"));
+            continue;
+        }
+        match doc::mismatch(&doc::shown(&lines, command), &ran.output) {
+            None => report.matched += 1,
+            Some(diff) => {
+                report
+                    .failures
+                    .push(format!("{place}: the output differs from the doc's (exit status {}):\n{diff}", ran.status));
+                report.updates.push((command.output.clone(), ran.output.clone()));
+            }
+        }
+    }
+    if let Some(next) = to_run.get(ran.len()) {
+        report.failures.push(format!(
+            "{name}:{}: not run: the doc stopped at the command before it",
+            next.line
+        ));
+    }
+    report
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// The runner must be able to fail: change one shown output line in a copy
+/// of a doc (a `CONTAINED` verdict to `ESCAPED` where a doc shows one), run
+/// the copy up to that block, and expect exactly that line to be reported.
+fn runner_reports_a_changed_output_line(learner: u32) -> Result<String, String> {
+    for name in docs() {
+        let text = fs::read_to_string(repo().join(&name)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for block in doc::blocks(&text).into_iter().filter(|b| b.left_out.is_none()) {
+            for command in &block.commands {
+                let Some(at) = command.output.clone().find(|&i| lines[i].contains("CONTAINED")) else {
+                    continue;
+                };
+                let changed = lines[at].replace("CONTAINED", "ESCAPED");
+                let end = command.output.end;
+                let mut copy: Vec<&str> = lines[..end].to_vec();
+                copy[at] = &changed;
+                copy.push("```");
+                let report = check(&name, &(copy.join("\n") + "\n"), learner);
+                let expected = format!("{name}:{}:", command.line);
+                return match report.failures.as_slice() {
+                    [only] if only.starts_with(&expected) && only.contains("ESCAPED") => Ok(format!(
+                        "the runner reported {name}:{} when line {} was changed to `{changed}`",
+                        command.line,
+                        at + 1
+                    )),
+                    other => Err(format!(
+                        "line {} of {name} was changed to `{changed}`; the runner reported {other:#?}",
+                        at + 1
+                    )),
+                };
+            }
+        }
+    }
+    Err("no doc shows a CONTAINED verdict to change".to_string())
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let bless = std::env::var("SNAPSHOTS").is_ok_and(|v| v == "overwrite");
+    let selected: Vec<String> = docs()
+        .into_iter()
+        .filter(|d| filters.is_empty() || filters.iter().any(|f| d.contains(f.as_str())))
+        .collect();
+    if !support::suite_is_root() {
+        let commands: usize = selected
+            .iter()
+            .map(|d| {
+                let text = fs::read_to_string(repo().join(d)).unwrap();
+                doc::blocks(&text).iter().map(|b| b.commands.len()).sum::<usize>()
+            })
+            .sum();
+        println!(
+            "transcripts: skipped: {commands} commands in {} docs: the docs' sandbox (private /tmp, /home, \
+             /var/lib/stepbox, and a root shell beside the learner's) needs root: run `sudo scripts/test.sh`",
+            selected.len()
+        );
+        println!("test result: ok. 0 passed; 0 failed; {commands} ignored; 0 measured; 0 filtered out");
+        return ExitCode::SUCCESS;
+    }
+    let learner = support::unprivileged_id();
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    for name in &selected {
+        let text = fs::read_to_string(repo().join(name)).unwrap();
+        let report = check(name, &text, learner);
+        println!("{}", report.summary(name));
+        for failure in &report.failures {
+            println!("FAILED {failure}");
+        }
+        passed += report.matched;
+        failed += report.failures.len();
+        ignored += report.left_out.values().sum::<usize>();
+        if bless && !report.updates.is_empty() {
+            fs::write(repo().join(name), doc::bless(&text, &report.updates)).unwrap();
+            println!("{name}: blessed {} outputs from this run", report.updates.len());
+        }
+    }
+    if filters.is_empty() || filters.iter().any(|f| f == "runner") {
+        match runner_reports_a_changed_output_line(learner) {
+            Ok(what) => {
+                println!("runner self-test: ok: {what}");
+                passed += 1;
+            }
+            Err(why) => {
+                println!("FAILED runner self-test: {why}");
+                failed += 1;
+            }
+        }
+    }
+    let status = if failed == 0 { "ok" } else { "FAILED" };
+    println!(
+        "test result: {status}. {passed} passed; {failed} failed; {ignored} ignored; 0 measured; 0 filtered out; \
+         finished in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    if failed == 0 || bless {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
