@@ -27,14 +27,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    args.log.init();
-    match run(&args) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("ch1-mount-ns: {error}");
-            ExitCode::from(error.exit_code())
-        }
-    }
+    common::cli::main("ch1-mount-ns", 1, &args.log, || run(&args))
 }
 
 fn run(args: &Args) -> Result<ExitCode> {

@@ -37,14 +37,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    args.log.init();
-    match run(&args) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("ch2-rootfs: {error}");
-            ExitCode::from(error.exit_code())
-        }
-    }
+    common::cli::main("ch2-rootfs", 2, &args.log, || run(&args))
 }
 
 fn run(args: &Args) -> Result<ExitCode> {

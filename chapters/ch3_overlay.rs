@@ -34,14 +34,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    args.log.init();
-    match run(&args) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("ch3-overlay: {error}");
-            ExitCode::from(error.exit_code())
-        }
-    }
+    common::cli::main("ch3-overlay", 3, &args.log, || run(&args))
 }
 
 fn run(args: &Args) -> Result<ExitCode> {

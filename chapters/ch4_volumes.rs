@@ -37,14 +37,7 @@ struct Args {
 fn main() -> ExitCode {
     // From this chapter on `-v` means --volume, as in Docker; detail is --verbose.
     let args: Args = cli::parse_with_volume_flag();
-    args.log.init();
-    match run(&args) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("ch4-volumes: {error}");
-            ExitCode::from(error.exit_code())
-        }
-    }
+    cli::main("ch4-volumes", 4, &args.log, || run(&args))
 }
 
 fn run(args: &Args) -> Result<ExitCode> {

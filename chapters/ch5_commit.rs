@@ -36,8 +36,9 @@ struct Cli {
     /// Data root [default: /var/lib/stepbox as root, else ~/.local/share/stepbox; env STEPBOX_ROOT]
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// What to do
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,18 +129,20 @@ fn main() -> ExitCode {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // `-v` means --volume, as in Docker; detail is --verbose.
     let cli: Cli = cli::parse_with_volume_flag();
-    cli.log.init();
-    match dispatch(&cli) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("ch5-commit: {error}");
-            ExitCode::from(error.exit_code())
-        }
-    }
+    cli::main("ch5-commit", 5, &cli.log, || dispatch(&cli))
 }
 
 fn dispatch(cli: &Cli) -> Result<ExitCode> {
-    if let Command::Run(args) = &cli.command {
+    let Some(command) = &cli.command else {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a command is required: see --help",
+            )
+            .exit()
+    };
+    if let Command::Run(args) = command {
         // Refuse a bad name or volume before even the data root is created.
         if let Some(name) = &args.name {
             check_name("container", name)?;
@@ -147,7 +150,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         volume::parse_all(&args.volumes)?;
     }
     let root = DataRoot::open(cli.root.as_deref())?;
-    match &cli.command {
+    match command {
         Command::Run(args) => run(&root, args),
         Command::Ps { all } => ps(&root, *all),
         Command::Exec(args) => exec(&root, args),
@@ -349,7 +352,9 @@ fn container_main(spec: &Spec, detached: Option<(&OwnedFd, &OwnedFd)>) -> Result
     // 7. Detached: stdin from /dev/null, stdout and stderr to container.log.
     //    From here on our stderr is the container's log: narrate no more.
     if let Some((stdin, out)) = detached {
-        narrate!("dup2(log, 1); dup2(log, 2); dup2(/dev/null, 0)");
+        narrate!(5, "dup2(log, 1); dup2(log, 2); dup2(/dev/null, 0)");
+        // Whatever is still folded goes to the caller's stderr, not the log.
+        common::log::flush();
         process::redirect_stdio(stdin, out)?;
         log::set_max_level(log::LevelFilter::Off);
     }
@@ -442,7 +447,7 @@ fn exec(root: &DataRoot, args: &ExecArgs) -> Result<ExitCode> {
 }
 
 fn exec_main(name: &str, argv: &[String]) -> Result<Infallible> {
-    narrate!("chdir(\"/\")");
+    narrate!(5, "chdir(\"/\")");
     nix::unistd::chdir("/").map_err(|errno| Error::sys("chdir(\"/\")", errno))?;
     process::set_container_env(name);
     process::close_extra_fds()?;
@@ -454,7 +459,7 @@ fn exec_main(name: &str, argv: &[String]) -> Result<Infallible> {
 /// Signal the container's init (only if it is still the process we started).
 fn signal(state: &State, sig: Signal) -> Result<()> {
     if let (true, Some(pid)) = (state.is_running(), state.pid) {
-        narrate!("kill({pid}, {sig})");
+        narrate!(5, "kill({pid}, {sig})");
         nix::sys::signal::kill(Pid::from_raw(pid), sig)
             .map_err(|errno| Error::sys(format!("kill({pid}, {sig})"), errno))?;
     }
@@ -572,7 +577,7 @@ fn commit(
     //    written beside its destination...
     let partial = dest.with_file_name(format!(".{image_name}.partial.{}", std::process::id()));
     let written = write_image(&view, &partial);
-    let unmounted = mount::unmount_detach(&view);
+    let unmounted = mount::unmount_detach(5, &view);
     // 4. ...and linked into place in one step, never over an existing image.
     //    Whatever failed, the partial file goes.
     let linked = written.and_then(|written| {
@@ -583,6 +588,7 @@ fn commit(
     let _ = fs::remove_file(&partial);
     let written = linked?;
     narrate!(
+        5,
         "committed {name}: {} entries, {} bytes of file data, into {}",
         written.entries,
         written.bytes,

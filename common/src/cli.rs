@@ -1,8 +1,14 @@
-//! Command-line arguments every chapter shares, flattened into each chapter's own.
+//! Command-line arguments every chapter shares, flattened into each chapter's
+//! own, and the `main` every chapter shares (every chapter).
+
+use std::process::ExitCode;
 
 use clap::{Args, Parser};
 
-/// `-q` and `-v`: how much of the story to tell.
+use crate::log::Narrate;
+use crate::Result;
+
+/// `-q`, `-v` and `--narrate`: how much of the story to tell.
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {
     /// Do not narrate system calls (errors are still printed)
@@ -11,12 +17,42 @@ pub struct LogArgs {
     /// Narrate extra detail
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Narrate every step (all), or this chapter's in full and earlier chapters' folded (new)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "all",
+        value_name = "WHICH"
+    )]
+    pub narrate: Narrate,
 }
 
 impl LogArgs {
-    /// Set up logging as these flags ask.
-    pub fn init(&self) {
-        crate::log::init(self.quiet, self.verbose);
+    /// Set up logging as these flags ask, for the binary of `chapter`.
+    pub fn init(&self, chapter: u8) {
+        crate::log::init(self.quiet, self.verbose, self.narrate, chapter);
+    }
+}
+
+/// The `main` of every chapter: set up narration and call `run`; print its error once, prefixed with the binary's `name`, and
+/// return the exit code (the command's, or the error's: 125, 126, 127).
+pub fn main(
+    name: &str,
+    chapter: u8,
+    log: &LogArgs,
+    run: impl FnOnce() -> Result<ExitCode>,
+) -> ExitCode {
+    log.init(chapter);
+    let result = run();
+    // The last folded steps belong before the error, not after it.
+    crate::log::flush();
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            ExitCode::from(error.exit_code())
+        }
     }
 }
 

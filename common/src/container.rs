@@ -128,6 +128,7 @@ impl Container {
         let container = Container::at(root, name)?;
         root.dir("containers")?;
         narrate!(
+            5,
             "mkdir({:?}, 0700)   /* claims the name, or fails: EEXIST */",
             container.dir
         );

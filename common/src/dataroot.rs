@@ -87,7 +87,7 @@ impl DataRoot {
             let pid = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
             if let Some(pid) = pid {
                 if !Path::new(&format!("/proc/{pid}")).exists() {
-                    detail!("removing {} (its run is gone)", entry.path().display());
+                    detail!(2, "removing {} (its run is gone)", entry.path().display());
                     let _ = remove_tree(&entry.path());
                 }
             }

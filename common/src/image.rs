@@ -7,7 +7,7 @@
 
 pub mod export;
 mod layers;
-mod provision;
+pub(crate) mod provision;
 pub mod unpack;
 
 use std::fs::File;
@@ -55,7 +55,7 @@ pub fn find(root: &DataRoot, spec: &str) -> Result<Image> {
     for file in [format!("{spec}.tar"), format!("{spec}.tar.gz")] {
         let path = images.join(file);
         if path.is_file() {
-            detail!("image {spec}: {}", path.display());
+            detail!(2, "image {spec}: {}", path.display());
             return Ok(Image {
                 name: spec.to_string(),
                 source: Source::Tarball(path),
@@ -153,6 +153,7 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
     }
     if dest.is_dir() {
         detail!(
+            2,
             "image {} already unpacked in {}",
             image.name,
             dest.display()
@@ -171,6 +172,7 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         unpacked.apply_root_mode(&dest)?;
         layers::remember_source(&source, tarball)?;
         narrate!(
+            2,
             "unpacked {} ({} entries) into {}",
             tarball.display(),
             unpacked.entries,

@@ -38,8 +38,10 @@ fn c_str(value: Option<&str>) -> String {
     value.map_or_else(|| "NULL".to_string(), quote)
 }
 
-/// One narrated mount(2) call. The helpers below are the ones chapters use.
+/// One narrated mount(2) call, taught in `chapter` (see [`crate::log`]).
+/// The helpers below are the ones chapters use.
 pub fn mount(
+    chapter: u8,
     source: Option<&str>,
     target: &Path,
     fstype: Option<&str>,
@@ -54,7 +56,7 @@ pub fn mount(
         flag_names(flags),
         c_str(data)
     );
-    narrate!("{call}");
+    narrate!(chapter, "{call}");
     nix::mount::mount(source, target, fstype, flags, data).map_err(|errno| {
         let error = Error::sys(call, errno);
         match mount_hint(errno) {
@@ -86,6 +88,7 @@ fn mount_hint(errno: Errno) -> Option<&'static str> {
 /// reach us. Must come before any other mount. See mount_namespaces(7).
 pub fn make_private(path: &str) -> Result<()> {
     mount(
+        1,
         None,
         Path::new(path),
         None,
@@ -96,7 +99,14 @@ pub fn make_private(path: &str) -> Result<()> {
 
 /// Mount a fresh, empty tmpfs on `target`, hiding whatever was there.
 pub fn tmpfs(target: impl AsRef<Path>, flags: MsFlags, data: Option<&str>) -> Result<()> {
-    mount(Some("tmpfs"), target.as_ref(), Some("tmpfs"), flags, data)
+    mount(
+        1,
+        Some("tmpfs"),
+        target.as_ref(),
+        Some("tmpfs"),
+        flags,
+        data,
+    )
 }
 
 /// Bind-mount `source` onto `target`: the same files, seen at a second place.
@@ -106,14 +116,15 @@ pub fn bind(source: impl AsRef<Path>, target: impl AsRef<Path>, recursive: bool)
     if recursive {
         flags |= MsFlags::MS_REC;
     }
-    mount(Some(&source), target.as_ref(), None, flags, None)
+    mount(2, Some(&source), target.as_ref(), None, flags, None)
 }
 
 /// Detach-unmount `target`: it disappears from the tree now, and is freed
-/// once nothing uses it any more. See umount2(2), MNT_DETACH.
-pub fn unmount_detach(target: impl AsRef<Path>) -> Result<()> {
+/// once nothing uses it any more. See umount2(2), MNT_DETACH. `chapter`
+/// teaches it (2: the old root; 5: commit's view).
+pub fn unmount_detach(chapter: u8, target: impl AsRef<Path>) -> Result<()> {
     let call = format!("umount2({}, MNT_DETACH)", quote(target.as_ref()));
-    narrate!("{call}");
+    narrate!(chapter, "{call}");
     nix::mount::umount2(target.as_ref(), MntFlags::MNT_DETACH)
         .map_err(|errno| Error::sys(call, errno))
 }
@@ -122,6 +133,7 @@ pub fn unmount_detach(target: impl AsRef<Path>) -> Result<()> {
 /// namespace we are in, so inside a container `ps` sees only the container.
 pub fn proc(target: impl AsRef<Path>) -> Result<()> {
     mount(
+        2,
         Some("proc"),
         target.as_ref(),
         Some("proc"),
@@ -138,8 +150,11 @@ pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tt
 /// root too), and the usual symlinks into /proc/self/fd.
 pub fn minimal_dev(target: impl AsRef<Path>) -> Result<()> {
     let target = target.as_ref();
-    tmpfs(
+    mount(
+        2,
+        Some("tmpfs"),
         target,
+        Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;

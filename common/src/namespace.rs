@@ -47,6 +47,18 @@ pub fn flag_names(flags: CloneFlags) -> String {
     crate::log::flag_names(NAMES, |flag| flags.contains(flag))
 }
 
+/// The chapter that introduced a `clone` with these namespaces, for the
+/// narration: chapter 1's mount (and user) namespace, chapter 2's pid, uts
+/// and ipc.
+pub fn introduced_in(flags: CloneFlags) -> u8 {
+    let chapter2 = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if flags.intersects(chapter2) {
+        2
+    } else {
+        1
+    }
+}
+
 /// Explain in plain words why creating namespaces failed, and the fix.
 pub fn clone_hint(errno: Errno, flags: CloneFlags) -> String {
     let with_user = flags.contains(CloneFlags::CLONE_NEWUSER);
@@ -86,7 +98,7 @@ fn map_ids(pid: &str, uid: Uid, gid: Gid) -> Result<()> {
 
 fn write_proc(child: &str, file: &str, text: &str) -> Result<()> {
     let path = format!("/proc/{child}/{file}");
-    narrate!("write({}, {})", quote(&path), quote(text));
+    narrate!(1, "write({}, {})", quote(&path), quote(text));
     fs::write(&path, text).map_err(|e| {
         let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
         Error::sys(format!("write({}, {})", quote(&path), quote(text)), errno).hint(
@@ -98,7 +110,7 @@ fn write_proc(child: &str, file: &str, text: &str) -> Result<()> {
 
 /// Give the child's UTS namespace its own hostname.
 pub fn set_hostname(name: &str) -> Result<()> {
-    narrate!("sethostname({}, {})", quote(name), name.len());
+    narrate!(2, "sethostname({}, {})", quote(name), name.len());
     nix::unistd::sethostname(name)
         .map_err(|errno| Error::sys(format!("sethostname({})", quote(name)), errno))
 }
@@ -146,7 +158,7 @@ pub fn join(pid: i32, with_user: bool) -> Result<()> {
     }
     for (path, flag, file) in opened {
         let call = format!("setns(open({}), {})", quote(&path), flag_names(flag));
-        narrate!("{call}");
+        narrate!(5, "{call}");
         nix::sched::setns(&file, flag).map_err(|errno| Error::sys(call, errno))?;
     }
     Ok(())
@@ -159,7 +171,7 @@ pub fn enter_private_mount_ns() -> Result<()> {
     let (uid, gid) = (Uid::effective(), Gid::effective());
     let flags = with_user_if_rootless(CloneFlags::CLONE_NEWNS);
     let call = format!("unshare({})", flag_names(flags));
-    narrate!("{call}");
+    narrate!(5, "{call}");
     nix::sched::unshare(flags)
         .map_err(|errno| Error::sys(call, errno).hint(clone_hint(errno, flags)))?;
     if flags.contains(CloneFlags::CLONE_NEWUSER) {

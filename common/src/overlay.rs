@@ -97,13 +97,13 @@ pub fn create_for_run(root: &DataRoot, id: &str) -> Result<Layout> {
             "container id {id} is taken: run again"
         )));
     }
-    narrate!("mkdir {}/{{upper,work,merged}}", layout.dir.display());
+    narrate!(3, "mkdir {}/{{upper,work,merged}}", layout.dir.display());
     Ok(layout)
 }
 
 /// Create upper/, work/ and merged/ in an existing container directory.
 pub fn create_parts(layout: &Layout) -> Result<()> {
-    detail!("mkdir {}/{{upper,work,merged}}", layout.dir.display());
+    detail!(3, "mkdir {}/{{upper,work,merged}}", layout.dir.display());
     for part in [&layout.upper, &layout.work, &layout.merged] {
         if let Err(e) = DirBuilder::new().mode(0o755).create(part) {
             let _ = remove(layout);
@@ -124,7 +124,7 @@ pub fn keep(layout: &Layout) -> Result<()> {
 /// host's namespace (the overlay lived in the container's), so this only
 /// ever deletes the container's own files.
 pub fn remove(layout: &Layout) -> Result<()> {
-    detail!("removing {}", layout.dir.display());
+    detail!(3, "removing {}", layout.dir.display());
     dataroot::remove_tree(&layout.dir).map_err(|e| Error::io("removing", &layout.dir, e))
 }
 
@@ -141,7 +141,11 @@ fn remove_stale_runs(root: &DataRoot) -> Result<()> {
         let alive = serde_json::from_slice::<Owner>(&text)
             .is_ok_and(|o| process::start_time(o.pid) == Some(o.start_time));
         if !alive {
-            narrate!("removing {} (its run was killed)", entry.path().display());
+            narrate!(
+                3,
+                "removing {} (its run was killed)",
+                entry.path().display()
+            );
             dataroot::remove_tree(&entry.path())
                 .map_err(|e| Error::io("removing", entry.path(), e))?;
         }
@@ -184,6 +188,7 @@ pub fn options(lowers_bottom_first: &[PathBuf], layout: &Layout) -> Result<Strin
 /// Mount the overlay on `merged` (in the child's own mount namespace).
 pub fn mount_overlay(options: &str, layout: &Layout) -> Result<()> {
     mount::mount(
+        3,
         Some("overlay"),
         &layout.merged,
         Some("overlay"),
@@ -235,6 +240,7 @@ pub fn mount_readonly_view(
         options.push_str(",userxattr");
     }
     mount::mount(
+        5,
         Some("overlay"),
         target,
         Some("overlay"),

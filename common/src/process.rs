@@ -76,11 +76,11 @@ impl Child {
         loop {
             match waitpid(self.pid, None) {
                 Ok(WaitStatus::Exited(_, code)) => {
-                    detail!("waitpid({}): exited with {code}", self.pid);
+                    detail!(1, "waitpid({}): exited with {code}", self.pid);
                     return Ok(Exit::Code(code));
                 }
                 Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    detail!("waitpid({}): killed by {sig}", self.pid);
+                    detail!(1, "waitpid({}): killed by {sig}", self.pid);
                     return Ok(Exit::Signal(sig));
                 }
                 Ok(_) | Err(Errno::EINTR) => continue,
@@ -124,6 +124,8 @@ where
             Ok(never) => match never {},
             Err(error) => error,
         };
+        // The steps still folded are printed before the parent prints the error.
+        crate::log::flush();
         let _ = (&err_write).write_all(format!("{}\n{error}", error.exit_code()).as_bytes());
         error.exit_code() as isize
     });
@@ -134,8 +136,15 @@ where
         Error::sys(format!("clone({})", namespace::flag_names(flags)), errno)
             .hint(namespace::clone_hint(errno, flags))
     })?;
-    narrate!("clone({}) = {pid}", namespace::flag_names(flags));
-    detail!("the child waits on the go pipe; its error pipe is close-on-exec");
+    narrate!(
+        namespace::introduced_in(flags),
+        "clone({}) = {pid}",
+        namespace::flag_names(flags)
+    );
+    detail!(
+        1,
+        "the child waits on the go pipe; its error pipe is close-on-exec"
+    );
     drop((go_read, err_write));
     forward_signals_to(pid)?;
     let child = Child { pid };
@@ -146,15 +155,23 @@ where
             return Err(error);
         }
     }
+    // Our folded steps are printed before the child's lines.
+    crate::log::flush();
     // Release the child. If it already died, the write fails and its error
     // text (read below) says why.
     let _ = File::from(go_write).write_all(b"g");
 
-    detail!("released the child; reading its error pipe until exec closes it");
+    detail!(
+        1,
+        "released the child; reading its error pipe until exec closes it"
+    );
     let mut report = String::new();
     let _ = File::from(err_read).read_to_string(&mut report);
     if report.is_empty() {
-        detail!("error pipe closed with nothing in it: the command is running");
+        detail!(
+            1,
+            "error pipe closed with nothing in it: the command is running"
+        );
         return Ok(child);
     }
     let _ = child.wait();
@@ -173,7 +190,10 @@ where
 fn harden_until_exec() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).call(|| "prctl(PR_SET_DUMPABLE, 0)".into())?;
     if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
-        narrate!("setsid()   /* no controlling terminal: nothing to inject keystrokes into */");
+        narrate!(
+            1,
+            "setsid()   /* no controlling terminal: nothing to inject keystrokes into */"
+        );
         // Fails only for a process group leader, which a fresh child is not.
         let _ = nix::unistd::setsid();
     }
@@ -238,7 +258,7 @@ fn forward_signals_to(pid: Pid) -> Result<()> {
 /// Make sure only fds 0, 1 and 2 reach the command: every other fd is
 /// marked close-on-exec, so the exec itself closes them.
 pub fn close_extra_fds() -> Result<()> {
-    narrate!("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)");
+    narrate!(1, "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)");
     // SAFETY: close_range only changes flags on our own fds.
     let rc = unsafe {
         libc::syscall(
@@ -264,7 +284,9 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
     // SAFETY: resetting a signal disposition to its default.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let shown: Vec<String> = argv.iter().map(quote).collect();
-    narrate!("execvp({}, [{}])", quote(&argv[0]), shown.join(", "));
+    narrate!(1, "execvp({}, [{}])", quote(&argv[0]), shown.join(", "));
+    // exec replaces this process, and whatever it had not yet printed.
+    crate::log::flush();
     let c_argv = argv
         .iter()
         .map(|arg| CString::new(arg.as_bytes()))
@@ -343,6 +365,7 @@ impl Ready {
     /// Report success with a message (e.g. the container's name) and let the
     /// starter go. From here on this process no longer writes to its stderr.
     pub fn ok(&mut self, message: &str) {
+        crate::log::flush();
         if let Some(mut pipe) = self.pipe.take() {
             let _ = pipe.write_all(format!("ok\n{message}").as_bytes());
         }
@@ -351,6 +374,7 @@ impl Ready {
 
     /// Report failure (the starter prints the error and exits with its code).
     pub fn fail(&mut self, error: &Error) {
+        crate::log::flush();
         if let Some(mut pipe) = self.pipe.take() {
             let _ = pipe.write_all(format!("{}\n{error}", error.exit_code()).as_bytes());
         }
@@ -407,7 +431,7 @@ pub fn detach(body: impl FnOnce(&mut Ready) -> Result<()>) -> Result<String> {
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(write_end);
-            narrate!("fork() = {child}   /* the monitor: starts the container, waits for it, records its exit */");
+            narrate!(5, "fork() = {child}   /* the monitor: starts the container, waits for it, records its exit */");
             let mut report = String::new();
             let _ = File::from(read_end).read_to_string(&mut report);
             match report.split_once('\n') {

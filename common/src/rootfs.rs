@@ -42,13 +42,13 @@ pub fn bind_onto_itself(new_root: &Path) -> Result<()> {
 /// Enter `new_root` the runtime way: pivot_root, then drop the old root.
 pub fn pivot_root(new_root: &Path) -> Result<()> {
     change_dir(new_root)?;
-    narrate!("mkdir({}, 0700)", quote(PUT_OLD));
+    narrate!(2, "mkdir({}, 0700)", quote(PUT_OLD));
     match nix::unistd::mkdir(PUT_OLD, Mode::from_bits_truncate(0o700)) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(errno) => return Err(Error::sys(format!("mkdir({})", quote(PUT_OLD)), errno)),
     }
     let call = format!("pivot_root(\".\", {})", quote(PUT_OLD));
-    narrate!("{call}");
+    narrate!(2, "{call}");
     nix::unistd::pivot_root(".", PUT_OLD).map_err(|errno| {
         let error = Error::sys(call, errno);
         match errno {
@@ -67,14 +67,14 @@ pub fn pivot_root(new_root: &Path) -> Result<()> {
     })?;
     change_dir(Path::new("/"))?;
     let old_root = format!("/{PUT_OLD}");
-    mount::unmount_detach(&old_root)?;
-    narrate!("rmdir({})", quote(&old_root));
+    mount::unmount_detach(2, &old_root)?;
+    narrate!(2, "rmdir({})", quote(&old_root));
     fs::remove_dir(&old_root).map_err(|e| Error::io("removing", &old_root, e))
 }
 
 /// Enter `new_root` the old way: chroot, then cd into it.
 pub fn chroot(new_root: &Path) -> Result<()> {
-    narrate!("chroot({})", quote(new_root));
+    narrate!(2, "chroot({})", quote(new_root));
     nix::unistd::chroot(new_root).map_err(|errno| {
         let error = Error::sys(format!("chroot({})", quote(new_root)), errno);
         match errno {
@@ -86,7 +86,7 @@ pub fn chroot(new_root: &Path) -> Result<()> {
 }
 
 fn change_dir(dir: &Path) -> Result<()> {
-    narrate!("chdir({})", quote(dir));
+    narrate!(2, "chdir({})", quote(dir));
     chdir(dir).call(|| format!("chdir({})", quote(dir)))
 }
 
@@ -156,21 +156,22 @@ pub fn try_escape(host: &HostView) -> Result<()> {
 }
 
 fn escape_attempt(dir: &str, host: &HostView) -> Result<()> {
-    narrate!("mkdir({}, 0700)", quote(dir));
+    narrate!(2, "mkdir({}, 0700)", quote(dir));
     match nix::unistd::mkdir(dir, Mode::from_bits_truncate(0o700)) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(errno) => return Err(Error::sys(format!("mkdir({})", quote(dir)), errno)),
     }
     narrate!(
+        2,
         "chroot({})   /* the cwd stays outside the new root */",
         quote(dir)
     );
     nix::unistd::chroot(dir).call(|| format!("chroot({})", quote(dir)))?;
-    narrate!("chdir(\"..\")   /* x64 */");
+    narrate!(2, "chdir(\"..\")   /* x64 */");
     for _ in 0..64 {
         chdir("..").call(|| "chdir(\"..\")".into())?;
     }
-    narrate!("chroot(\".\")");
+    narrate!(2, "chroot(\".\")");
     nix::unistd::chroot(".").call(|| "chroot(\".\")".into())?;
 
     let meta = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
@@ -212,6 +213,7 @@ pub fn prepare_mount_points(new_root: &Path) -> Result<()> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 narrate!(
+                    2,
                     "mkdir({}, 0755)   /* the image has no /{name} */",
                     quote(&path)
                 );

@@ -177,6 +177,7 @@ pub fn create_missing_host_dirs(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
             top = parent.to_path_buf();
         }
         narrate!(
+            4,
             "mkdir -p {}   /* a missing volume directory is created, as docker run -v does */",
             quote(&volume.host)
         );
@@ -254,12 +255,14 @@ pub fn mount_in(root: &Path, volume: &Volume) -> Result<()> {
     }
     let shown = real.display().to_string();
     narrate!(
+        4,
         "/* {} resolved inside the root: {} is {} */",
         quote(&volume.target),
         via,
         quote(&shown)
     );
     mount::mount(
+        4,
         Some(&volume.host.to_string_lossy()),
         Path::new(&via),
         None,
@@ -296,7 +299,7 @@ fn make_read_only_recursively(fd: &OwnedFd) -> Result<()> {
         "mount_setattr({}, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {{ .attr_set = MOUNT_ATTR_RDONLY }})",
         fd.as_raw_fd()
     );
-    narrate!("{call}");
+    narrate!(4, "{call}");
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
         attr_clr: 0,

@@ -180,7 +180,7 @@ impl<W: Write> Walk<W> {
                     .map_err(io)?;
             }
             _ => {
-                detail!("not exported (device or socket): {}", rel.display());
+                detail!(5, "not exported (device or socket): {}", rel.display());
                 self.done.skipped.push(rel.to_path_buf());
                 return Ok(());
             }

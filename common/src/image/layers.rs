@@ -35,7 +35,7 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
     let layers_dir = root.dir("layers")?;
     let digests = match cached(root, tarball) {
         Some(digests) if digests.iter().all(|d| layers_dir.join(d).is_dir()) => {
-            detail!("image {}: layers cached", image.name);
+            detail!(3, "image {}: layers cached", image.name);
             digests
         }
         _ => {
@@ -87,10 +87,11 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str) -> Result<String
     let digest = format!("{:x}", hashing.hasher.finalize());
     let dest = root.dir("layers")?.join(&digest);
     if dest.is_dir() {
-        detail!("layer {digest} already present");
+        detail!(3, "layer {digest} already present");
     } else if scratch.persist(&dest)? {
         unpacked.apply_root_mode(&dest)?;
         narrate!(
+            3,
             "unpacked {what} ({} entries) into layer {}",
             unpacked.entries,
             dest.display()

@@ -38,6 +38,7 @@ pub fn busybox(root: &DataRoot, dest: &Path) -> Result<()> {
     write_rootfs_tar(&binary, &applets, &tarball)?;
     fs::rename(&tarball, dest).map_err(|e| Error::io("renaming into place", dest, e))?;
     narrate!(
+        2,
         "provisioned image busybox ({} commands) from {from}: {}",
         applets.len(),
         dest.display()
@@ -46,7 +47,7 @@ pub fn busybox(root: &DataRoot, dest: &Path) -> Result<()> {
 }
 
 /// A `busybox` on PATH that is statically linked (so it runs in any root).
-fn host_static_busybox() -> Option<PathBuf> {
+pub(crate) fn host_static_busybox() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("busybox"))
@@ -96,7 +97,10 @@ fn is_static_elf(path: &Path) -> bool {
 /// `apt-get download busybox-static` into `dir`, then take `bin/busybox` out
 /// of the package's data (`dpkg-deb --fsys-tarfile` gives it as a tar stream).
 fn download_busybox(dir: &Path) -> Result<PathBuf> {
-    narrate!("no static busybox on PATH: fetching Debian's busybox-static with apt-get download");
+    narrate!(
+        2,
+        "no static busybox on PATH: fetching Debian's busybox-static with apt-get download"
+    );
     let mut apt = Command::new("apt-get");
     apt.args(["download", "-q", "busybox-static"])
         .current_dir(dir);
