@@ -385,3 +385,15 @@ fn readme_and_chapter_1_say_how_to_run_as_root_and_as_yourself() {
         );
     }
 }
+
+#[test]
+fn the_book_lists_every_chapter_doc() {
+    let summary = fs::read_to_string(repo().join("docs/SUMMARY.md")).unwrap();
+    for doc in chapter_docs() {
+        let name = doc.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            summary.contains(&format!("]({name})")),
+            "docs/SUMMARY.md does not list {name}: the book would leave it out"
+        );
+    }
+}

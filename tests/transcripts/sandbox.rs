@@ -25,7 +25,7 @@ use crate::shell::Shell;
 
 /// The reader's checkout, as the doc's shells see it.
 pub const CHECKOUT: &str = "/home/learner/stepbox";
-/// Root's data root: a mount point made for the run if the host has none.
+/// Root's data root: a mount point, made if the host has none.
 pub const ROOT_DATA: &str = "/var/lib/stepbox";
 
 /// What one command printed and how it ended, or why it could not run.
@@ -38,15 +38,15 @@ pub struct Ran {
 /// Run `commands` in a fresh sandbox; one `Ran` per command that ran (the
 /// run stops at the first command the sandbox could not get an answer to).
 pub fn run(commands: &[(Who, String)], learner: u32) -> Result<Vec<Ran>, String> {
-    let made_data_root = !Path::new(ROOT_DATA).exists();
-    if made_data_root {
+    // The mount point for root's data root. It is left in place (empty, as
+    // the chapters would make it): removing it while another doc's sandbox
+    // has a tmpfs on it would detach that mount from under its run.
+    if !Path::new(ROOT_DATA).exists() {
         fs::create_dir_all(ROOT_DATA).map_err(|e| format!("mkdir {ROOT_DATA}: {e}"))?;
+        fs::set_permissions(ROOT_DATA, fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("chmod {ROOT_DATA}: {e}"))?;
     }
-    let result = run_forked(commands, learner);
-    if made_data_root {
-        let _ = fs::remove_dir(ROOT_DATA);
-    }
-    result
+    run_forked(commands, learner)
 }
 
 fn run_forked(commands: &[(Who, String)], learner: u32) -> Result<Vec<Ran>, String> {
