@@ -36,7 +36,7 @@ struct Cli {
     /// Data root [default: /var/lib/stepbox as root, else ~/.local/share/stepbox; env STEPBOX_ROOT]
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// What to do
+    /// What to do (none with --doctor)
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -138,7 +138,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Cli::command()
             .error(
                 clap::error::ErrorKind::MissingSubcommand,
-                "a command is required: see --help",
+                "a command is required (or --doctor): see --help",
             )
             .exit()
     };

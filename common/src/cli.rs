@@ -8,7 +8,8 @@ use clap::{Args, Parser};
 use crate::log::Narrate;
 use crate::Result;
 
-/// `-q`, `-v` and `--narrate`: how much of the story to tell.
+/// `-q`, `-v` and `--narrate`: how much of the story to tell; `--doctor`:
+/// check this machine instead.
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {
     /// Do not narrate system calls (errors are still printed)
@@ -26,6 +27,10 @@ pub struct LogArgs {
         value_name = "WHICH"
     )]
     pub narrate: Narrate,
+    /// Check that this machine can run the chapters (kernel, user namespaces,
+    /// propagation, overlayfs, subordinate ids, cgroups, busybox), then exit
+    #[arg(long)]
+    pub doctor: bool,
 }
 
 impl LogArgs {
@@ -35,7 +40,8 @@ impl LogArgs {
     }
 }
 
-/// The `main` of every chapter: set up narration and call `run`; print its error once, prefixed with the binary's `name`, and
+/// The `main` of every chapter: answer `--doctor`, or set up narration and
+/// call `run`; print its error once, prefixed with the binary's `name`, and
 /// return the exit code (the command's, or the error's: 125, 126, 127).
 pub fn main(
     name: &str,
@@ -43,6 +49,9 @@ pub fn main(
     log: &LogArgs,
     run: impl FnOnce() -> Result<ExitCode>,
 ) -> ExitCode {
+    if log.doctor {
+        return crate::doctor::main(name);
+    }
     log.init(chapter);
     let result = run();
     // The last folded steps belong before the error, not after it.

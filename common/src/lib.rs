@@ -4,6 +4,7 @@
 //! | concept                                   | module        | introduced in |
 //! |-------------------------------------------|---------------|---------------|
 //! | errors naming the call, path and errno    | [`error`]     | ch1           |
+//! | checking the machine (`--doctor`)         | [`doctor`]    | ch1           |
 //! | narrating each system call in C form      | [`log`]       | ch1           |
 //! | shared command-line arguments             | [`cli`]       | ch1           |
 //! | namespaces and user-namespace id maps     | [`namespace`] | ch1           |
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod container;
 pub mod dataroot;
+pub mod doctor;
 pub mod error;
 pub mod image;
 pub mod log;
