@@ -3,7 +3,8 @@
 //! Chapter 1's child saw the host's files. Here it gets a busybox root
 //! filesystem, in new pid, uts and ipc namespaces too, and you can compare
 //! the two ways in: `chroot`, which a root process can climb out of, and
-//! `pivot_root`, which container runtimes use. Read along in `docs/ch2-rootfs.md`.
+//! `pivot_root`, which container runtimes use; `--compare` runs both and shows
+//! them side by side. Read along in `docs/ch2-rootfs.md`.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -12,8 +13,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::cli::{CommandArgs, ImageArgs, LogArgs};
 use common::dataroot::DataRoot;
-use common::rootfs::{self, Method};
-use common::{image, mount, namespace, process, Result};
+use common::process::Exit;
+use common::rootfs::{self, compare, Method};
+use common::{image, mount, namespace, narrate, process, Result};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
@@ -31,6 +33,10 @@ struct Args {
     /// Before running COMMAND, try the classic chroot escape and print the verdict
     #[arg(long)]
     try_escape: bool,
+    /// Run the container twice, by chroot then by pivot_root (COMMAND, default `true`, in
+    /// each), and print the two side by side: / against the host's, the escape, its proof
+    #[arg(long, conflicts_with_all = ["method", "try_escape"])]
+    compare: bool,
     #[command(flatten)]
     command: CommandArgs,
 }
@@ -47,30 +53,85 @@ fn run(args: &Args) -> Result<ExitCode> {
     let root = DataRoot::open(args.image.root.as_deref())?;
     let image = image::find(&root, &args.image.image)?;
     let new_root = image::unpack_rootfs(&root, &image)?;
-    // 2. New mount, pid, uts and ipc namespaces (and user, when not root).
+    // 2. With --compare, one run per method and the table
+    //    (docs/ch2-rootfs.md#the-comparison).
+    if args.compare {
+        return compare(args, &image.name, &new_root);
+    }
+    // 3. Otherwise one run, entered the way --method says.
+    let exit = container(args, args.method, &new_root, None)?;
+    Ok(ExitCode::from(exit.code()))
+}
+
+/// One run of the container, entered by `method`; with `report`, its child
+/// sends what it measured there.
+fn container(
+    args: &Args,
+    method: Method,
+    new_root: &Path,
+    report: Option<&compare::Sender>,
+) -> Result<Exit> {
+    // 1. New mount, pid, uts and ipc namespaces (and user, when not root).
     let flags = namespace::with_user_if_rootless(
         CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWIPC,
     );
-    let argv = args.command.argv();
-    let child = process::spawn(flags, || child(args, &new_root, &argv))?;
-    // 3. Wait for it, passing on Ctrl-C and friends; exit with its code.
-    let exit = child.wait()?;
-    Ok(ExitCode::from(exit.code()))
+    let argv = if args.compare && args.command.command.is_empty() {
+        vec!["true".to_string()]
+    } else {
+        args.command.argv()
+    };
+    let child = process::spawn(flags, || child(args, method, new_root, &argv, report))?;
+    // 2. Wait for it, passing on Ctrl-C and friends.
+    child.wait()
+}
+
+/// `--compare`: the same container, same image, entered by chroot and then by
+/// pivot_root, each run measured from inside; then the two side by side.
+/// Exits with the first command's code that is not 0.
+fn compare(args: &Args, image: &str, new_root: &Path) -> Result<ExitCode> {
+    let mut rows = Vec::new();
+    let mut code = 0;
+    for (n, method) in [Method::Chroot, Method::PivotRoot].into_iter().enumerate() {
+        narrate!(
+            2,
+            "--compare: run {} of 2, --method {}",
+            n + 1,
+            method.flag()
+        );
+        let (report, measured) = compare::channel()?;
+        let exit = container(args, method, new_root, Some(&report));
+        // Our copy of the child's end: the pipe ends once the child's is closed too.
+        drop(report);
+        let exit = exit.map_err(|error| compare::in_run(method, error))?;
+        rows.push(measured.receive(method)?);
+        if code == 0 {
+            code = exit.code();
+        }
+    }
+    print!("{}", compare::table(image, namespace::rootless(), &rows));
+    Ok(ExitCode::from(code))
 }
 
 /// The child's story: PID 1 of its own pid namespace.
-fn child(args: &Args, new_root: &Path, argv: &[String]) -> Result<Infallible> {
+fn child(
+    args: &Args,
+    method: Method,
+    new_root: &Path,
+    argv: &[String],
+    report: Option<&compare::Sender>,
+) -> Result<Infallible> {
     // 1. As in chapter 1: cut our mount table off from the host's.
     mount::make_private("/")?;
     // 2. Our own hostname, in our own UTS namespace.
     namespace::set_hostname(&args.image.hostname)?;
-    // 3. For --try-escape: remember what the host's / and mounts look like.
+    // 3. For --try-escape and --compare: remember what the host's / and
+    //    mounts look like.
     let host = rootfs::record_host_view()?;
     // 4. pivot_root wants the new root to be a mount point of its own.
-    if args.method == Method::PivotRoot {
+    if method == Method::PivotRoot {
         rootfs::bind_onto_itself(new_root)?;
     }
     // 5. /proc for our pid namespace, a minimal /dev, mounted while the
@@ -85,13 +146,17 @@ fn child(args: &Args, new_root: &Path, argv: &[String]) -> Result<Infallible> {
         None,
     )?;
     // 6. Switch to the new root (docs/ch2-rootfs.md#chroot-or-pivot_root).
-    match args.method {
+    match method {
         Method::PivotRoot => rootfs::pivot_root(new_root)?,
         Method::Chroot => rootfs::chroot(new_root)?,
     }
-    // 7. The comparison, on request: can we get back out?
+    // 7. The comparison, on request: can we get back out? --try-escape prints
+    //    the verdict; --compare sends all it measured to the parent's table.
     if args.try_escape {
         rootfs::try_escape(&host)?;
+    }
+    if let Some(report) = report {
+        report.send(&compare::measure(method, &host)?)?;
     }
     // 8. Only stdin, stdout and stderr reach the command; then become it.
     process::set_container_env(&args.image.hostname);

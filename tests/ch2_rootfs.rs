@@ -437,3 +437,219 @@ fn another_tarball_of_the_same_name_is_refused() {
         )
         .assert_ok();
 }
+
+/// The table `--compare` printed: each row's label and its chroot and
+/// pivot_root cells, cut where the header puts each column.
+fn compare_table(stdout: &str) -> Vec<(String, String, String)> {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("chroot vs pivot_root"))
+        .collect();
+    assert!(lines.len() > 3, "no --compare table in {stdout:?}");
+    let header = lines[2];
+    let chars = |s: &str| s.chars().collect::<Vec<char>>();
+    let find = |word: &str| {
+        header
+            .find(word)
+            .map(|byte| header[..byte].chars().count())
+            .unwrap_or_else(|| panic!("no {word} column in {header:?}"))
+    };
+    let (first, second) = (find("chroot"), find("pivot_root"));
+    assert!(first < second, "the chroot column is not first: {header:?}");
+    lines[3..]
+        .iter()
+        .map(|line| {
+            let c = chars(line);
+            let cell = |from: usize, to: usize| -> String {
+                c.get(from..to.min(c.len()))
+                    .unwrap_or_default()
+                    .iter()
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            };
+            (cell(0, first), cell(first, second), cell(second, c.len()))
+        })
+        .collect()
+}
+
+/// The cells of the row labelled `label`: (chroot, pivot_root).
+fn compare_row(table: &[(String, String, String)], label: &str) -> (String, String) {
+    table
+        .iter()
+        .find(|(l, _, _)| l == label)
+        .map(|(_, a, b)| (a.clone(), b.clone()))
+        .unwrap_or_else(|| panic!("no row {label:?} in {table:#?}"))
+}
+
+/// `dev:ino` of `path`, as `stat -c %d:%i` prints it.
+fn dev_ino(path: &Path) -> String {
+    let meta = fs::metadata(path).unwrap();
+    format!(
+        "{}:{}",
+        std::os::unix::fs::MetadataExt::dev(&meta),
+        std::os::unix::fs::MetadataExt::ino(&meta)
+    )
+}
+
+/// What the escape should read on this host: the first of /etc/hostname and
+/// /etc/os-release, and its first line, quoted as the table quotes it.
+fn host_proof() -> String {
+    for file in ["/etc/hostname", "/etc/os-release"] {
+        if let Ok(text) = fs::read_to_string(file) {
+            let first = text.lines().next().unwrap_or_default().to_string();
+            return format!("{file}: {first:?}");
+        }
+    }
+    panic!("this host has neither /etc/hostname nor /etc/os-release to prove an escape with");
+}
+
+// Claim 10: `--compare` runs the container by chroot and by pivot_root and
+// prints one table: the same image as `/` for both, the host's `/`, the
+// chroot column ESCAPED with the host file's first line as proof, the
+// pivot_root column CONTAINED with none; and the host is as it was.
+fn claim_compare(who: Who) {
+    let sandbox = sandbox(who);
+    let before = mount_table();
+    let out = sandbox.run(CH2, &["-q", "--compare"]);
+    out.assert_ok();
+    assert_eq!(out.stderr, "", "-q still narrated");
+    let title = if sandbox.rootless() {
+        "chroot vs pivot_root, image busybox, rootless (in a user namespace):"
+    } else {
+        "chroot vs pivot_root, image busybox, as root:"
+    };
+    assert_eq!(out.stdout.lines().next(), Some(title), "{}", out.stdout);
+    let table = compare_table(&out.stdout);
+    let row = |label| compare_row(&table, label);
+
+    // Before the escape, both are in the image and see none of the host's mounts.
+    let image = dev_ino(&sandbox.data_root().join("rootfs/busybox"));
+    let host = dev_ino(Path::new("/"));
+    assert_eq!(row("/ inside (dev:ino)"), (image.clone(), image.clone()));
+    assert_eq!(row("host's / (dev:ino)"), (host.clone(), host.clone()));
+    let (chroot_inside, pivot_inside) = row("host mounts seen inside");
+    assert!(chroot_inside.starts_with("0 of "), "{chroot_inside}");
+    assert!(pivot_inside.starts_with("0 of "), "{pivot_inside}");
+    let total: usize = chroot_inside[5..].parse().unwrap();
+    assert!(total > 0);
+
+    // Only pivot_root has an old root to detach.
+    assert_eq!(
+        row("old root detached"),
+        (
+            "n/a: still the root mount".to_string(),
+            "yes: umount2(MNT_DETACH)".to_string()
+        )
+    );
+
+    // The escape: chroot reaches the host's / and all its mounts, and reads
+    // a host file; pivot_root stays in the image.
+    assert_eq!(
+        row("escape attempt"),
+        ("ESCAPED".to_string(), "CONTAINED".to_string())
+    );
+    assert_eq!(
+        row("/ after the attempt"),
+        (format!("{host}, the host's"), format!("{image}, its own"))
+    );
+    assert_eq!(
+        row("host mounts seen after"),
+        (format!("{total} of {total}"), format!("0 of {total}"))
+    );
+    let (proof, none) = row("proof: a host file");
+    assert_eq!(proof, host_proof());
+    assert_eq!(none, "none: the climb stayed in the image");
+
+    // Nothing left: no mount, no put_old or escape directory in the image.
+    assert_mount_table_unchanged(&before);
+    let names = list_dir(&sandbox.data_root().join("rootfs/busybox"));
+    assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+}
+
+#[test]
+fn compare_shows_chroot_escaped_and_pivot_root_contained() {
+    claim_compare(Who::Caller);
+}
+
+#[test]
+fn rootless_compare_shows_chroot_escaped_and_pivot_root_contained() {
+    claim_compare(Who::Unprivileged);
+}
+
+// Claim 10: the table agrees with `--try-escape` run by each method on its
+// own, so a verdict swapped in either place fails here.
+#[test]
+fn compare_agrees_with_try_escape_for_each_method() {
+    let sandbox = sandbox(Who::Caller);
+    let out = sandbox.run(CH2, &["-q", "--compare"]);
+    out.assert_ok();
+    let (chroot, pivot) = compare_row(&compare_table(&out.stdout), "escape attempt");
+    for (method, cell) in [("chroot", chroot), ("pivot-root", pivot)] {
+        let (verdict, _) = escape_verdict(&sandbox, method);
+        assert!(
+            verdict.starts_with(&format!("{cell}: ")),
+            "{method}: --compare says {cell}, --try-escape says {verdict}"
+        );
+    }
+}
+
+// Claim 10: each run is a real run of the container: the command runs once
+// per method, as PID 1 with the container's hostname, each run narrated (chroot
+// first), and the exit code is the first non-zero one.
+#[test]
+fn compare_runs_the_command_once_per_method_and_narrates_each_run() {
+    let sandbox = sandbox(Who::Caller);
+    let out = sandbox.run(
+        CH2,
+        &[
+            "--compare",
+            "--hostname",
+            "box2",
+            "--",
+            "sh",
+            "-c",
+            "echo $(hostname) pid $$; exit 3",
+        ],
+    );
+    assert_eq!(out.code, Some(3), "{out:#?}");
+    let (ran, table) = out.stdout.split_at(out.stdout.find("chroot vs").unwrap());
+    assert_eq!(ran, "box2 pid 1\nbox2 pid 1\n");
+    assert_eq!(
+        compare_row(&compare_table(table), "escape attempt"),
+        ("ESCAPED".to_string(), "CONTAINED".to_string())
+    );
+    let at = |needle: &str| {
+        out.stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in {}", out.stderr))
+    };
+    let first = at("[parent] --compare: run 1 of 2, --method chroot\n");
+    let second = at("[parent] --compare: run 2 of 2, --method pivot-root\n");
+    let chroot = at("[child ] chroot(\"");
+    let pivot = at("[child ] pivot_root(\".\", \".old_root\")");
+    assert!(first < chroot && chroot < second && second < pivot);
+}
+
+// Claim 10: a run that fails is named, with the usual exit code, and leaves
+// nothing behind.
+#[test]
+fn compare_names_the_run_that_failed_and_leaves_nothing() {
+    let sandbox = sandbox(Who::Caller);
+    let before = mount_table();
+    let out = sandbox.run(CH2, &["-q", "--compare", "--", "nosuchcmd"]);
+    assert_eq!(out.code, Some(127), "{out:#?}");
+    assert_eq!(out.stdout, "", "a table was printed for a failed run");
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{out:#?}");
+    assert!(
+        errors[0].starts_with("ch2-rootfs: --compare, the chroot run: execvp(\"nosuchcmd\")"),
+        "{errors:?}"
+    );
+    assert_mount_table_unchanged(&before);
+    let names = list_dir(&sandbox.data_root().join("rootfs/busybox"));
+    assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+    let out = sandbox.run(CH2, &["-q", "--compare", "--method", "chroot"]);
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+}

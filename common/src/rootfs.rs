@@ -8,27 +8,53 @@
 //! `pivot_root(2)` changes the *mount namespace's* root: the new root
 //! becomes `/`, the old one is moved to a directory under it, and once that
 //! is unmounted there is nothing left to climb to. Container runtimes use it.
+//!
+//! [`compare`] runs both and prints them side by side (`ch2-rootfs --compare`).
+
+pub mod compare;
 
 use std::collections::HashSet;
-use std::fs;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{chdir, fork, ForkResult};
+use nix::unistd::{chdir, fork, pipe2, ForkResult};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{quote, Error, Result, SysContext};
 use crate::{mount, narrate};
 
 /// How the child enters its new root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 pub enum Method {
     /// pivot_root(2): swap the namespace's root mount (what runtimes do)
     PivotRoot,
     /// chroot(2): change this process's root directory only
     Chroot,
+}
+
+impl Method {
+    /// The system call, as the man page spells it: `pivot_root`, `chroot`.
+    pub fn call(self) -> &'static str {
+        match self {
+            Method::PivotRoot => "pivot_root",
+            Method::Chroot => "chroot",
+        }
+    }
+
+    /// The value `--method` takes for it: `pivot-root`, `chroot`.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Method::PivotRoot => "pivot-root",
+            Method::Chroot => "chroot",
+        }
+    }
 }
 
 /// Where the old root is parked during pivot_root, relative to the new root.
@@ -90,19 +116,52 @@ fn change_dir(dir: &Path) -> Result<()> {
     chdir(dir).call(|| format!("chdir({})", quote(dir)))
 }
 
+/// A directory's identity on this machine: its device and inode numbers,
+/// as `stat -c %d:%i` prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevIno {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl fmt::Display for DevIno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.dev, self.ino)
+    }
+}
+
+fn stat_root() -> Result<DevIno> {
+    let meta = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
+    Ok(DevIno {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
 /// What the host looked like from inside the child before the root switch:
 /// the identity of its `/` and the ids of its mounts (copied into our namespace).
 #[derive(Debug, Clone)]
 pub struct HostView {
-    root: (u64, u64),
+    root: DevIno,
     mount_ids: HashSet<String>,
+}
+
+impl HostView {
+    /// The host's `/`.
+    pub fn root(&self) -> DevIno {
+        self.root
+    }
+
+    /// How many mounts the host had.
+    pub fn mounts(&self) -> usize {
+        self.mount_ids.len()
+    }
 }
 
 /// Record the host's `/` and mounts, before the switch hides them.
 pub fn record_host_view() -> Result<HostView> {
-    let meta = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
     Ok(HostView {
-        root: (meta.dev(), meta.ino()),
+        root: stat_root()?,
         mount_ids: mount_ids()?,
     })
 }
@@ -116,46 +175,128 @@ fn mount_ids() -> Result<HashSet<String>> {
         .collect())
 }
 
-/// The classic chroot escape, tried in a forked child so the container
-/// itself is not affected: chroot into a subdirectory while the working
-/// directory stays outside it, climb `..`, chroot to where we end up. Prints
-/// `ESCAPED` if that reached the host's `/`, `CONTAINED` otherwise, and how
-/// many of the host's mounts it can see.
+/// Where a process stands: its `/`, and how many of the host's mounts its
+/// `/proc/self/mountinfo` shows (a process sees the mounts under its root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub root: DevIno,
+    pub host_mounts: usize,
+}
+
+/// Where this process stands now, against what `host` recorded.
+pub fn look(host: &HostView) -> Result<View> {
+    Ok(View {
+        root: stat_root()?,
+        host_mounts: mount_ids()?.intersection(&host.mount_ids).count(),
+    })
+}
+
+/// The host files whose first line proves an escape: the first one found is read.
+pub const PROOF_FILES: [&str; 2] = ["/etc/hostname", "/etc/os-release"];
+
+/// What the escape attempt found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escape {
+    /// Where the attempt ended up.
+    pub view: View,
+    /// True if that is the host's `/`.
+    pub escaped: bool,
+    /// When it escaped: the first of [`PROOF_FILES`] found there, and its first line
+    /// (or why it could not be read).
+    pub proof: Option<(String, std::result::Result<String, String>)>,
+}
+
+impl Escape {
+    /// The line `--try-escape` prints.
+    pub fn verdict(&self, host: &HostView) -> String {
+        let View { root, host_mounts } = self.view;
+        if self.escaped {
+            format!("ESCAPED: reached the host's / (dev:ino {root}); host mounts visible: {host_mounts}")
+        } else {
+            format!(
+                "CONTAINED: / is still the container's root (dev:ino {root}, the host's is {}); \
+                 host mounts visible: {host_mounts}",
+                host.root
+            )
+        }
+    }
+}
+
+/// `--try-escape`: try the classic chroot escape ([`escape`]) and print the verdict.
 pub fn try_escape(host: &HostView) -> Result<()> {
-    let dir = "/.stepbox-escape";
+    println!("{}", escape(host)?.verdict(host));
+    Ok(())
+}
+
+/// The directory the escape chroots into, inside the container's root; removed after.
+const ESCAPE_DIR: &str = "/.stepbox-escape";
+
+/// The classic chroot escape, tried in a forked process so the container
+/// itself is not affected: chroot into a subdirectory while the working
+/// directory stays outside it, climb `..`, chroot to where we end up. Says
+/// whether that reached the host's `/`, how many of the host's mounts can be
+/// seen from there, and, if it escaped, the first line of a host file.
+pub fn escape(host: &HostView) -> Result<Escape> {
+    let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(escape)".into())?;
+    // Our pending narration belongs before the attempt's lines.
+    crate::log::flush();
     // SAFETY: the child is single-threaded at this point; the forked process
-    // only makes system calls, prints and exits.
+    // only makes system calls, writes its findings to the pipe and exits.
     match unsafe { fork() }.call(|| "fork()".into())? {
         ForkResult::Child => {
-            let code = match escape_attempt(dir, host) {
-                Ok(()) => 0,
-                Err(error) => {
-                    eprintln!("escape attempt: {error}");
-                    1
-                }
-            };
+            drop(read_end);
+            let found = escape_attempt(ESCAPE_DIR, host).map_err(|error| error.to_string());
+            let sent = serde_json::to_vec(&found)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    File::from(write_end)
+                        .write_all(&bytes)
+                        .map_err(|e| e.to_string())
+                });
+            crate::log::flush();
+            if let Err(error) = &sent {
+                eprintln!("escape attempt: cannot report its findings: {error}");
+            }
             // SAFETY: leave the forked process without running the parent's cleanup.
-            unsafe { libc::_exit(code) }
+            unsafe { libc::_exit(i32::from(sent.is_err())) }
         }
         ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut report = String::new();
+            let read = File::from(read_end).read_to_string(&mut report);
             let status = loop {
                 match waitpid(child, None) {
                     Err(Errno::EINTR) | Ok(WaitStatus::StillAlive) => continue,
                     other => break other,
                 }
             };
-            let _ = fs::remove_dir(dir);
-            match status {
-                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-                _ => Err(Error::Invalid(
-                    "the escape attempt failed (its error is above)".into(),
-                )),
+            let found: std::result::Result<Escape, String> = match (read, status) {
+                (Ok(_), Ok(WaitStatus::Exited(_, 0))) => serde_json::from_str(&report)
+                    .unwrap_or_else(|e| Err(format!("its report is unreadable: {e}"))),
+                (Err(e), _) => Err(format!("reading its report: {e}")),
+                (_, status) => Err(format!("it ended without a report ({status:?})")),
+            };
+            let removed = match fs::remove_dir(ESCAPE_DIR) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Some(Error::io("removing", ESCAPE_DIR, e))
+                }
+                _ => None,
+            };
+            match (found, removed) {
+                (Ok(escape), None) => Ok(escape),
+                (Ok(_), Some(error)) => Err(error),
+                (Err(why), None) => {
+                    Err(Error::Invalid(format!("the escape attempt failed: {why}")))
+                }
+                (Err(why), Some(error)) => Err(Error::Invalid(format!(
+                    "the escape attempt failed: {why}; and cleaning up after it: {error}"
+                ))),
             }
         }
     }
 }
 
-fn escape_attempt(dir: &str, host: &HostView) -> Result<()> {
+fn escape_attempt(dir: &str, host: &HostView) -> Result<Escape> {
     narrate!(2, "mkdir({}, 0700)", quote(dir));
     match nix::unistd::mkdir(dir, Mode::from_bits_truncate(0o700)) {
         Ok(()) | Err(Errno::EEXIST) => {}
@@ -174,22 +315,37 @@ fn escape_attempt(dir: &str, host: &HostView) -> Result<()> {
     narrate!(2, "chroot(\".\")");
     nix::unistd::chroot(".").call(|| "chroot(\".\")".into())?;
 
-    let meta = fs::metadata("/").map_err(|e| Error::io("stat", "/", e))?;
-    let now = (meta.dev(), meta.ino());
-    let visible = mount_ids()?.intersection(&host.mount_ids).count();
-    let (dev, ino) = now;
-    let (host_dev, host_ino) = host.root;
-    if now == host.root {
-        println!(
-            "ESCAPED: reached the host's / (dev:ino {dev}:{ino}); host mounts visible: {visible}"
-        );
-    } else {
-        println!(
-            "CONTAINED: / is still the container's root (dev:ino {dev}:{ino}, the host's is \
-             {host_dev}:{host_ino}); host mounts visible: {visible}"
-        );
+    let view = look(host)?;
+    let escaped = view.root == host.root;
+    let proof = if escaped { read_proof() } else { None };
+    Ok(Escape {
+        view,
+        escaped,
+        proof,
+    })
+}
+
+/// The first line of the first of [`PROOF_FILES`] that exists here.
+fn read_proof() -> Option<(String, std::result::Result<String, String>)> {
+    for file in PROOF_FILES {
+        narrate!(2, "open({}, O_RDONLY)   /* a host file? */", quote(file));
+        let first_line = match File::open(file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => Err(e.to_string()),
+            Ok(opened) => {
+                let mut bytes = Vec::new();
+                match opened.take(4096).read_to_end(&mut bytes) {
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&bytes);
+                        Ok(text.lines().next().unwrap_or_default().to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        return Some((file.to_string(), first_line));
     }
-    Ok(())
+    None
 }
 
 /// Make sure `/proc`, `/dev` and `/tmp` in `new_root` are plain directories
