@@ -482,12 +482,15 @@ fn compare_row(table: &[(String, String, String)], label: &str) -> (String, Stri
         .unwrap_or_else(|| panic!("no row {label:?} in {table:#?}"))
 }
 
-/// `dev:ino` of `path`, as `stat -c %d:%i` prints it.
+/// `dev:ino` of `path` as the table shows it, `major:minor:inode`
+/// (`stat -c %Hd:%Ld:%i`).
 fn dev_ino(path: &Path) -> String {
     let meta = fs::metadata(path).unwrap();
+    let dev = std::os::unix::fs::MetadataExt::dev(&meta);
     format!(
-        "{}:{}",
-        std::os::unix::fs::MetadataExt::dev(&meta),
+        "{}:{}:{}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev),
         std::os::unix::fs::MetadataExt::ino(&meta)
     )
 }

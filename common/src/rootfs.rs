@@ -116,8 +116,9 @@ fn change_dir(dir: &Path) -> Result<()> {
     chdir(dir).call(|| format!("chdir({})", quote(dir)))
 }
 
-/// A directory's identity on this machine: its device and inode numbers,
-/// as `stat -c %d:%i` prints them.
+/// A directory's identity on this machine: its device and inode numbers.
+/// Shown `major:minor:inode` (`254:0:2`), as `stat -c %Hd:%Ld:%i` prints it;
+/// `major:minor` is the device field of /proc/self/mountinfo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevIno {
     pub dev: u64,
@@ -126,7 +127,11 @@ pub struct DevIno {
 
 impl fmt::Display for DevIno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.dev, self.ino)
+        let (major, minor) = (
+            nix::sys::stat::major(self.dev),
+            nix::sys::stat::minor(self.dev),
+        );
+        write!(f, "{major}:{minor}:{}", self.ino)
     }
 }
 

@@ -266,6 +266,7 @@ mod tests {
     fn a_proof_is_quoted_so_no_control_byte_reaches_the_terminal() {
         let text = table("busybox", true, &[row(Method::Chroot, true)]);
         assert!(text.contains(r#"/etc/hostname: "vm\u{1b}""#), "{text}");
+        assert!(text.contains("254:0:2, the host's"), "{text}");
         assert!(!text.contains('\u{1b}'));
     }
 }
