@@ -5,6 +5,7 @@ mod support;
 
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
@@ -277,4 +278,341 @@ fn the_command_does_not_inherit_an_ignored_sigpipe() {
     let out = sandbox.run(CH1, &["-q", "--", "cat", "/proc/self/status"]);
     out.assert_ok();
     assert!(!ignores_sigpipe(&out.stdout), "the command ignores SIGPIPE");
+}
+
+/// The uid (and gid) an unprivileged sandbox runs the chapter as.
+fn rootless_id() -> (u32, u32) {
+    if support::suite_is_root() {
+        let id = support::unprivileged_id();
+        (id, id)
+    } else {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    }
+}
+
+// With no command, the child runs /bin/sh, which reads the lines that follow.
+#[test]
+fn no_command_runs_a_shell() {
+    let sandbox = Sandbox::new(Who::Caller);
+    let script = sandbox.path().join("typed");
+    fs::write(&script, "echo typed into the shell\nexit 3\n").unwrap();
+    let mut command = sandbox.command(CH1, &[]);
+    command.stdin(fs::File::open(&script).unwrap());
+    let out = run(command);
+    assert_eq!(out.code, Some(3), "{out:#?}");
+    assert_eq!(out.stdout, "typed into the shell\n");
+    assert!(
+        out.stderr.contains(r#"execvp("/bin/sh", ["/bin/sh"])"#),
+        "{}",
+        out.stderr
+    );
+}
+
+// The narration is on stderr only (stdout is the command's alone), every
+// line tagged by the side of clone that made it; -q silences it.
+#[test]
+fn the_narration_is_on_stderr_and_q_silences_it() {
+    let sandbox = Sandbox::new(Who::Caller);
+    let out = sandbox.run(CH1, &["--", "echo", "hello"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "hello\n");
+    assert!(
+        out.stderr.starts_with("[parent] clone(CLONE_NEWNS) = "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .all(|l| l.starts_with("[parent] ") || l.starts_with("[child ] ")),
+        "{}",
+        out.stderr
+    );
+    let quiet = sandbox.run(CH1, &["-q", "--", "echo", "hello"]);
+    quiet.assert_ok();
+    assert_eq!(quiet.stdout, "hello\n");
+    assert_eq!(quiet.stderr, "", "-q left narration");
+}
+
+// A mount namespace copies no files: a write outside /tmp reaches the host.
+#[test]
+fn writes_outside_tmp_reach_the_host() {
+    let sandbox = Sandbox::new(Who::Caller);
+    // Not under /tmp, which the child's tmpfs hides.
+    let dir = tempfile::Builder::new()
+        .prefix("stepbox-ch1-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let file = dir.path().join("from-inside.txt");
+    let out = sandbox.run(
+        CH1,
+        &[
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo 'written inside' > {}", file.display()),
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(fs::read_to_string(&file).unwrap(), "written inside\n");
+}
+
+// Every mount in the child's table is private, even when the parent's are
+// shared: step 1 reached all of them. The parent is a namespace of the
+// test's own whose mounts are made shared, as systemd makes a host's, and
+// the control checks that they are.
+fn claim_every_mount_inside_is_private(who: Who) {
+    let sandbox = Sandbox::new(who);
+    let binary = sandbox.command(CH1, &[]).get_program().to_owned();
+    let binary = std::path::Path::new(&binary).display().to_string();
+    let run_chapter = match (support::suite_is_root(), sandbox.rootless()) {
+        (true, true) => {
+            let (uid, gid) = rootless_id();
+            format!("setpriv --reuid={uid} --regid={gid} --clear-groups {binary}")
+        }
+        _ => binary,
+    };
+    let script = format!(
+        "set -e
+         mount --make-rshared /
+         grep -c shared: /proc/self/mountinfo
+         {run_chapter} -q -- cat /proc/self/mountinfo"
+    );
+    let mut command = Command::new("unshare");
+    if !support::suite_is_root() {
+        command.arg("-Ur");
+    }
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .current_dir(sandbox.path());
+    let out = run(command);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let (shared, inside) = out.stdout.split_once('\n').unwrap();
+    assert!(
+        shared.parse::<u32>().unwrap() > 0,
+        "control: no shared mount outside"
+    );
+    let mut mounts = 0;
+    for line in inside.lines() {
+        let (left, _) = line.split_once(" - ").unwrap();
+        let optional: Vec<&str> = left.split(' ').skip(6).collect();
+        assert!(
+            !optional
+                .iter()
+                .any(|f| f.starts_with("shared:") || f.starts_with("master:")),
+            "not private inside: {line}"
+        );
+        mounts += 1;
+    }
+    assert!(mounts > 1, "{out:#?}");
+}
+
+#[test]
+fn every_mount_inside_is_private() {
+    claim_every_mount_inside_is_private(Who::Caller);
+}
+
+#[test]
+fn rootless_every_mount_inside_is_private() {
+    claim_every_mount_inside_is_private(Who::Unprivileged);
+}
+
+// Rootless, the caller is uid and gid 0 inside, mapped to itself outside
+// (`0 UID 1`), and setgroups is denied.
+#[test]
+fn rootless_you_are_uid_0_inside_mapped_to_yourself() {
+    let sandbox = Sandbox::new(Who::Unprivileged);
+    let out = sandbox.run(
+        CH1,
+        &[
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups",
+        ],
+    );
+    out.assert_ok();
+    let (uid, gid) = rootless_id();
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (uid, gid) = (uid.to_string(), gid.to_string());
+    assert_eq!(
+        lines,
+        [
+            vec!["0"],
+            vec!["0"],
+            vec!["0", uid.as_str(), "1"],
+            vec!["0", gid.as_str(), "1"],
+            vec!["deny"],
+        ],
+        "{out:#?}"
+    );
+}
+
+// Rootless, the parent writes setgroups, uid_map and gid_map, in that order,
+// before the child narrates any step of its own.
+#[test]
+fn rootless_the_parent_writes_the_maps_before_the_child_runs_a_step() {
+    let sandbox = Sandbox::new(Who::Unprivileged);
+    let out = sandbox.run(CH1, &["--", "true"]);
+    out.assert_ok();
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let writes: Vec<usize> = ["setgroups", "uid_map", "gid_map"]
+        .iter()
+        .map(|file| {
+            lines
+                .iter()
+                .position(|l| l.starts_with("[parent] write(") && l.contains(&format!("/{file}\"")))
+                .unwrap_or_else(|| panic!("no write to {file}: {}", out.stderr))
+        })
+        .collect();
+    assert!(
+        writes.windows(2).all(|w| w[0] < w[1]),
+        "maps out of order: {}",
+        out.stderr
+    );
+    let first_child = lines
+        .iter()
+        .position(|l| l.starts_with("[child ]"))
+        .expect("the child narrated nothing");
+    assert!(
+        writes[2] < first_child,
+        "the child ran before its maps: {}",
+        out.stderr
+    );
+}
+
+// Rootless, root inside has no power over the host's files: root's files
+// show up as 65534, a file only root may read cannot be read, and a
+// directory only root may write cannot be written.
+#[test]
+fn rootless_root_inside_has_no_power_over_the_hosts_files() {
+    let sandbox = Sandbox::new(Who::Unprivileged);
+    // Not under /tmp, which the child's tmpfs hides.
+    let fixture = tempfile::Builder::new()
+        .prefix("stepbox-ch1-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let (file, dir) = if support::suite_is_root() {
+        let dir = fixture.path().to_path_buf();
+        fs::write(dir.join("secret"), "root only\n").unwrap();
+        fs::set_permissions(dir.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        (dir.join("secret"), dir)
+    } else {
+        // Run as an ordinary user: the host's own root-owned files.
+        (
+            std::path::PathBuf::from("/etc/shadow"),
+            std::path::PathBuf::from("/etc"),
+        )
+    };
+    let script = format!(
+        "stat -c %u {f}; cat {f} || echo cannot read; touch {d}/new || echo cannot write",
+        f = file.display(),
+        d = dir.display()
+    );
+    let out = sandbox.run(CH1, &["-q", "--", "sh", "-c", &script]);
+    assert_eq!(out.stdout, "65534\ncannot read\ncannot write\n", "{out:#?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:#?}");
+    assert!(!dir.join("new").exists());
+}
+
+// A file that exists but cannot be executed gives 126, with a one-line error.
+fn claim_not_executable_exits_126(who: Who) {
+    let sandbox = Sandbox::new(who);
+    let out = sandbox.run(CH1, &["-q", "--", "/etc/passwd"]);
+    assert_eq!(out.code, Some(126), "{out:#?}");
+    assert_eq!(
+        out.error_lines(),
+        [concat!(
+            "ch1-mount-ns: execvp(\"/etc/passwd\"): Permission denied ",
+            "(the file is not executable, or a directory on PATH cannot be searched)"
+        )]
+    );
+}
+
+#[test]
+fn a_file_that_cannot_be_executed_exits_126() {
+    claim_not_executable_exits_126(Who::Caller);
+}
+
+#[test]
+fn rootless_a_file_that_cannot_be_executed_exits_126() {
+    claim_not_executable_exits_126(Who::Unprivileged);
+}
+
+// SIGTERM sent to the parent alone is passed on to the command, and the
+// parent exits with the command's status, 128 + 15.
+#[test]
+fn sigterm_to_the_parent_is_passed_to_the_command() {
+    let sandbox = Sandbox::new(Who::Caller);
+    let mut parent = sandbox.spawn(CH1, &["-q", "--", "sh", "-c", "echo $$; exec sleep 1000"]);
+    let child: i32 = parent.read_line().parse().expect("the child's pid");
+    // SAFETY: kill(2) on the parent process we started.
+    unsafe { libc::kill(parent.pid() as i32, libc::SIGTERM) };
+    let status = parent.wait();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(
+        wait_until_dead(child, Duration::from_secs(5)),
+        "the command outlived the parent"
+    );
+}
+
+// When the kernel refuses the user namespace (here because the caller is in
+// a chroot, which clone(2) refuses CLONE_NEWUSER to, with the same EPERM a
+// sysctl gives), stepbox prints one line naming the call, the errno and the
+// hint, narrates nothing, and exits 125. Needs root to chroot.
+#[test]
+fn rootless_a_refused_user_namespace_is_one_line_and_125() {
+    if !support::suite_is_root() {
+        eprintln!("skipped: chroot needs the suite to run as root");
+        return;
+    }
+    let sandbox = Sandbox::new(Who::Unprivileged);
+    let binary = sandbox.command(CH1, &[]).get_program().to_owned();
+    let (uid, gid) = rootless_id();
+    let same_root = sandbox.path().join("same-root");
+    fs::create_dir(&same_root).unwrap();
+    let script = format!(
+        "mount --rbind / {root} && exec chroot --userspec={uid}:{gid} {root} {bin} -- true",
+        root = same_root.display(),
+        bin = std::path::Path::new(&binary).display()
+    );
+    let mut command = Command::new("unshare");
+    command.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    let out = run(command);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(
+        out.stderr.lines().collect::<Vec<_>>(),
+        [concat!(
+            "ch1-mount-ns: clone(CLONE_NEWNS|CLONE_NEWUSER): Operation not permitted ",
+            "(unprivileged user namespaces are disabled on this machine ",
+            "(kernel.unprivileged_userns_clone=0, or Ubuntu's kernel.apparmor_restrict_unprivileged_userns=1): ",
+            "run with sudo, or allow them with sysctl)"
+        )],
+        "{out:#?}"
+    );
+}
+
+// The number the narration prints after `clone(...) =` is the child's pid:
+// the command, exec'd in the child, has it.
+#[test]
+fn the_narrated_clone_result_is_the_childs_pid() {
+    let sandbox = Sandbox::new(Who::Caller);
+    let out = sandbox.run(CH1, &["--", "sh", "-c", "echo $$"]);
+    out.assert_ok();
+    let narrated = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("[parent] clone(CLONE_NEWNS) = "))
+        .unwrap_or_else(|| panic!("no clone line: {}", out.stderr));
+    assert_eq!(narrated, out.stdout.trim());
 }
