@@ -405,3 +405,262 @@ fn read_only_volumes_are_read_only_all_the_way_down() {
         "{out:#?}"
     );
 }
+
+// Claim 7: a start that fails after the parent created a missing host
+// directory removes it again; binding a directory onto a file of the image
+// is refused, saying so.
+fn claim_failed_start_removes_created_dirs(who: Who) {
+    let sandbox = sandbox(who);
+    let new = sandbox.path().join("new");
+    let out = sandbox.run(
+        CH4,
+        &[
+            "-q",
+            "-v",
+            &arg(&new.join("sub"), "/etc/passwd"),
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(
+            "volume target /etc/passwd is a file in the image, but the host path is a directory"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        !new.exists(),
+        "the failed start left {} behind",
+        new.display()
+    );
+}
+
+#[test]
+fn a_failed_start_removes_the_host_directories_it_created() {
+    claim_failed_start_removes_created_dirs(Who::Caller);
+}
+
+#[test]
+fn rootless_a_failed_start_removes_the_host_directories_it_created() {
+    claim_failed_start_removes_created_dirs(Who::Unprivileged);
+}
+
+// Claim 8: while the container runs, its volume is in the container's mount
+// table and not in the host's, and the run's merged/ is empty on the host.
+#[test]
+fn a_volume_is_mounted_in_the_container_only_never_on_the_host() {
+    let sandbox = sandbox(Who::Caller);
+    let vol = host_dir(&sandbox, "only-inside");
+    let mut run = sandbox.spawn(
+        CH4,
+        &[
+            "-q",
+            "-v",
+            &arg(&vol, "/data"),
+            "--",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 1000",
+        ],
+    );
+    assert_eq!(run.read_line(), "ready");
+    let init = run.children()[0];
+    // The tail of the host path, as mountinfo's fourth field holds it.
+    let sandbox_name = sandbox.path().file_name().unwrap().to_string_lossy();
+    let tail = format!("{sandbox_name}/only-inside");
+    let inside = fs::read_to_string(format!("/proc/{init}/mountinfo")).unwrap();
+    let line = inside
+        .lines()
+        .find(|l| l.contains(&tail))
+        .unwrap_or_else(|| panic!("no volume in the container's mount table:\n{inside}"));
+    assert_eq!(line.split(' ').nth(4), Some("/data"), "{line}");
+    assert!(
+        !mount_table().contains(&tail),
+        "the volume is in the host's mount table"
+    );
+    let containers = sandbox.data_root().join("containers");
+    let runs = list_dir(&containers);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        list_dir(&containers.join(&runs[0]).join("merged")),
+        Vec::<String>::new(),
+        "merged/ is not empty on the host"
+    );
+}
+
+// Claim 9: the narration shows where each target was found (a
+// /proc/self/fd/N link, resolved to its real path under merged/) and the bind
+// made onto that very link; `:ro` adds one recursive mount_setattr; with
+// --narrate=new the earlier chapters' steps are folded.
+#[test]
+fn the_narration_shows_the_in_root_lookup_and_the_bind_through_its_fd() {
+    let sandbox = sandbox(Who::Caller);
+    let (vol, ro) = (host_dir(&sandbox, "vol"), host_dir(&sandbox, "ro"));
+    let out = sandbox.run(
+        CH4,
+        &[
+            "--narrate=new",
+            "-v",
+            &arg(&vol, "/data"),
+            "-v",
+            &format!("{}:ro", arg(&ro, "/ro")),
+            "--",
+            "true",
+        ],
+    );
+    out.assert_ok();
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| {
+            l.starts_with(r#"[child ] /* "/data" resolved inside the root: /proc/self/fd/"#)
+        })
+        .unwrap_or_else(|| panic!("no lookup narrated: {}", out.stderr));
+    assert!(lines[at].ends_with(r#"/merged/data" */"#), "{}", lines[at]);
+    let fd = lines[at]
+        .split("/proc/self/fd/")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap();
+    assert_eq!(
+        lines[at + 1],
+        format!(
+            r#"[child ] mount("{}", "/proc/self/fd/{fd}", NULL, MS_BIND|MS_REC, NULL)"#,
+            vol.display()
+        )
+    );
+    let setattr: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("mount_setattr("))
+        .collect();
+    assert_eq!(setattr.len(), 1, "{}", out.stderr);
+    assert!(
+        setattr[0]
+            .ends_with(r#", "", AT_EMPTY_PATH|AT_RECURSIVE, { .attr_set = MOUNT_ATTR_RDONLY })"#),
+        "{}",
+        setattr[0]
+    );
+    assert!(out.stderr.contains("steps from chapters"), "{}", out.stderr);
+    assert!(!out.stderr.contains("pivot_root("), "{}", out.stderr);
+}
+
+// Claim 10: from this chapter on `-v` is --volume and wants a value (a usage
+// error, exit code 2); extra narration is --verbose.
+#[test]
+fn dash_v_means_volume_and_wants_a_value() {
+    let sandbox = sandbox(Who::Caller);
+    let out = sandbox.run(CH4, &["-v", "--", "true"]);
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("a value is required for '--volume <HOST:CONTAINER[:ro|:rw]>'"),
+        "{}",
+        out.stderr
+    );
+    sandbox.run(CH4, &["--verbose", "--", "true"]).assert_ok();
+}
+
+// Claim 4 (the rest of the table): four fields and /.old_root are refused
+// like the others; the reserved paths are whole components, so /procs and
+// /devices are ordinary targets.
+#[test]
+fn specs_with_four_fields_or_on_old_root_are_refused() {
+    let sandbox = Sandbox::new(Who::Caller);
+    let m = sandbox.path().join("missing");
+    let m = m.to_str().unwrap();
+    for (spec, why) in [
+        (
+            format!("{m}:/b:ro:x"),
+            "expected HOST:CONTAINER or HOST:CONTAINER:MODE",
+        ),
+        (
+            format!("{m}:/.old_root"),
+            "/.old_root is the container's own /.old_root",
+        ),
+    ] {
+        let out = sandbox.run(CH4, &["-q", "-v", &spec, "--", "true"]);
+        assert_eq!(out.code, Some(125), "{spec}: {out:#?}");
+        assert!(out.error_lines()[0].contains(why), "{spec}: {out:#?}");
+    }
+    assert!(!sandbox.data_root().exists());
+}
+
+#[test]
+fn reserved_paths_are_whole_components_procs_is_an_ordinary_target() {
+    let sandbox = sandbox(Who::Caller);
+    let vol = host_dir(&sandbox, "vol");
+    fs::write(vol.join("f"), "here\n").unwrap();
+    let out = sandbox.run(
+        CH4,
+        &[
+            "-q",
+            "-v",
+            &arg(&vol, "/procs"),
+            "-v",
+            &arg(&vol, "/devices"),
+            "--",
+            "cat",
+            "/procs/f",
+            "/devices/f",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "here\nhere\n");
+}
+
+// Claim 11: a rootless volume gives no access the user lacks on the host:
+// writing into a directory the user may only read fails; binding a directory
+// the user may not read works but reading it inside fails; a path below it
+// cannot be looked up, so it is refused and nothing is created; a missing
+// directory where the user may not create one is refused.
+#[test]
+fn rootless_volumes_cannot_get_around_host_permissions() {
+    if !support::suite_is_root() {
+        eprintln!("skipped: only root can make directories the test user may not use");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = sandbox(Who::Unprivileged);
+    // Made by this (root) test process: owned by root.
+    let readable = sandbox.path().join("roots");
+    let private = sandbox.path().join("private");
+    for (dir, mode) in [(&readable, 0o755), (&private, 0o700)] {
+        fs::create_dir(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = sandbox.run(
+        CH4,
+        &["-q", "-v", &arg(&readable, "/r"), "--", "touch", "/r/x"],
+    );
+    assert!(out.stderr.contains("Permission denied"), "{out:#?}");
+    assert_eq!(list_dir(&readable), Vec::<String>::new());
+
+    let out = sandbox.run(CH4, &["-q", "-v", &arg(&private, "/p"), "--", "ls", "/p"]);
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:#?}");
+    assert!(out.error_lines()[0].starts_with("ls: "), "{out:#?}");
+
+    let below = private.join("sub");
+    let out = sandbox.run(CH4, &["-q", "-v", &arg(&below, "/p"), "--", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(
+        out.error_lines(),
+        [format!(
+            "ch4-volumes: volume {}: Permission denied (os error 13)",
+            below.display()
+        )]
+    );
+    assert!(!below.exists());
+
+    let new = readable.join("new");
+    let out = sandbox.run(CH4, &["-q", "-v", &arg(&new, "/n"), "--", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(
+        out.error_lines()[0].starts_with("ch4-volumes: creating volume directory "),
+        "{out:#?}"
+    );
+    assert!(!new.exists());
+}
