@@ -490,3 +490,239 @@ fn repeated_and_symlinked_saved_layers_are_resolved() {
         .count();
     assert_eq!(lowers, 3, "{overlay}");
 }
+
+/// The sha256 of `file`, in hex (by sha256sum, as the doc computes it).
+fn sha256_of(file: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(file)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+// Claim 5: a layer's directory is named by the sha256 of the bytes stepbox
+// read; a second run of the same file reads nothing, a copy under another
+// name is read again and found already present (stored once), and so is a
+// file whose modification time changed.
+#[test]
+fn a_layer_is_named_by_the_sha256_of_its_bytes_and_stored_once() {
+    let sandbox = sandbox(Who::Caller);
+    let images = sandbox.data_root().join("images");
+    let out = sandbox.run(CH3, &["--", "true"]);
+    out.assert_ok();
+    let digest = sha256_of(&images.join("busybox.tar"));
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("layers")),
+        [digest.as_str()]
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "into layer {}",
+            sandbox.data_root().join("layers").join(&digest).display()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    let out = sandbox.run(CH3, &["-v", "--", "true"]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("image busybox: layers cached"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("unpacked") && !out.stderr.contains("already present"),
+        "{}",
+        out.stderr
+    );
+
+    fs::copy(images.join("busybox.tar"), images.join("mine.tar")).unwrap();
+    let present = format!("layer {digest} already present");
+    let out = sandbox.run(CH3, &["-v", "--image", "mine", "--", "true"]);
+    out.assert_ok();
+    assert!(out.stderr.contains(&present), "{}", out.stderr);
+    assert!(!out.stderr.contains("unpacked"), "{}", out.stderr);
+    let out = sandbox.run(CH3, &["-v", "--image", "mine", "--", "true"]);
+    assert!(
+        out.stderr.contains("image mine: layers cached"),
+        "{}",
+        out.stderr
+    );
+
+    // A changed modification time (as `touch` makes) is read again.
+    let file = fs::File::options()
+        .write(true)
+        .open(images.join("mine.tar"))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(file);
+    let out = sandbox.run(CH3, &["-v", "--image", "mine", "--", "true"]);
+    out.assert_ok();
+    assert!(out.stderr.contains(&present), "{}", out.stderr);
+    assert_eq!(list_dir(&sandbox.data_root().join("layers")), [digest]);
+}
+
+/// The value of xattr `name` on `path`, if it has one.
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: both strings are NUL-terminated and buf is as long as we say.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+// Claim 6: a layer stores a `.wh.NAME` as a 0/0 character device named NAME
+// and a `.wh..wh..opq` as the opaque xattr on its directory (user.overlay.*,
+// and trusted.overlay.* too as root), never the marker files themselves; the
+// overlay is mounted with userxattr exactly when the run is rootless.
+fn claim_markers_stored(who: Who) {
+    let sandbox = sandbox(who);
+    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let top = tarball(&[
+        Entry::File("etc/.wh.motd", ""),
+        Entry::File("opt/data/.wh..wh..opq", ""),
+        Entry::File("opt/data/c.txt", "c"),
+    ]);
+    let image = sandbox.path().join("saved.tar");
+    fs::write(&image, docker_save(&[busybox, top])).unwrap();
+    support::chown_to_sandbox_user(&sandbox, &image);
+    let out = sandbox.run(
+        CH3,
+        &[
+            "--image",
+            image.to_str().unwrap(),
+            "--",
+            "head",
+            "-n",
+            "1",
+            "/proc/self/mountinfo",
+        ],
+    );
+    out.assert_ok();
+    assert!(out.stdout.contains(" - overlay "), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.contains("userxattr"),
+        sandbox.rootless(),
+        "{}",
+        out.stdout
+    );
+
+    let layers = sandbox.data_root().join("layers");
+    let top = list_dir(&layers)
+        .into_iter()
+        .map(|d| layers.join(d))
+        .find(|d| d.join("opt/data/c.txt").exists())
+        .expect("no top layer");
+    let motd = fs::symlink_metadata(top.join("etc/motd")).unwrap();
+    assert!(
+        motd.file_type().is_char_device() && motd.rdev() == 0,
+        "no 0/0 whiteout"
+    );
+    assert_eq!(list_dir(&top.join("etc")), ["motd"]);
+    assert_eq!(list_dir(&top.join("opt/data")), ["c.txt"]);
+    let data = top.join("opt/data");
+    assert_eq!(
+        xattr(&data, "user.overlay.opaque").as_deref(),
+        Some(&b"y"[..])
+    );
+    if !sandbox.rootless() {
+        assert_eq!(
+            xattr(&data, "trusted.overlay.opaque").as_deref(),
+            Some(&b"y"[..])
+        );
+    }
+}
+
+#[test]
+fn whiteouts_and_opaque_markers_are_stored_as_overlayfs_reads_them() {
+    claim_markers_stored(Who::Caller);
+}
+
+#[test]
+fn rootless_whiteouts_and_opaque_markers_are_stored_as_overlayfs_reads_them() {
+    claim_markers_stored(Who::Unprivileged);
+}
+
+// Claim 7: while a container runs, its overlay is in its own mount table
+// (as its /) and in no mount table of the host's, and merged is empty there.
+#[test]
+fn the_overlay_is_only_in_the_containers_mount_table() {
+    let sandbox = sandbox(Who::Caller);
+    let containers = sandbox.data_root().join("containers");
+    let mut run = sandbox.spawn(
+        CH3,
+        &["-q", "--", "sh", "-c", "echo ready; exec sleep 1000"],
+    );
+    assert_eq!(run.read_line(), "ready");
+    let init = run.children();
+    assert_eq!(init.len(), 1, "{init:?}");
+    let path = containers.display().to_string();
+    let host = mount_table();
+    assert!(
+        !host.contains(&path),
+        "the host's mount table has it:\n{host}"
+    );
+    let inside = fs::read_to_string(format!("/proc/{}/mountinfo", init[0])).unwrap();
+    let overlays: Vec<&str> = inside.lines().filter(|l| l.contains(&path)).collect();
+    assert_eq!(overlays.len(), 1, "{inside}");
+    let fields: Vec<&str> = overlays[0].split(' ').collect();
+    assert_eq!(fields[4], "/", "{}", overlays[0]);
+    assert!(overlays[0].contains(" - overlay "), "{}", overlays[0]);
+    let runs = list_dir(&containers);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        list_dir(&containers.join(&runs[0]).join("merged")),
+        Vec::<String>::new()
+    );
+    assert!(containers.join(&runs[0]).join("run.json").is_file());
+}
+
+// Claim 1: --keep removes the owner record, so the kept directory is nobody's
+// run and no later run sweeps it.
+#[test]
+fn keep_removes_the_owner_record() {
+    let sandbox = sandbox(Who::Caller);
+    let out = sandbox.run(CH3, &["-q", "--keep", "--", "true"]);
+    out.assert_ok();
+    let kept = kept_dir(&out.stderr);
+    assert_eq!(list_dir(&kept), ["merged", "upper", "work"]);
+    sandbox.run(CH3, &["-q", "--", "true"]).assert_ok();
+    assert_eq!(list_dir(&kept), ["merged", "upper", "work"]);
+}
+
+// Claim 11: a path the overlay options cannot carry (',' or ':') is refused
+// before any mount, with an error naming it, and the run leaves nothing.
+#[test]
+fn a_data_root_with_a_comma_or_colon_is_refused() {
+    for name in ["da,ta", "da:ta"] {
+        let sandbox = Sandbox::new(Who::Caller);
+        let root = sandbox.path().join(name);
+        fs::create_dir_all(root.join("images")).unwrap();
+        fs::copy(support::busybox_image(CH3), root.join("images/busybox.tar")).unwrap();
+        let before = mount_table();
+        let out = sandbox.run(CH3, &["-q", "--root", root.to_str().unwrap(), "--", "true"]);
+        assert_eq!(out.code, Some(125), "{out:#?}");
+        let errors = out.error_lines();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains(&format!("{}/layers/", root.display()))
+                && errors[0].contains("overlay mount options cannot carry"),
+            "{errors:?}"
+        );
+        assert_eq!(list_dir(&root.join("containers")), Vec::<String>::new());
+        assert_eq!(list_dir(&root.join("tmp")), Vec::<String>::new());
+        assert_mount_table_unchanged(&before);
+    }
+}
