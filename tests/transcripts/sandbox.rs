@@ -50,7 +50,7 @@ pub fn run(commands: &[(Who, String)], learner: u32) -> Result<Vec<Ran>, String>
 }
 
 fn run_forked(commands: &[(Who, String)], learner: u32) -> Result<Vec<Ran>, String> {
-    let (reader, writer) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the test binary has started no thread (its harness is off),
     // so the child may run ordinary Rust code after the fork.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(90);
 
 /// Printed after every command, by whichever shell reads it: the status of
-/// the command and the pid of the shell that ran it.
-const SENTINEL: &str = r#"printf '\n\001SB %s %s\n' "$?" "$$""#;
+/// the command and the pid of the shell that ran it. It then sets `$?` back,
+/// so that a doc's `echo $?` on the next line shows the command's status.
+const SENTINEL: &str =
+    r#"stepbox_status=$?; printf '\n\001SB %s %s\n' "$stepbox_status" "$$"; (exit "$stepbox_status")"#;
 
 pub struct Shell {
     child: Child,
@@ -37,7 +39,7 @@ pub struct Answer {
 impl Shell {
     /// Start `bash` with `command`'s environment, user and directory.
     pub fn start(mut command: Command) -> Result<Shell, String> {
-        let (reader, writer) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let writer2 = writer.try_clone().map_err(|e| format!("dup: {e}"))?;
         let reader = std::fs::File::from(reader);
         command
