@@ -726,3 +726,76 @@ fn a_data_root_with_a_comma_or_colon_is_refused() {
         assert_mount_table_unchanged(&before);
     }
 }
+
+// Claim 12: a directory given with --image is the only lower layer, used as
+// it is: the container may change and delete its files, the directory keeps
+// them.
+#[test]
+fn a_directory_image_is_used_as_it_is_and_never_written() {
+    let sandbox = sandbox(Who::Caller);
+    sandbox.run(CH3, &["-q", "--", "true"]).assert_ok();
+    let dir = sandbox.path().join("myroot");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(only_layer(&sandbox))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    fs::write(dir.join("etc/marker"), "from the directory\n").unwrap();
+    let before = snapshot(&dir);
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--image",
+            dir.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/marker; rm /etc/marker /bin/ls; echo x > /new; test -e /etc/marker || echo gone",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "from the directory\ngone\n");
+    assert_eq!(snapshot(&dir), before, "the directory image changed");
+    assert_eq!(list_dir(&sandbox.data_root().join("layers")).len(), 1);
+}
+
+// Claim 13: /tmp inside is chapter 1's tmpfs, mounted over the overlay, so
+// what the container writes there never reaches upper.
+#[test]
+fn tmp_writes_go_to_the_tmpfs_not_to_upper() {
+    let sandbox = sandbox(Who::Caller);
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--keep",
+            "--",
+            "sh",
+            "-c",
+            "echo x > /tmp/t && echo y > /y",
+        ],
+    );
+    out.assert_ok();
+    let upper = kept_dir(&out.stderr).join("upper");
+    assert_eq!(list_dir(&upper), ["y"]);
+}
+
+// Claim 5: two first runs at once each unpack the layer in a scratch
+// directory of their own; both run, and one layer directory is kept.
+#[test]
+fn two_first_runs_at_once_share_one_layer() {
+    let sandbox = sandbox(Who::Caller);
+    let mut a = sandbox.spawn(CH3, &["-q", "--", "echo", "a"]);
+    let mut b = sandbox.spawn(CH3, &["-q", "--", "echo", "b"]);
+    assert_eq!(a.read_to_end(), "a\n");
+    assert_eq!(b.read_to_end(), "b\n");
+    assert!(a.wait().success() && b.wait().success());
+    assert_eq!(list_dir(&sandbox.data_root().join("layers")).len(), 1);
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("tmp")),
+        Vec::<String>::new()
+    );
+}
