@@ -139,6 +139,16 @@ fn claim_end_to_end(who: Who) {
         entries.iter().any(|(p, _)| p == "root/changed"),
         "the change is not committed"
     );
+    // Owned by root in the image, also when an ordinary user committed it.
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(&tarball).unwrap()));
+    let owner = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().display().to_string() == "root/changed")
+        .map(|e| (e.header().uid().unwrap(), e.header().gid().unwrap()));
+    assert_eq!(owner, Some((0, 0)), "root/changed is not root's in the image");
     assert!(
         !entries.iter().any(|(p, _)| p.contains("test2.txt")),
         "volume data was committed"
@@ -606,6 +616,7 @@ fn a_detached_container_holds_only_dev_null_and_its_log() {
     let (init, monitor) = (pids[0], pids[1]);
     assert_eq!(stat_field(monitor, 6), monitor.to_string(), "the monitor is not a session leader");
     assert_eq!(stat_field(init, 4), monitor.to_string(), "the monitor is not the container's parent");
+    assert_eq!(stat_field(init, 6), init.to_string(), "the container's init is not a session leader");
     let log = sandbox.data_root().join("containers/quiet/container.log");
     let fds: Vec<(String, String)> = list_dir(Path::new(&format!("/proc/{init}/fd")))
         .into_iter()
