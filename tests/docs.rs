@@ -5,6 +5,8 @@
 //! are run by tests/transcripts/; the parsing and matching it relies on are
 //! tested here.
 
+// Shared with tests/transcripts/, which uses the parts these tests do not.
+#[allow(dead_code)]
 #[path = "transcripts/doc.rs"]
 mod transcript;
 
@@ -195,8 +197,7 @@ fn every_doc_the_readmes_link_exists() {
 
 // The transcript runner's parsing and matching.
 
-
-    const TRANSCRIPT_DOC: &str = "\
+const TRANSCRIPT_DOC: &str = "\
 Text.
 
 ```console
@@ -217,72 +218,81 @@ out
 ```
 ";
 
-    #[test]
-    fn commands_their_users_and_outputs_are_found() {
-        let blocks = transcript::blocks(TRANSCRIPT_DOC);
-        assert_eq!(blocks.len(), 2);
-        let c = &blocks[0].commands;
-        assert_eq!(c.len(), 3);
-        assert_eq!((c[0].line, c[0].who, c[0].text.as_str()), (4, transcript::Who::Root, "echo one"));
-        assert_eq!(c[0].output, 4..5);
-        assert_eq!(c[1].text, "cat > f <<'EOF'\na\nEOF");
-        assert_eq!(c[1].output, 8..8);
-        assert_eq!(c[2].text, "long \\\n  line");
-        assert_eq!(c[2].output, 10..11);
-        assert_eq!(blocks[0].left_out, None);
-        assert_eq!(blocks[1].left_out.as_deref(), Some("needs Docker."));
-    }
+#[test]
+fn commands_their_users_and_outputs_are_found() {
+    let blocks = transcript::blocks(TRANSCRIPT_DOC);
+    assert_eq!(blocks.len(), 2);
+    let c = &blocks[0].commands;
+    assert_eq!(c.len(), 3);
+    assert_eq!(
+        (c[0].line, c[0].who, c[0].text.as_str()),
+        (4, transcript::Who::Root, "echo one")
+    );
+    assert_eq!(c[0].output, 4..5);
+    assert_eq!(c[1].text, "cat > f <<'EOF'\na\nEOF");
+    assert_eq!(c[1].output, 8..8);
+    assert_eq!(c[2].text, "long \\\n  line");
+    assert_eq!(c[2].output, 10..11);
+    assert_eq!(blocks[0].left_out, None);
+    assert_eq!(blocks[1].left_out.as_deref(), Some("needs Docker."));
+}
 
-    #[test]
-    fn varying_values_are_normalised_and_nothing_else() {
-        assert_eq!(
-            transcript::normalise("[parent] clone(CLONE_NEWNS) = 1077\n"),
-            "[parent] clone(CLONE_NEWNS) = [PID]\n"
-        );
-        assert_eq!(
-            transcript::normalise("63 43 0:39 / /tmp rw - tmpfs tmpfs rw\n"),
-            "[MOUNT] / /tmp rw - tmpfs tmpfs rw\n"
-        );
-        assert_eq!(
-            transcript::normalise("-rw-r--r-- 1 root root 7 Nov 23 17:02 inside.txt\n"),
-            "-rw-r--r-- [SIZE] [DATE] inside.txt\n"
-        );
-        assert_eq!(transcript::normalise("CONTAINED\n"), "CONTAINED\n");
-        assert_eq!(transcript::normalise("81\n"), "81\n");
-    }
+#[test]
+fn varying_values_are_normalised_and_nothing_else() {
+    assert_eq!(
+        transcript::normalise("[parent] clone(CLONE_NEWNS) = 1077\n"),
+        "[parent] clone(CLONE_NEWNS) = [PID]\n"
+    );
+    assert_eq!(
+        transcript::normalise("63 43 0:39 / /tmp rw - tmpfs tmpfs rw\n"),
+        "[MOUNT] / /tmp rw - tmpfs tmpfs rw\n"
+    );
+    assert_eq!(
+        transcript::normalise("-rw-r--r-- 1 root root 7 Nov 23 17:02 inside.txt\n"),
+        "-rw-r--r-- [SIZE] [DATE] inside.txt\n"
+    );
+    assert_eq!(transcript::normalise("CONTAINED\n"), "CONTAINED\n");
+    assert_eq!(transcript::normalise("81\n"), "81\n");
+}
 
-    #[test]
-    fn a_changed_word_is_a_mismatch() {
-        assert!(transcript::mismatch("verdict: CONTAINED\n", "verdict: CONTAINED\n").is_none());
-        assert!(transcript::mismatch("verdict: CONTAINED\n", "verdict: ESCAPED\n").is_some());
-        assert!(transcript::mismatch("a [..] c\n...\n", "a b c\nx\ny\n").is_none());
-    }
+#[test]
+fn a_changed_word_is_a_mismatch() {
+    assert!(transcript::mismatch("verdict: CONTAINED\n", "verdict: CONTAINED\n").is_none());
+    assert!(transcript::mismatch("verdict: CONTAINED\n", "verdict: ESCAPED\n").is_some());
+    assert!(transcript::mismatch("a [..] c\n...\n", "a b c\nx\ny\n").is_none());
+}
 
-    #[test]
-    fn control_bytes_are_shown_in_caret_form() {
-        assert_eq!(transcript::printable(b"a\x1b[1mb\x7f\n"), "a^[[1mb^?\n");
-    }
+#[test]
+fn control_bytes_are_shown_in_caret_form() {
+    assert_eq!(transcript::printable(b"a\x1b[1mb\x7f\n"), "a^[[1mb^?\n");
+}
 
-    #[test]
-    fn blessing_replaces_only_the_output() {
-        let blessed = transcript::bless(TRANSCRIPT_DOC, &[(4..5, "two\nthree\n".to_string())]);
-        assert!(blessed.contains("# echo one\ntwo\nthree\n$ cat"));
-        assert!(blessed.ends_with("# docker run x\n```\n"));
-    }
+#[test]
+fn blessing_replaces_only_the_output() {
+    let blessed = transcript::bless(TRANSCRIPT_DOC, &[(4..5, "two\nthree\n".to_string())]);
+    assert!(blessed.contains("# echo one\ntwo\nthree\n$ cat"));
+    assert!(blessed.ends_with("# docker run x\n```\n"));
+}
 
 #[test]
 fn a_snippet_that_drops_lines_from_its_middle_is_refused() {
-    let code: Vec<String> = ["fn f() {", "a();", "b();", "c();", "}"].map(String::from).to_vec();
+    let code: Vec<String> = ["fn f() {", "a();", "b();", "c();", "}"]
+        .map(String::from)
+        .to_vec();
     let whole = pieces(&["fn f() {", "a();", "b();"]);
     assert_eq!(find_pieces(&code, &whole), Ok(()));
     let dropped = pieces(&["a();", "c();"]);
-    assert!(find_pieces(&code, &dropped).unwrap_err().contains("not contiguous"));
+    assert!(find_pieces(&code, &dropped)
+        .unwrap_err()
+        .contains("not contiguous"));
     let marked = pieces(&["a();", "// …", "c();"]);
     assert_eq!(find_pieces(&code, &marked), Ok(()));
     let reordered = pieces(&["c();", "// …", "a();"]);
     assert!(find_pieces(&code, &reordered).is_err());
     let gone = pieces(&["d();"]);
-    assert!(find_pieces(&code, &gone).unwrap_err().contains("is not in the file"));
+    assert!(find_pieces(&code, &gone)
+        .unwrap_err()
+        .contains("is not in the file"));
 }
 
 /// The doc's prose: every line outside fenced code blocks.
@@ -303,7 +313,10 @@ fn prose(text: &str) -> Vec<&str> {
 fn every_chapter_doc_reads_in_25_minutes() {
     for doc in chapter_docs() {
         let text = fs::read_to_string(&doc).unwrap();
-        let words: usize = prose(&text).iter().map(|l| l.split_whitespace().count()).sum();
+        let words: usize = prose(&text)
+            .iter()
+            .map(|l| l.split_whitespace().count())
+            .sum();
         assert!(
             words <= 5000,
             "{} has {words} words of prose; a chapter reads in 25 minutes at most (5,000 words): \
@@ -351,9 +364,17 @@ fn every_exercise_has_an_answer() {
         let section = section.split("\n## ").next().unwrap();
         let items: Vec<&str> = section
             .split('\n')
-            .filter(|l| l.starts_with("- ") || l.split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok()))
+            .filter(|l| {
+                l.starts_with("- ")
+                    || l.split_once(". ")
+                        .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+            })
             .collect();
-        assert!(!items.is_empty(), "{}: Try it yourself lists no exercise", doc.display());
+        assert!(
+            !items.is_empty(),
+            "{}: Try it yourself lists no exercise",
+            doc.display()
+        );
         let mut rest = section;
         for item in &items {
             let (_, after) = rest.split_once(item).unwrap();

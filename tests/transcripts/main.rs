@@ -94,7 +94,9 @@ fn check(name: &str, text: &str, learner: u32) -> Report {
     let ran = match sandbox::run(&typed, learner) {
         Ok(ran) => ran,
         Err(e) => {
-            report.failures.push(format!("{name}: the sandbox failed: {e}"));
+            report
+                .failures
+                .push(format!("{name}: the sandbox failed: {e}"));
             return report;
         }
     };
@@ -108,10 +110,13 @@ fn check(name: &str, text: &str, learner: u32) -> Report {
         match doc::mismatch(&doc::shown(&lines, command), &ran.output) {
             None => report.matched += 1,
             Some(diff) => {
+                report.failures.push(format!(
+                    "{place}: the output differs from the doc's (exit status {}):\n{diff}",
+                    ran.status
+                ));
                 report
-                    .failures
-                    .push(format!("{place}: the output differs from the doc's (exit status {}):\n{diff}", ran.status));
-                report.updates.push((command.output.clone(), ran.output.clone()));
+                    .updates
+                    .push((command.output.clone(), ran.output.clone()));
             }
         }
     }
@@ -129,44 +134,71 @@ fn first_line(text: &str) -> &str {
 }
 
 /// The runner must be able to fail: change one shown output line in a copy
-/// of a doc (a `CONTAINED` verdict to `ESCAPED` where a doc shows one), run
-/// the copy up to that block, and expect exactly that line to be reported.
+/// of a doc (a `CONTAINED` verdict to `ESCAPED` where a doc shows one, else
+/// the first output line a doc shows), run the copy up to that block, and
+/// expect exactly that command to be reported, naming the doc and line.
 fn runner_reports_a_changed_output_line(learner: u32) -> Result<String, String> {
+    let mut first = None;
+    let mut verdict = None;
     for name in docs() {
         let text = fs::read_to_string(repo().join(&name)).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        for block in doc::blocks(&text).into_iter().filter(|b| b.left_out.is_none()) {
-            for command in &block.commands {
-                let Some(at) = command.output.clone().find(|&i| lines[i].contains("CONTAINED")) else {
-                    continue;
-                };
-                let changed = lines[at].replace("CONTAINED", "ESCAPED");
-                let end = command.output.end;
-                let mut copy: Vec<&str> = lines[..end].to_vec();
-                copy[at] = &changed;
-                copy.push("```");
-                let report = check(&name, &(copy.join("\n") + "\n"), learner);
-                let expected = format!("{name}:{}:", command.line);
-                return match report.failures.as_slice() {
-                    [only] if only.starts_with(&expected) && only.contains("ESCAPED") => Ok(format!(
-                        "the runner reported {name}:{} when line {} was changed to `{changed}`",
-                        command.line,
-                        at + 1
-                    )),
-                    other => Err(format!(
-                        "line {} of {name} was changed to `{changed}`; the runner reported {other:#?}",
-                        at + 1
-                    )),
-                };
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for block in doc::blocks(&text)
+            .into_iter()
+            .filter(|b| b.left_out.is_none())
+        {
+            for command in block.commands {
+                let shown = command
+                    .output
+                    .clone()
+                    .find(|&i| !lines[i].trim().is_empty());
+                if let Some(at) = command
+                    .output
+                    .clone()
+                    .find(|&i| lines[i].contains("CONTAINED"))
+                {
+                    verdict.get_or_insert((name.clone(), lines.clone(), command.clone(), at));
+                } else if let Some(at) = shown {
+                    first.get_or_insert((name.clone(), lines.clone(), command.clone(), at));
+                }
             }
         }
     }
-    Err("no doc shows a CONTAINED verdict to change".to_string())
+    let (name, lines, command, at) = verdict
+        .or(first)
+        .ok_or("no doc shows any output to change")?;
+    let (changed, marker) = if lines[at].contains("CONTAINED") {
+        (lines[at].replace("CONTAINED", "ESCAPED"), "ESCAPED")
+    } else {
+        (format!("{} (changed)", lines[at]), "(changed)")
+    };
+    let mut copy: Vec<&str> = lines[..command.output.end]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    copy[at] = &changed;
+    copy.push("```");
+    let report = check(&name, &(copy.join("\n") + "\n"), learner);
+    let expected = format!("{name}:{}:", command.line);
+    match report.failures.as_slice() {
+        [only] if only.starts_with(&expected) && only.contains(marker) => Ok(format!(
+            "the runner reported {name}:{} when line {} was changed to `{changed}`",
+            command.line,
+            at + 1
+        )),
+        other => Err(format!(
+            "line {} of {name} was changed to `{changed}`; the runner reported {other:#?}",
+            at + 1
+        )),
+    }
 }
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let bless = std::env::var("SNAPSHOTS").is_ok_and(|v| v == "overwrite");
     let selected: Vec<String> = docs()
         .into_iter()
@@ -177,7 +209,10 @@ fn main() -> ExitCode {
             .iter()
             .map(|d| {
                 let text = fs::read_to_string(repo().join(d)).unwrap();
-                doc::blocks(&text).iter().map(|b| b.commands.len()).sum::<usize>()
+                doc::blocks(&text)
+                    .iter()
+                    .map(|b| b.commands.len())
+                    .sum::<usize>()
             })
             .sum();
         println!(
@@ -185,7 +220,9 @@ fn main() -> ExitCode {
              /var/lib/stepbox, and a root shell beside the learner's) needs root: run `sudo scripts/test.sh`",
             selected.len()
         );
-        println!("test result: ok. 0 passed; 0 failed; {commands} ignored; 0 measured; 0 filtered out");
+        println!(
+            "test result: ok. 0 passed; 0 failed; {commands} ignored; 0 measured; 0 filtered out"
+        );
         return ExitCode::SUCCESS;
     }
     let learner = support::unprivileged_id();
@@ -202,7 +239,10 @@ fn main() -> ExitCode {
         ignored += report.left_out.values().sum::<usize>();
         if bless && !report.updates.is_empty() {
             fs::write(repo().join(name), doc::bless(&text, &report.updates)).unwrap();
-            println!("{name}: blessed {} outputs from this run", report.updates.len());
+            println!(
+                "{name}: blessed {} outputs from this run",
+                report.updates.len()
+            );
         }
     }
     if filters.is_empty() || filters.iter().any(|f| f == "runner") {

@@ -50,7 +50,8 @@ pub fn run(commands: &[(Who, String)], learner: u32) -> Result<Vec<Ran>, String>
 }
 
 fn run_forked(commands: &[(Who, String)], learner: u32) -> Result<Vec<Ran>, String> {
-    let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (reader, writer) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the test binary has started no thread (its harness is off),
     // so the child may run ordinary Rust code after the fork.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
@@ -205,15 +206,23 @@ fn prepare(learner: u32) -> Result<(), String> {
     let home = Path::new("/home/learner");
     let debug = Path::new(CHECKOUT).join("target/debug");
     fs::create_dir_all(&debug).map_err(|e| format!("mkdir {}: {e}", debug.display()))?;
-    for dir in [home, Path::new(CHECKOUT), &Path::new(CHECKOUT).join("target")] {
-        chown(dir, Some(learner), Some(learner)).map_err(|e| format!("chown {}: {e}", dir.display()))?;
+    for dir in [
+        home,
+        Path::new(CHECKOUT),
+        &Path::new(CHECKOUT).join("target"),
+    ] {
+        chown(dir, Some(learner), Some(learner))
+            .map_err(|e| format!("chown {}: {e}", dir.display()))?;
     }
     bind(&binaries(), debug.to_str().unwrap(), true)?;
     // The learner gets a name, as a reader's account has one.
     let etc = Path::new("/home/.etc");
     fs::create_dir(etc).map_err(|e| format!("mkdir {}: {e}", etc.display()))?;
     for (file, entry) in [
-        ("passwd", format!("learner:x:{learner}:{learner}:learner:/home/learner:/bin/bash\n")),
+        (
+            "passwd",
+            format!("learner:x:{learner}:{learner}:learner:/home/learner:/bin/bash\n"),
+        ),
         ("group", format!("learner:x:{learner}:\n")),
     ] {
         let host = format!("/etc/{file}");
@@ -236,7 +245,10 @@ fn shell(who: Who, learner: u32) -> Result<Shell, String> {
     };
     command
         .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("HOME", home)
         .env("USER", user)
         .env("LOGNAME", user)

@@ -16,8 +16,7 @@ pub const COMMAND_LIMIT: Duration = Duration::from_secs(90);
 /// Printed after every command, by whichever shell reads it: the status of
 /// the command and the pid of the shell that ran it. It then sets `$?` back,
 /// so that a doc's `echo $?` on the next line shows the command's status.
-const SENTINEL: &str =
-    r#"stepbox_status=$?; printf '\n\001SB %s %s\n' "$stepbox_status" "$$"; (exit "$stepbox_status")"#;
+const SENTINEL: &str = r#"stepbox_status=$?; printf '\n\001SB %s %s\n' "$stepbox_status" "$$"; (exit "$stepbox_status")"#;
 
 pub struct Shell {
     child: Child,
@@ -39,7 +38,8 @@ pub struct Answer {
 impl Shell {
     /// Start `bash` with `command`'s environment, user and directory.
     pub fn start(mut command: Command) -> Result<Shell, String> {
-        let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (reader, writer) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let writer2 = writer.try_clone().map_err(|e| format!("dup: {e}"))?;
         let reader = std::fs::File::from(reader);
         command
@@ -118,7 +118,8 @@ impl Shell {
         loop {
             if let Some(at) = find(&self.pending, b"\n\x01SB ") {
                 if let Some(end) = self.pending[at + 1..].iter().position(|b| *b == b'\n') {
-                    let line = String::from_utf8_lossy(&self.pending[at + 5..at + 1 + end]).to_string();
+                    let line =
+                        String::from_utf8_lossy(&self.pending[at + 5..at + 1 + end]).to_string();
                     let mut output: Vec<u8> = self.pending.drain(..at + 2 + end).collect();
                     output.truncate(at + 1);
                     let (status, pid) = line.split_once(' ').unwrap_or((&line, ""));
