@@ -140,15 +140,20 @@ fn claim_end_to_end(who: Who) {
         "the change is not committed"
     );
     // Owned by root in the image, also when an ordinary user committed it.
-    let mut archive =
-        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(&tarball).unwrap()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+        fs::File::open(&tarball).unwrap(),
+    ));
     let owner = archive
         .entries()
         .unwrap()
         .map(|e| e.unwrap())
         .find(|e| e.path().unwrap().display().to_string() == "root/changed")
         .map(|e| (e.header().uid().unwrap(), e.header().gid().unwrap()));
-    assert_eq!(owner, Some((0, 0)), "root/changed is not root's in the image");
+    assert_eq!(
+        owner,
+        Some((0, 0)),
+        "root/changed is not root's in the image"
+    );
     assert!(
         !entries.iter().any(|(p, _)| p.contains("test2.txt")),
         "volume data was committed"
@@ -580,10 +585,17 @@ fn rm_refuses_running_and_cleans_half_created() {
 #[test]
 fn a_killed_monitor_takes_its_container_down() {
     let sandbox = sandbox(Who::Caller);
-    ch5(&sandbox, &["run", "-d", "--name", "doomed", "busybox", "sleep", "1000"]).assert_ok();
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "doomed", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
     let pids = recorded_pids(&sandbox, "doomed");
     let (init, monitor) = (pids[0], pids[1]);
-    assert!(matches!(process_state(init), Some('S' | 'R')), "control: the container is not running");
+    assert!(
+        matches!(process_state(init), Some('S' | 'R')),
+        "control: the container is not running"
+    );
     // SAFETY: kill(2) on the monitor this test started.
     assert_eq!(unsafe { libc::kill(monitor, libc::SIGKILL) }, 0);
     assert!(
@@ -611,12 +623,28 @@ fn stat_field(pid: i32, n: usize) -> String {
 #[test]
 fn a_detached_container_holds_only_dev_null_and_its_log() {
     let sandbox = sandbox(Who::Caller);
-    ch5(&sandbox, &["run", "-d", "--name", "quiet", "busybox", "sleep", "1000"]).assert_ok();
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "quiet", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
     let pids = recorded_pids(&sandbox, "quiet");
     let (init, monitor) = (pids[0], pids[1]);
-    assert_eq!(stat_field(monitor, 6), monitor.to_string(), "the monitor is not a session leader");
-    assert_eq!(stat_field(init, 4), monitor.to_string(), "the monitor is not the container's parent");
-    assert_eq!(stat_field(init, 6), init.to_string(), "the container's init is not a session leader");
+    assert_eq!(
+        stat_field(monitor, 6),
+        monitor.to_string(),
+        "the monitor is not a session leader"
+    );
+    assert_eq!(
+        stat_field(init, 4),
+        monitor.to_string(),
+        "the monitor is not the container's parent"
+    );
+    assert_eq!(
+        stat_field(init, 6),
+        init.to_string(),
+        "the container's init is not a session leader"
+    );
     let log = sandbox.data_root().join("containers/quiet/container.log");
     let fds: Vec<(String, String)> = list_dir(Path::new(&format!("/proc/{init}/fd")))
         .into_iter()
@@ -646,14 +674,27 @@ fn a_container_that_cannot_start_leaves_nothing_behind() {
     let volume = format!("{}:/data", new.join("deep").display());
     let out = ch5(
         &sandbox,
-        &["run", "-d", "--name", "broken", "-v", &volume, "busybox", "nosuchcmd"],
+        &[
+            "run",
+            "-d",
+            "--name",
+            "broken",
+            "-v",
+            &volume,
+            "busybox",
+            "nosuchcmd",
+        ],
     );
     assert_eq!(out.code, Some(127), "{out:#?}");
     assert!(
-        out.error_lines()[0].starts_with("ch5-commit: execvp(\"nosuchcmd\"): No such file or directory"),
+        out.error_lines()[0]
+            .starts_with("ch5-commit: execvp(\"nosuchcmd\"): No such file or directory"),
         "{out:#?}"
     );
-    assert!(!sandbox.data_root().join("containers/broken").exists(), "the container stayed");
+    assert!(
+        !sandbox.data_root().join("containers/broken").exists(),
+        "the container stayed"
+    );
     assert!(!new.exists(), "the volume directory run made stayed");
 }
 
@@ -661,7 +702,11 @@ fn a_container_that_cannot_start_leaves_nothing_behind() {
 #[test]
 fn run_d_rm_removes_the_container_when_it_ends() {
     let sandbox = sandbox(Who::Caller);
-    ch5(&sandbox, &["run", "-d", "--rm", "--name", "brief", "busybox", "true"]).assert_ok();
+    ch5(
+        &sandbox,
+        &["run", "-d", "--rm", "--name", "brief", "busybox", "true"],
+    )
+    .assert_ok();
     let dir = sandbox.data_root().join("containers/brief");
     assert!(
         eventually(Duration::from_secs(10), || !dir.exists()),
@@ -678,7 +723,10 @@ fn without_a_name_run_generates_one() {
     let name = out.stdout.trim().to_string();
     let parts: Vec<&str> = name.split('_').collect();
     assert!(
-        parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase())),
+        parts.len() == 2
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase())),
         "{name:?}"
     );
     assert!(ps_row(&sandbox, &name).is_some_and(|r| r.contains("running")));
@@ -689,8 +737,21 @@ fn without_a_name_run_generates_one() {
 #[test]
 fn exec_runs_inside_the_containers_pid_namespace() {
     let sandbox = sandbox(Who::Caller);
-    ch5(&sandbox, &["run", "-d", "--name", "ns", "busybox", "sleep", "1000"]).assert_ok();
-    let out = ch5(&sandbox, &["exec", "ns", "sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"]);
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "ns", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    let out = ch5(
+        &sandbox,
+        &[
+            "exec",
+            "ns",
+            "sh",
+            "-c",
+            "echo $$; ls /proc | grep -c '^[0-9]'",
+        ],
+    );
     out.assert_ok();
     // pid 2; and /proc lists sleep, sh, ls, grep: nothing of the host.
     assert_eq!(out.stdout, "2\n4\n");
@@ -701,7 +762,11 @@ fn exec_runs_inside_the_containers_pid_namespace() {
 #[test]
 fn dash_i_t_allocate_no_pty() {
     let sandbox = sandbox(Who::Caller);
-    ch5(&sandbox, &["run", "-d", "--name", "term", "busybox", "sleep", "1000"]).assert_ok();
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "term", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
     let input = sandbox.path().join("input");
     fs::write(&input, "typed\n").unwrap();
     let mut command = sandbox.command(CH5, &["-q", "exec", "-it", "term", "sh", "-c", "cat; tty"]);
@@ -718,7 +783,11 @@ fn dash_i_t_allocate_no_pty() {
 #[test]
 fn commit_keeps_hard_links_skips_devices_and_deleted_files() {
     let sandbox = sandbox(Who::Caller);
-    ch5(&sandbox, &["run", "-d", "--name", "box", "busybox", "sleep", "1000"]).assert_ok();
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "box", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
     let script = "echo one > /root/a; ln /root/a /root/b; mknod /root/null2 c 1 3; rm /etc/group";
     ch5(&sandbox, &["exec", "box", "sh", "-c", script]).assert_ok();
     let out = ch5(&sandbox, &["commit", "box", "boxed"]);
@@ -728,35 +797,58 @@ fn commit_keeps_hard_links_skips_devices_and_deleted_files() {
         ["ch5-commit: not committed (a device node or socket): /root/null2"]
     );
     let tarball = sandbox.data_root().join("images/boxed.tar.gz");
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(&tarball).unwrap()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+        fs::File::open(&tarball).unwrap(),
+    ));
     let mut b = None;
     let mut names = Vec::new();
     for entry in archive.entries().unwrap() {
         let entry = entry.unwrap();
         let name = entry.path().unwrap().display().to_string();
         if name == "root/b" {
-            b = Some((entry.header().entry_type(), entry.link_name().unwrap().map(|l| l.display().to_string())));
+            b = Some((
+                entry.header().entry_type(),
+                entry.link_name().unwrap().map(|l| l.display().to_string()),
+            ));
         }
         names.push(name);
     }
     assert_eq!(b, Some((tar::EntryType::Link, Some("root/a".to_string()))));
     assert!(names.iter().any(|n| n == "root/a"));
-    assert!(!names.iter().any(|n| n == "root/null2"), "a device node was committed");
-    assert!(!names.iter().any(|n| n == "etc/group"), "a deleted file was committed");
-    assert!(names.iter().any(|n| n == "etc/passwd"), "control: etc/passwd is missing");
+    assert!(
+        !names.iter().any(|n| n == "root/null2"),
+        "a device node was committed"
+    );
+    assert!(
+        !names.iter().any(|n| n == "etc/group"),
+        "a deleted file was committed"
+    );
+    assert!(
+        names.iter().any(|n| n == "etc/passwd"),
+        "control: etc/passwd is missing"
+    );
 
     let out = ch5(&sandbox, &["commit", "box", "boxed"]);
     assert_eq!(out.code, Some(125));
-    assert!(out.error_lines()[0].contains("image \"boxed\" already exists"), "{out:#?}");
+    assert!(
+        out.error_lines()[0].contains("image \"boxed\" already exists"),
+        "{out:#?}"
+    );
     let out = ch5(&sandbox, &["commit", "box", "/tmp/evil"]);
     assert_eq!(out.code, Some(125));
-    assert!(out.error_lines()[0].starts_with("ch5-commit: invalid image name \"/tmp/evil\""), "{out:#?}");
+    assert!(
+        out.error_lines()[0].starts_with("ch5-commit: invalid image name \"/tmp/evil\""),
+        "{out:#?}"
+    );
     assert!(!Path::new("/tmp/evil").exists() && !Path::new("/tmp/evil.tar.gz").exists());
     // An exited container commits too.
     ch5(&sandbox, &["stop", "-t", "0", "box"]).assert_ok();
     assert!(ps_row(&sandbox, "box").unwrap().contains("exited"));
     ch5(&sandbox, &["commit", "box", "boxed-after"]).assert_ok();
-    assert!(sandbox.data_root().join("images/boxed-after.tar.gz").is_file());
+    assert!(sandbox
+        .data_root()
+        .join("images/boxed-after.tar.gz")
+        .is_file());
     ch5(&sandbox, &["rm", "box"]).assert_ok();
 }
 
@@ -765,10 +857,16 @@ fn commit_keeps_hard_links_skips_devices_and_deleted_files() {
 #[test]
 fn rm_waits_for_the_containers_lock() {
     let sandbox = sandbox(Who::Caller);
-    ch5(&sandbox, &["run", "-d", "--name", "held", "busybox", "true"]).assert_ok();
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "held", "busybox", "true"],
+    )
+    .assert_ok();
     let dir = sandbox.data_root().join("containers/held");
-    assert!(eventually(Duration::from_secs(10), || ps_row(&sandbox, "held")
-        .is_some_and(|r| r.contains("exited"))));
+    assert!(eventually(Duration::from_secs(10), || ps_row(
+        &sandbox, "held"
+    )
+    .is_some_and(|r| r.contains("exited"))));
     let lock = fs::File::open(dir.join("lock")).unwrap();
     use std::os::fd::AsRawFd;
     // SAFETY: flock(2) on a file this test opened.
@@ -785,18 +883,28 @@ fn rm_waits_for_the_containers_lock() {
 #[test]
 fn a_foreground_run_keeps_its_record_until_rm() {
     let sandbox = sandbox(Who::Caller);
-    let out = ch5(&sandbox, &["run", "--name", "fg", "busybox", "sh", "-c", "exit 5"]);
+    let out = ch5(
+        &sandbox,
+        &["run", "--name", "fg", "busybox", "sh", "-c", "exit 5"],
+    );
     assert_eq!(out.code, Some(5), "{out:#?}");
     assert!(ps_row(&sandbox, "fg").is_some_and(|r| r.contains("exited (5)")));
     ch5(&sandbox, &["rm", "fg"]).assert_ok();
-    assert_eq!(list_dir(&sandbox.data_root().join("containers")), Vec::<String>::new());
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
 }
 
 // stop: a program with a SIGTERM handler (busybox top) ends at once, 128 + 15.
 #[test]
 fn stop_ends_top_at_once_with_143() {
     let sandbox = sandbox(Who::Caller);
-    ch5(&sandbox, &["run", "-d", "--name", "topper", "busybox", "top"]).assert_ok();
+    ch5(
+        &sandbox,
+        &["run", "-d", "--name", "topper", "busybox", "top"],
+    )
+    .assert_ok();
     // Let top install its handlers before the signal comes.
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
