@@ -164,13 +164,14 @@ fn redactions() -> &'static Redactions {
         let rules: &[(&'static str, &str)] = &[
             ("[DIGEST]", r"(?<redacted>\b[0-9a-f]{64}\b)"),
             ("[ID]", r"(?<redacted>\b[0-9a-f]{12}\b)"),
-            ("[DATE]", r"(?<redacted>\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?)"),
+            ("[DATE]", r"(?<redacted>\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z| ?[+-]\d\d:?\d\d)?)"),
             ("[DATE]", r"(?<redacted>\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ +(\d\d:\d\d|\d{4})\b)"),
             ("[TIME]", r"(?<redacted>\b\d+m\d+\.\d+s\b)"),
             ("[TIME]", r"(?<redacted>\b\d+(\.\d+)? ?(ms|s)\b)"),
             // The narration's `clone(...) = PID`, and pids the usual tools print.
             ("[PID]", r"\) = (?<redacted>\d+)"),
             ("[PID]", r"/proc/(?<redacted>\d+)\b"),
+            ("[PID]", r"\bkill\((?<redacted>-?\d+), "),
             ("[PID]", r"(?i)\bpid[ :=]+(?<redacted>\d+)"),
             ("[PID]", r#""(pid|monitor_pid|pid_start_time)": (?<redacted>\d+)"#),
             ("[PID]", r"(?m)^ *(?<redacted>\d+)( +\d+)* +(\?|pts/\d+|[RSDZTI][a-zA-Z+<]*) "),
@@ -179,7 +180,8 @@ fn redactions() -> &'static Redactions {
             ("[DEVINO]", r"(?<redacted>\b\d+:\d+:\d+\b)"),
             ("[INO]", r"(?i)\b(ino|inode)[ :=]+(?<redacted>\d+)"),
             // ls -l: link count and size (owner and group stay compared).
-            ("[SIZE]", r"(?m)^[-dlcbps][-rwxsStT]{9}[.+]? +(?<redacted>\d+ +\S+ +\S+ +\d+(, +\d+)?) "),
+            ("[N]", r"(?m)^[-dlcbps][-rwxsStT]{9}[.+]? +(?<redacted>\d+) "),
+            ("[SIZE]", r"(?m)^[-dlcbps][-rwxsStT]{9}[.+]? +\S+ +\S+ +\S+ +(?<redacted>\d+(, +\d+)?) "),
             ("[SIZE]", r"(?m)^total (?<redacted>\d+)$"),
             ("[SIZE]", r"(?<redacted>\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|kB|MB|GB|K|M|G)\b)"),
             // The test account's uid (a reader's is theirs, often 1000).
