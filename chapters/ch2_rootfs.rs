@@ -7,6 +7,7 @@
 //! them side by side. Read along in `docs/ch2-rootfs.md`.
 
 use std::convert::Infallible;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -111,8 +112,13 @@ fn compare(args: &Args, image: &str, new_root: &Path) -> Result<ExitCode> {
             code = exit.code();
         }
     }
-    print!("{}", compare::table(image, namespace::rootless(), &rows));
-    Ok(ExitCode::from(code))
+    let table = compare::table(image, namespace::rootless(), &rows);
+    match std::io::stdout().write_all(table.as_bytes()) {
+        Ok(()) => Ok(ExitCode::from(code)),
+        // The reader went away (`| head`): end as if killed by SIGPIPE, quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(128 + 13)),
+        Err(e) => Err(common::Error::io("writing the table to", "stdout", e)),
+    }
 }
 
 /// The child's story: PID 1 of its own pid namespace.

@@ -199,6 +199,8 @@ fn default_image_is_provisioned_from_an_empty_data_root() {
         out.stderr
     );
     let root = sandbox.data_root();
+    assert_eq!(list_dir(&root), ["images", "index", "rootfs", "tmp"]);
+    assert_eq!(list_dir(&root.join("index")), ["rootfs-busybox.json"]);
     assert_eq!(list_dir(&root.join("images")), ["busybox.tar"]);
     assert_eq!(list_dir(&root.join("rootfs")), ["busybox"]);
     assert_eq!(list_dir(&root.join("tmp")), Vec::<String>::new());
@@ -259,6 +261,45 @@ fn image_may_be_a_tarball_gzip_tarball_or_directory() {
     );
     out.assert_ok();
     assert_eq!(out.stdout, "from the directory");
+}
+
+// Claim 10: `--image` is a path when it holds a `/` or ends in `.tar`,
+// `.tar.gz` or `.tgz`, and a name otherwise, looked up in the data root's
+// images/ only (never in the current directory); a tarball is known by its
+// first bytes, not by its name.
+#[test]
+fn image_is_a_path_with_a_slash_or_tar_suffix_else_a_name() {
+    let sandbox = sandbox(Who::Caller);
+    let tar = fs::read(support::busybox_image(CH2)).unwrap();
+    // In the current directory (the sandbox): a tarball named like a name,
+    // one named .tar, and a gzip one named plain .tar.
+    fs::write(sandbox.path().join("cwdimage"), &tar).unwrap();
+    fs::write(sandbox.path().join("here.tar"), &tar).unwrap();
+    gzip(&tar, &sandbox.path().join("zipped.tar"));
+    let cat =
+        |image: &str| sandbox.run(CH2, &["-q", "--image", image, "--", "cat", "/etc/hostname"]);
+
+    // A bare word is a name: the file in the current directory is not used.
+    let out = cat("cwdimage");
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(
+        out.error_lines()[0].contains("no image \"cwdimage\" in "),
+        "{out:#?}"
+    );
+    // With a slash it is that file; with a .tar suffix too, relative to the
+    // current directory; a gzip tarball works whatever its suffix says.
+    for path in ["./cwdimage", "here.tar", "zipped.tar"] {
+        let out = cat(path);
+        out.assert_ok();
+        assert_eq!(out.stdout, "stepbox\n", "{path}");
+    }
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("rootfs")),
+        ["cwdimage", "here", "zipped"]
+    );
+    // A name is found as images/NAME.tar.gz as well as images/NAME.tar.
+    gzip(&tar, &sandbox.data_root().join("images/named.tar.gz"));
+    cat("named").assert_ok();
 }
 
 // Claim 5: a corrupt tarball, a missing path and a missing command each give
@@ -655,4 +696,21 @@ fn compare_names_the_run_that_failed_and_leaves_nothing() {
     let out = sandbox.run(CH2, &["-q", "--compare", "--method", "chroot"]);
     assert_eq!(out.code, Some(2), "{out:#?}");
     assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+}
+
+// Claim 8: a reader that goes away (`--compare | head`) ends the run as
+// SIGPIPE would (exit code 141), with no panic and no error printed.
+#[test]
+fn compare_into_a_closed_pipe_ends_quietly() {
+    let sandbox = sandbox(Who::Caller);
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let mut command = sandbox.command(CH2, &["-q", "--compare"]);
+    command
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped());
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert_eq!(stderr, "");
 }
