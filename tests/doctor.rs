@@ -20,20 +20,6 @@ const CHAPTERS: [&str; 5] = [
 ];
 const CH2: &str = CHAPTERS[1];
 
-/// One test per user: as the caller (root in CI) and as an unprivileged uid.
-macro_rules! root_and_rootless {
-    ($claim:ident: $root:ident, $rootless:ident) => {
-        #[test]
-        fn $root() {
-            $claim(Who::Caller);
-        }
-        #[test]
-        fn $rootless() {
-            $claim(Who::Unprivileged);
-        }
-    };
-}
-
 /// The report line of check `what`, e.g. `user namespaces`.
 fn line<'a>(out: &'a Outcome, what: &str) -> &'a str {
     out.stdout

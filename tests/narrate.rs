@@ -18,20 +18,6 @@ const CH3: &str = env!("CARGO_BIN_EXE_ch3-overlay");
 const CH4: &str = env!("CARGO_BIN_EXE_ch4-volumes");
 const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 
-/// One test per user: as the caller (root in CI) and as an unprivileged uid.
-macro_rules! root_and_rootless {
-    ($claim:ident: $root:ident, $rootless:ident) => {
-        #[test]
-        fn $root() {
-            $claim(Who::Caller);
-        }
-        #[test]
-        fn $rootless() {
-            $claim(Who::Unprivileged);
-        }
-    };
-}
-
 /// A sandbox with busybox, its image already unpacked by one quiet run, so
 /// that the runs compared below print the same steps.
 fn warm_sandbox(who: Who, bin: &str, args: &[&str]) -> Sandbox {

@@ -22,6 +22,23 @@ use std::time::{Duration, Instant};
 /// How long one chapter run may take before the test kills it and fails.
 pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 
+/// One test per user, from one claim function: as the caller (root in CI)
+/// and as an unprivileged uid, as ripgrep's `rgtest!` runs each test twice:
+/// `root_and_rootless!(claim_x: x_holds, rootless_x_holds);`
+#[macro_export]
+macro_rules! root_and_rootless {
+    ($claim:ident: $root:ident, $rootless:ident) => {
+        #[test]
+        fn $root() {
+            $claim($crate::support::Who::Caller);
+        }
+        #[test]
+        fn $rootless() {
+            $claim($crate::support::Who::Unprivileged);
+        }
+    };
+}
+
 /// Who runs the chapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Who {

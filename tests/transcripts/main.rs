@@ -52,6 +52,8 @@ struct Report {
     failures: Vec<String>,
     /// Output lines to replace, and with what, when blessing.
     updates: Vec<(Range<usize>, String)>,
+    /// Each command that ran, where it stands and how it ended.
+    statuses: Vec<(String, i32)>,
 }
 
 impl Report {
@@ -103,6 +105,7 @@ fn check(name: &str, text: &str, learner: u32) -> Report {
     report.ran = ran.len();
     for (command, ran) in to_run.iter().zip(&ran) {
         let place = format!("{name}:{}: `{}`", command.line, first_line(&command.text));
+        report.statuses.push((place.clone(), ran.status));
         if let Some(error) = &ran.error {
             report.failures.push(format!("{place}: {error}"));
             continue;
@@ -193,6 +196,47 @@ fn runner_reports_a_changed_output_line(learner: u32) -> Result<String, String> 
     }
 }
 
+/// A new user goes through README → chapter 5 in one sitting, on one
+/// machine: every command of every doc, in order, in one sandbox. What each
+/// prints may differ from its doc's own run (the busybox image is fetched
+/// once, not per doc), but every command must end as it does there: one that
+/// succeeds alone must not fail after the docs before it.
+fn course(names: &[String], alone: &[(String, i32)], learner: u32) -> Vec<String> {
+    let mut typed = Vec::new();
+    for name in names {
+        let text = fs::read_to_string(repo().join(name)).unwrap();
+        for block in doc::blocks(&text)
+            .into_iter()
+            .filter(|b| b.left_out.is_none())
+        {
+            typed.extend(block.commands.into_iter().map(|c| (c.who, c.text)));
+        }
+    }
+    let ran = match sandbox::run(&typed, learner) {
+        Ok(ran) => ran,
+        Err(e) => return vec![format!("the course's sandbox failed: {e}")],
+    };
+    let mut failures = Vec::new();
+    for ((place, status), ran) in alone.iter().zip(&ran) {
+        if let Some(error) = &ran.error {
+            failures.push(format!("in the course, {place}: {error}"));
+        } else if ran.status != *status && (ran.status == 0 || *status == 0) {
+            failures.push(format!(
+                "in the course (README → chapter 5 in one session), {place} exited {} where its doc alone gives {status}:\n{}",
+                ran.status, ran.output
+            ));
+        }
+    }
+    if ran.len() < alone.len() {
+        failures.push(format!(
+            "the course stopped after {} of {} commands",
+            ran.len(),
+            alone.len()
+        ));
+    }
+    failures
+}
+
 fn main() -> ExitCode {
     let started = Instant::now();
     let filters: Vec<String> = std::env::args()
@@ -227,6 +271,8 @@ fn main() -> ExitCode {
     }
     let learner = support::unprivileged_id();
     let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    let mut statuses = Vec::new();
+    let mut whole = true;
     for name in &selected {
         let text = fs::read_to_string(repo().join(name)).unwrap();
         let report = check(name, &text, learner);
@@ -236,6 +282,9 @@ fn main() -> ExitCode {
         }
         passed += report.matched;
         failed += report.failures.len();
+        whole &= report.failures.is_empty()
+            && report.ran == report.commands - report.left_out.values().sum::<usize>();
+        statuses.extend(report.statuses.iter().cloned());
         ignored += report.left_out.values().sum::<usize>();
         if bless && !report.updates.is_empty() {
             fs::write(repo().join(name), doc::bless(&text, &report.updates)).unwrap();
@@ -243,6 +292,21 @@ fn main() -> ExitCode {
                 "{name}: blessed {} outputs from this run",
                 report.updates.len()
             );
+        }
+    }
+    if filters.is_empty() {
+        if !whole {
+            println!("course: not run: a doc failed on its own (above)");
+        } else {
+            let failures = course(&selected, &statuses, learner);
+            if failures.is_empty() {
+                println!("course: ok: all {} commands, README → chapter 5 in one session, ended as in their own docs", statuses.len());
+                passed += 1;
+            }
+            for failure in &failures {
+                println!("FAILED {failure}");
+            }
+            failed += failures.len();
         }
     }
     if filters.is_empty() || filters.iter().any(|f| f == "runner") {
