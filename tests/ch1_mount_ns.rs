@@ -53,15 +53,7 @@ fn claim_tmp_is_a_fresh_empty_tmpfs(who: Who) {
     }
 }
 
-#[test]
-fn tmp_is_a_fresh_empty_tmpfs() {
-    claim_tmp_is_a_fresh_empty_tmpfs(Who::Caller);
-}
-
-#[test]
-fn rootless_tmp_is_a_fresh_empty_tmpfs() {
-    claim_tmp_is_a_fresh_empty_tmpfs(Who::Unprivileged);
-}
+root_and_rootless!(claim_tmp_is_a_fresh_empty_tmpfs: tmp_is_a_fresh_empty_tmpfs, rootless_tmp_is_a_fresh_empty_tmpfs);
 
 // Claim 2: a file written to /tmp inside never reaches the host, and the
 // host's mount table is byte-for-byte the same before and after.
@@ -87,15 +79,7 @@ fn claim_tmp_writes_stay_inside(who: Who) {
     assert_mount_table_unchanged(&before);
 }
 
-#[test]
-fn tmp_writes_stay_inside_and_host_mounts_are_unchanged() {
-    claim_tmp_writes_stay_inside(Who::Caller);
-}
-
-#[test]
-fn rootless_tmp_writes_stay_inside_and_host_mounts_are_unchanged() {
-    claim_tmp_writes_stay_inside(Who::Unprivileged);
-}
+root_and_rootless!(claim_tmp_writes_stay_inside: tmp_writes_stay_inside_and_host_mounts_are_unchanged, rootless_tmp_writes_stay_inside_and_host_mounts_are_unchanged);
 
 // Claim 3: even when the parent's mounts are shared (as systemd makes the
 // host's `/`), the child's tmpfs does not propagate back. The test makes its
@@ -166,15 +150,7 @@ fn claim_exit_codes(who: Who) {
     );
 }
 
-#[test]
-fn exit_codes_are_the_commands() {
-    claim_exit_codes(Who::Caller);
-}
-
-#[test]
-fn rootless_exit_codes_are_the_commands() {
-    claim_exit_codes(Who::Unprivileged);
-}
+root_and_rootless!(claim_exit_codes: exit_codes_are_the_commands, rootless_exit_codes_are_the_commands);
 
 // Claim 5: only fds 0, 1 and 2 reach the command, even when the caller
 // leaks more. The control shows the leaked fd does reach a plain child.
@@ -411,15 +387,7 @@ fn claim_every_mount_inside_is_private(who: Who) {
     assert!(mounts > 1, "{out:#?}");
 }
 
-#[test]
-fn every_mount_inside_is_private() {
-    claim_every_mount_inside_is_private(Who::Caller);
-}
-
-#[test]
-fn rootless_every_mount_inside_is_private() {
-    claim_every_mount_inside_is_private(Who::Unprivileged);
-}
+root_and_rootless!(claim_every_mount_inside_is_private: every_mount_inside_is_private, rootless_every_mount_inside_is_private);
 
 // Rootless, the caller is uid and gid 0 inside, mapped to itself outside
 // (`0 UID 1`), and setgroups is denied.
@@ -539,15 +507,7 @@ fn claim_not_executable_exits_126(who: Who) {
     );
 }
 
-#[test]
-fn a_file_that_cannot_be_executed_exits_126() {
-    claim_not_executable_exits_126(Who::Caller);
-}
-
-#[test]
-fn rootless_a_file_that_cannot_be_executed_exits_126() {
-    claim_not_executable_exits_126(Who::Unprivileged);
-}
+root_and_rootless!(claim_not_executable_exits_126: a_file_that_cannot_be_executed_exits_126, rootless_a_file_that_cannot_be_executed_exits_126);
 
 // SIGTERM sent to the parent alone is passed on to the command, and the
 // parent exits with the command's status, 128 + 15.

@@ -43,15 +43,7 @@ fn claim_root_is_the_image(who: Who) {
     assert_mount_table_unchanged(&before);
 }
 
-#[test]
-fn root_is_the_busybox_image() {
-    claim_root_is_the_image(Who::Caller);
-}
-
-#[test]
-fn rootless_root_is_the_busybox_image() {
-    claim_root_is_the_image(Who::Unprivileged);
-}
+root_and_rootless!(claim_root_is_the_image: root_is_the_busybox_image, rootless_root_is_the_busybox_image);
 
 // Claim 2: PID 1 is the command, `ps` lists only the container's processes,
 // and the hostname is the container's own.
@@ -91,15 +83,7 @@ fn claim_pid_and_uts_isolation(who: Who) {
     );
 }
 
-#[test]
-fn command_is_pid_1_and_hostname_is_isolated() {
-    claim_pid_and_uts_isolation(Who::Caller);
-}
-
-#[test]
-fn rootless_command_is_pid_1_and_hostname_is_isolated() {
-    claim_pid_and_uts_isolation(Who::Unprivileged);
-}
+root_and_rootless!(claim_pid_and_uts_isolation: command_is_pid_1_and_hostname_is_isolated, rootless_command_is_pid_1_and_hostname_is_isolated);
 
 /// The verdict line `--try-escape` prints, and the number of host mounts it saw.
 fn escape_verdict(sandbox: &Sandbox, method: &str) -> (String, usize) {
@@ -141,15 +125,7 @@ fn claim_escape(who: Who) {
     );
 }
 
-#[test]
-fn chroot_can_be_escaped_pivot_root_cannot() {
-    claim_escape(Who::Caller);
-}
-
-#[test]
-fn rootless_chroot_can_be_escaped_pivot_root_cannot() {
-    claim_escape(Who::Unprivileged);
-}
+root_and_rootless!(claim_escape: chroot_can_be_escaped_pivot_root_cannot, rootless_chroot_can_be_escaped_pivot_root_cannot);
 
 // Claim 4, seen from inside without escaping: after pivot_root the mount
 // table holds only the container's own mounts.
@@ -176,15 +152,7 @@ fn claim_pivot_root_mount_table(who: Who) {
     }
 }
 
-#[test]
-fn pivot_root_shows_only_the_containers_mounts() {
-    claim_pivot_root_mount_table(Who::Caller);
-}
-
-#[test]
-fn rootless_pivot_root_shows_only_the_containers_mounts() {
-    claim_pivot_root_mount_table(Who::Unprivileged);
-}
+root_and_rootless!(claim_pivot_root_mount_table: pivot_root_shows_only_the_containers_mounts, rootless_pivot_root_shows_only_the_containers_mounts);
 
 // Claim 5: the default image is provisioned from nothing, with one line
 // saying where it came from, and nothing else is left in the data root.
@@ -611,15 +579,7 @@ fn claim_compare(who: Who) {
     assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
 }
 
-#[test]
-fn compare_shows_chroot_escaped_and_pivot_root_contained() {
-    claim_compare(Who::Caller);
-}
-
-#[test]
-fn rootless_compare_shows_chroot_escaped_and_pivot_root_contained() {
-    claim_compare(Who::Unprivileged);
-}
+root_and_rootless!(claim_compare: compare_shows_chroot_escaped_and_pivot_root_contained, rootless_compare_shows_chroot_escaped_and_pivot_root_contained);
 
 // Claim 10: the table agrees with `--try-escape` run by each method on its
 // own, so a verdict swapped in either place fails here.

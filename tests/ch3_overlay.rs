@@ -91,15 +91,7 @@ fn claim_copy_on_write(who: Who) {
     assert!(upper.is_dir(), "a later run swept the kept directory");
 }
 
-#[test]
-fn writes_land_in_upper_and_the_layer_is_unchanged() {
-    claim_copy_on_write(Who::Caller);
-}
-
-#[test]
-fn rootless_writes_land_in_upper_and_the_layer_is_unchanged() {
-    claim_copy_on_write(Who::Unprivileged);
-}
+root_and_rootless!(claim_copy_on_write: writes_land_in_upper_and_the_layer_is_unchanged, rootless_writes_land_in_upper_and_the_layer_is_unchanged);
 
 // Claim 2: two runs at once each have their own write layer.
 #[test]
@@ -146,15 +138,7 @@ fn claim_run_leaves_nothing(who: Who) {
     assert_mount_table_unchanged(&before);
 }
 
-#[test]
-fn run_leaves_no_directories_and_no_mounts() {
-    claim_run_leaves_nothing(Who::Caller);
-}
-
-#[test]
-fn rootless_run_leaves_no_directories_and_no_mounts() {
-    claim_run_leaves_nothing(Who::Unprivileged);
-}
+root_and_rootless!(claim_run_leaves_nothing: run_leaves_no_directories_and_no_mounts, rootless_run_leaves_no_directories_and_no_mounts);
 
 // Claim 4: a `docker save` image runs with each layer as its own lower
 // directory; a later layer's whiteout deletes a file and its opaque marker
@@ -197,15 +181,7 @@ fn claim_saved_image_view(who: Who) {
     assert_eq!(list_dir(&sandbox.data_root().join("layers")).len(), 3);
 }
 
-#[test]
-fn docker_save_layers_and_whiteouts_give_the_right_view() {
-    claim_saved_image_view(Who::Caller);
-}
-
-#[test]
-fn rootless_docker_save_layers_and_whiteouts_give_the_right_view() {
-    claim_saved_image_view(Who::Unprivileged);
-}
+root_and_rootless!(claim_saved_image_view: docker_save_layers_and_whiteouts_give_the_right_view, rootless_docker_save_layers_and_whiteouts_give_the_right_view);
 
 /// Each hostile archive, with the entry its error must name.
 fn hostile_images(outside: &Path) -> Vec<(&'static str, Vec<u8>, &'static str)> {
@@ -298,15 +274,7 @@ fn claim_hostile_archives_refused(who: Who) {
     }
 }
 
-#[test]
-fn hostile_tarballs_are_refused_and_nothing_is_written() {
-    claim_hostile_archives_refused(Who::Caller);
-}
-
-#[test]
-fn rootless_hostile_tarballs_are_refused_and_nothing_is_written() {
-    claim_hostile_archives_refused(Who::Unprivileged);
-}
+root_and_rootless!(claim_hostile_archives_refused: hostile_tarballs_are_refused_and_nothing_is_written, rootless_hostile_tarballs_are_refused_and_nothing_is_written);
 
 // Claim 6: if the parent is killed mid-run, the container dies, nothing
 // stays mounted, and the next run removes the stale directory.
@@ -645,15 +613,7 @@ fn claim_markers_stored(who: Who) {
     }
 }
 
-#[test]
-fn whiteouts_and_opaque_markers_are_stored_as_overlayfs_reads_them() {
-    claim_markers_stored(Who::Caller);
-}
-
-#[test]
-fn rootless_whiteouts_and_opaque_markers_are_stored_as_overlayfs_reads_them() {
-    claim_markers_stored(Who::Unprivileged);
-}
+root_and_rootless!(claim_markers_stored: whiteouts_and_opaque_markers_are_stored_as_overlayfs_reads_them, rootless_whiteouts_and_opaque_markers_are_stored_as_overlayfs_reads_them);
 
 // Claim 7: while a container runs, its overlay is in its own mount table
 // (as its /) and in no mount table of the host's, and merged is empty there.

@@ -70,15 +70,7 @@ fn claim_volume_outlives_container(who: Who) {
     assert_eq!(out.stdout, "gone-with-the-layer\n");
 }
 
-#[test]
-fn volume_data_outlives_the_container() {
-    claim_volume_outlives_container(Who::Caller);
-}
-
-#[test]
-fn rootless_volume_data_outlives_the_container() {
-    claim_volume_outlives_container(Who::Unprivileged);
-}
+root_and_rootless!(claim_volume_outlives_container: volume_data_outlives_the_container, rootless_volume_data_outlives_the_container);
 
 // Claim 2: a `:ro` volume refuses writes inside (EROFS); the host file is unchanged.
 fn claim_read_only(who: Who) {
@@ -126,15 +118,7 @@ fn claim_read_only(who: Who) {
     assert_eq!(fs::read_to_string(vol.join("f")).unwrap(), "changed\n");
 }
 
-#[test]
-fn read_only_volumes_refuse_writes() {
-    claim_read_only(Who::Caller);
-}
-
-#[test]
-fn rootless_read_only_volumes_refuse_writes() {
-    claim_read_only(Who::Unprivileged);
-}
+root_and_rootless!(claim_read_only: read_only_volumes_refuse_writes, rootless_read_only_volumes_refuse_writes);
 
 // Claim 3: several volumes at once, nested ones, and a file bound onto a file.
 #[test]
@@ -222,15 +206,7 @@ fn claim_bad_specs_refused(who: Who) {
     );
 }
 
-#[test]
-fn bad_volume_specs_are_refused_and_create_nothing() {
-    claim_bad_specs_refused(Who::Caller);
-}
-
-#[test]
-fn rootless_bad_volume_specs_are_refused_and_create_nothing() {
-    claim_bad_specs_refused(Who::Unprivileged);
-}
+root_and_rootless!(claim_bad_specs_refused: bad_volume_specs_are_refused_and_create_nothing, rootless_bad_volume_specs_are_refused_and_create_nothing);
 
 // Claim 5: a symlink in the image at or above the target is resolved inside
 // the container's root: the bind never lands on the host, and nothing is
@@ -326,15 +302,7 @@ fn claim_symlinked_targets_stay_inside(who: Who) {
     );
 }
 
-#[test]
-fn symlinked_targets_resolve_inside_the_root() {
-    claim_symlinked_targets_stay_inside(Who::Caller);
-}
-
-#[test]
-fn rootless_symlinked_targets_resolve_inside_the_root() {
-    claim_symlinked_targets_stay_inside(Who::Unprivileged);
-}
+root_and_rootless!(claim_symlinked_targets_stay_inside: symlinked_targets_resolve_inside_the_root, rootless_symlinked_targets_resolve_inside_the_root);
 
 // Claim 6: removing the container never touches volume data, after a normal
 // exit and after a SIGKILL of the parent mid-run; nothing stays mounted.
@@ -438,15 +406,7 @@ fn claim_failed_start_removes_created_dirs(who: Who) {
     );
 }
 
-#[test]
-fn a_failed_start_removes_the_host_directories_it_created() {
-    claim_failed_start_removes_created_dirs(Who::Caller);
-}
-
-#[test]
-fn rootless_a_failed_start_removes_the_host_directories_it_created() {
-    claim_failed_start_removes_created_dirs(Who::Unprivileged);
-}
+root_and_rootless!(claim_failed_start_removes_created_dirs: a_failed_start_removes_the_host_directories_it_created, rootless_a_failed_start_removes_the_host_directories_it_created);
 
 // Claim 8: while the container runs, its volume is in the container's mount
 // table and not in the host's, and the run's merged/ is empty on the host.

@@ -178,15 +178,7 @@ fn claim_end_to_end(who: Who) {
     );
 }
 
-#[test]
-fn run_exec_commit_stop_rm_and_run_the_new_image() {
-    claim_end_to_end(Who::Caller);
-}
-
-#[test]
-fn rootless_run_exec_commit_stop_rm_and_run_the_new_image() {
-    claim_end_to_end(Who::Unprivileged);
-}
+root_and_rootless!(claim_end_to_end: run_exec_commit_stop_rm_and_run_the_new_image, rootless_run_exec_commit_stop_rm_and_run_the_new_image);
 
 // Claim 2: ps shows each container's status, `exited (N)` with the right N,
 // and logs show a detached container's output.
@@ -233,15 +225,7 @@ fn claim_ps_and_logs(who: Who) {
     ch5(&sandbox, &["rm", "-f", "up", "done"]).assert_ok();
 }
 
-#[test]
-fn ps_shows_status_and_exit_codes_and_logs_show_output() {
-    claim_ps_and_logs(Who::Caller);
-}
-
-#[test]
-fn rootless_ps_shows_status_and_exit_codes_and_logs_show_output() {
-    claim_ps_and_logs(Who::Unprivileged);
-}
+root_and_rootless!(claim_ps_and_logs: ps_shows_status_and_exit_codes_and_logs_show_output, rootless_ps_shows_status_and_exit_codes_and_logs_show_output);
 
 // Claim 3: stop on a PID 1 that ignores SIGTERM ends with SIGKILL after the
 // timeout. A PID 1 without a handler ignores it too: the kernel delivers it
@@ -365,15 +349,7 @@ fn claim_bad_names(who: Who) {
     );
 }
 
-#[test]
-fn bad_names_are_refused_and_nothing_is_created() {
-    claim_bad_names(Who::Caller);
-}
-
-#[test]
-fn rootless_bad_names_are_refused_and_nothing_is_created() {
-    claim_bad_names(Who::Unprivileged);
-}
+root_and_rootless!(claim_bad_names: bad_names_are_refused_and_nothing_is_created, rootless_bad_names_are_refused_and_nothing_is_created);
 
 // Claim 5: twenty parallel runs with one name give one container and
 // nineteen clear errors.
@@ -513,15 +489,7 @@ fn claim_exec(who: Who) {
     ch5(&sandbox, &["rm", "-f", "live", "gone"]).assert_ok();
 }
 
-#[test]
-fn exec_errors_are_clear_and_its_exit_code_propagates() {
-    claim_exec(Who::Caller);
-}
-
-#[test]
-fn rootless_exec_errors_are_clear_and_its_exit_code_propagates() {
-    claim_exec(Who::Unprivileged);
-}
+root_and_rootless!(claim_exec: exec_errors_are_clear_and_its_exit_code_propagates, rootless_exec_errors_are_clear_and_its_exit_code_propagates);
 
 // rm refuses a running container without -f, names unknown ones clearly,
 // and rm -f cleans a half-created one.

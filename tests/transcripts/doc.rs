@@ -178,7 +178,7 @@ fn redactions() -> &'static Redactions {
             // mountinfo: mount id, parent id, device.
             ("[MOUNT]", r"(?m)^(?<redacted>\d+ \d+ \d+:\d+) "),
             ("[DEVINO]", r"(?<redacted>\b\d+:\d+:\d+\b)"),
-            ("[INO]", r"(?i)\b(ino|inode)[ :=]+(?<redacted>\d+)"),
+            ("[INO]", r"(?i)\b(ino|inode)[ :=]+(?<redacted>\d+)(?:[^:\d]|$)"),
             // ls -l: link count and size (owner and group stay compared).
             ("[N]", r"(?m)^[-dlcbps][-rwxsStT]{9}[.+]? +(?<redacted>\d+) "),
             ("[SIZE]", r"(?m)^[-dlcbps][-rwxsStT]{9}[.+]? +\S+ +\S+ +\S+ +(?<redacted>\d+(, +\d+)?) "),
