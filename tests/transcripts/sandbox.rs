@@ -183,6 +183,10 @@ fn prepare(learner: u32) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| format!("make / private: {e}"))?;
+    // Hold the build directory open first: the checkout may itself sit under
+    // /tmp or /home, which the tmpfs mounts below hide.
+    let built =
+        fs::File::open(binaries()).map_err(|e| format!("open {}: {e}", binaries().display()))?;
     // One /proc, this pid namespace's, as a reader's machine has one.
     nix::mount::umount2("/proc", nix::mount::MntFlags::MNT_DETACH)
         .map_err(|e| format!("umount /proc: {e}"))?;
@@ -214,7 +218,8 @@ fn prepare(learner: u32) -> Result<(), String> {
         chown(dir, Some(learner), Some(learner))
             .map_err(|e| format!("chown {}: {e}", dir.display()))?;
     }
-    bind(&binaries(), debug.to_str().unwrap(), true)?;
+    let built = PathBuf::from(format!("/proc/self/fd/{}", built.as_raw_fd()));
+    bind(&built, debug.to_str().unwrap(), true)?;
     // The learner gets a name, as a reader's account has one.
     let etc = Path::new("/home/.etc");
     fs::create_dir(etc).map_err(|e| format!("mkdir {}: {e}", etc.display()))?;
