@@ -32,6 +32,8 @@ pub struct Command {
 pub struct Block {
     pub commands: Vec<Command>,
     pub left_out: Option<String>,
+    /// Why the tests cannot run this block as it is written, if they cannot.
+    pub problem: Option<String>,
 }
 
 /// The marker a doc puts right above a block the tests do not run, in text a
@@ -44,24 +46,43 @@ pub fn blocks(doc: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        let fence = lines[i];
+        let fence = lines[i].trim_start();
         if !fence.starts_with("```") {
             i += 1;
             continue;
         }
         let end = (i + 1..lines.len())
-            .find(|&j| lines[j].starts_with("```"))
+            .find(|&j| lines[j].trim_start().starts_with("```"))
             .unwrap_or(lines.len());
-        if fence.trim_end() == "```console" {
-            let left_out = lines[..i]
+        let info = fence.trim_end();
+        let shows_prompts = lines[i + 1..end].iter().any(|l| prompt(l).is_some());
+        if info == "```console" {
+            let marker = lines[..i]
                 .iter()
                 .rev()
                 .find(|l| !l.trim().is_empty())
                 .and_then(|l| l.trim().strip_prefix(LEFT_OUT))
                 .map(|reason| reason.trim().trim_end_matches('*').trim().to_string());
+            let problem = if lines[i].starts_with(' ') {
+                Some("an indented console block, which the tests do not run: start its fence at the margin".to_string())
+            } else if marker.as_deref() == Some("") {
+                Some(format!("`{LEFT_OUT}*` gives no reason a reader can see"))
+            } else {
+                None
+            };
             blocks.push(Block {
                 commands: commands(&lines, i + 1..end),
-                left_out,
+                left_out: marker,
+                problem,
+            });
+        } else if shows_prompts && ["```sh", "```bash", "```shell", "```"].contains(&info) {
+            blocks.push(Block {
+                commands: commands(&lines, i + 1..end),
+                left_out: None,
+                problem: Some(format!(
+                    "a `{}` block shows prompted commands, which only console blocks have run: make it ```console",
+                    &info[3..]
+                )),
             });
         }
         i = end + 1;
@@ -83,8 +104,14 @@ fn prompt(line: &str) -> Option<(Who, &str)> {
 /// The word a here-document ends with, if `line` opens one (`<<'EOF'`, `<<EOF`).
 fn heredoc_end(line: &str) -> Option<String> {
     static HEREDOC: OnceLock<Regex> = OnceLock::new();
-    let heredoc = HEREDOC.get_or_init(|| Regex::new(r#"<<-?\s*['"]?([A-Za-z_]+)['"]?"#).unwrap());
-    heredoc.captures(line).map(|c| c[1].to_string())
+    // `<<EOF`, `<<-EOF`, `<<'EOF'`, `<<"EOF"`; not a here-string (`<<<`).
+    let heredoc = HEREDOC.get_or_init(|| {
+        Regex::new(r#"(?:^|[^<])<<-?\s*(?:'(\w+)'|"(\w+)"|([A-Za-z_]\w*))"#).unwrap()
+    });
+    let caps = heredoc.captures(line)?;
+    (1..=3)
+        .find_map(|i| caps.get(i))
+        .map(|m| m.as_str().to_string())
 }
 
 fn commands(lines: &[&str], body: Range<usize>) -> Vec<Command> {
@@ -154,10 +181,18 @@ pub fn printable(bytes: &[u8]) -> String {
     out
 }
 
-/// What honestly differs from run to run, and nothing else: pids, mount ids
-/// and device numbers, dates and times, digests and container ids, sizes
-/// and link counts, the test account's uid (61000-64999), and column
-/// layout.
+/// The uid of the suite's ordinary user (`learner`), redacted where it shows:
+/// a reader's own uid is theirs, often 1000.
+static LEARNER: OnceLock<String> = OnceLock::new();
+
+/// Tell the normaliser which uid the learner has.
+pub fn set_learner(uid: u32) {
+    let _ = LEARNER.set(uid.to_string());
+}
+
+/// What honestly differs from run to run, and nothing else: dates and
+/// times, digests and container ids, mount ids, file sizes, ages, and the
+/// learner's uid. Pids and dev:ino pairs are numbered apart (see `number`).
 fn redactions() -> &'static Redactions {
     static REDACTIONS: OnceLock<Redactions> = OnceLock::new();
     REDACTIONS.get_or_init(|| {
@@ -167,25 +202,17 @@ fn redactions() -> &'static Redactions {
             ("[DATE]", r"(?<redacted>\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z| ?[+-]\d\d:?\d\d)?)"),
             ("[DATE]", r"(?<redacted>\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ +(\d\d:\d\d|\d{4})\b)"),
             ("[TIME]", r"(?<redacted>\b\d+m\d+\.\d+s\b)"),
-            ("[TIME]", r"(?<redacted>\b\d+(\.\d+)? ?(ms|s)\b)"),
-            // The narration's `clone(...) = PID`, and pids the usual tools print.
-            ("[PID]", r"\) = (?<redacted>\d+)"),
-            ("[PID]", r"/proc/(?<redacted>\d+)\b"),
-            ("[PID]", r"\bkill\((?<redacted>-?\d+), "),
-            ("[PID]", r"(?i)\bpid[ :=]+(?<redacted>\d+)"),
-            ("[PID]", r#""(pid|monitor_pid|pid_start_time)": (?<redacted>\d+)"#),
-            ("[PID]", r"(?m)^ *(?<redacted>\d+)( +\d+)* +(\?|pts/\d+|[RSDZTI][a-zA-Z+<]*) "),
+            ("[TIME]", r"(?<redacted>\b\d+\.\d+ ?(ms|s)\b)"),
+            ("[AGE]", r"(?<redacted>\b(\d+|an?) (second|minute|hour|day)s? ago\b)"),
+            ("[TICKS]", r#""pid_start_time": (?<redacted>\d+)"#),
             // mountinfo: mount id, parent id, device.
             ("[MOUNT]", r"(?m)^(?<redacted>\d+ \d+ \d+:\d+) "),
-            ("[DEVINO]", r"(?<redacted>\b\d+:\d+:\d+\b)"),
             ("[INO]", r"(?i)\b(ino|inode)[ :=]+(?<redacted>\d+)(?:[^:\d]|$)"),
-            // ls -l: link count and size (owner and group stay compared).
-            ("[N]", r"(?m)^[-dlcbps][-rwxsStT]{9}[.+]? +(?<redacted>\d+) "),
-            ("[SIZE]", r"(?m)^[-dlcbps][-rwxsStT]{9}[.+]? +\S+ +\S+ +\S+ +(?<redacted>\d+(, +\d+)?) "),
+            // ls -l's size (link count, owner, group and a device's numbers
+            // stay compared).
+            ("[SIZE]", r"(?m)^[-dlcbps][-rwxsStT]{9}[.+]? +\S+ +\S+ +\S+ +(?<redacted>\d+) "),
             ("[SIZE]", r"(?m)^total (?<redacted>\d+)$"),
-            ("[SIZE]", r"(?<redacted>\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|kB|MB|GB|K|M|G)\b)"),
-            // The test account's uid (a reader's is theirs, often 1000).
-            ("[UID]", r"(?<redacted>\b6[0-4]\d{3}\b)"),
+            ("[SIZE]", r"(?<redacted>\b\d+(\.\d+)? ?(B|KiB|MiB|GiB|kB|MB|GB)\b)"),
         ];
         let mut redactions = Redactions::new();
         for (placeholder, pattern) in rules {
@@ -193,8 +220,67 @@ fn redactions() -> &'static Redactions {
                 .insert(placeholder, Regex::new(pattern).unwrap())
                 .unwrap();
         }
+        if let Some(uid) = LEARNER.get() {
+            let uid = Regex::new(&format!(r"(?<redacted>\b{uid}\b)")).unwrap();
+            redactions.insert("[UID]", uid).unwrap();
+        }
         redactions
     })
+}
+
+/// Pids and dev:ino pairs vary, but which of them are the same is the lesson
+/// (the container's `/` against the host's, a child's pid in the parent's
+/// narration): each distinct value becomes `[PID1]`, `[PID2]`, ... in the
+/// order it first appears, so equal stays equal and different stays
+/// different. Pid 1 is never redacted.
+fn number(text: &str) -> String {
+    static RULES: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            ("PID", r"\b(?:clone|clone3|fork)\([^)]*\) = (\d+)"),
+            ("PID", r"/proc/(\d+)\b"),
+            ("PID", r#""(?:pid|monitor_pid)": (\d+)"#),
+            ("PID", r"\bkill\((-?\d+), "),
+            // ps: the numeric columns (pid, ppid, sid) before a tty or a state.
+            (
+                "PID",
+                r"(?m)^ *(\d+)(?: +(\d+))?(?: +(\d+))? +(?:\?|pts/\d+|[RSDZTI][a-zA-Z+<]*) ",
+            ),
+            ("DEVINO", r"\b(\d+:\d+:\d+)\b"),
+        ]
+        .into_iter()
+        .map(|(kind, pattern)| (kind, Regex::new(pattern).unwrap()))
+        .collect()
+    });
+    let mut seen: Vec<(&str, String)> = Vec::new();
+    let mut text = text.to_string();
+    for (kind, rule) in rules {
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        let values: Vec<regex::Match> = rule
+            .captures_iter(&text)
+            .flat_map(|caps| caps.iter().skip(1).flatten().collect::<Vec<_>>())
+            .collect();
+        for value in values {
+            if *kind == "PID" && value.as_str() == "1" {
+                continue;
+            }
+            let mut same_kind = seen.iter().filter(|(k, _)| k == kind);
+            let n = match same_kind.position(|(_, v)| v == value.as_str()) {
+                Some(i) => i + 1,
+                None => {
+                    seen.push((kind, value.as_str().to_string()));
+                    seen.iter().filter(|(k, _)| k == kind).count()
+                }
+            };
+            out.push_str(&text[last..value.start()]);
+            out.push_str(&format!("[{kind}{n}]"));
+            last = value.end();
+        }
+        out.push_str(&text[last..]);
+        text = out;
+    }
+    text
 }
 
 /// `text` with what honestly varies replaced by placeholders, runs of
@@ -203,7 +289,7 @@ fn redactions() -> &'static Redactions {
 pub fn normalise(text: &str) -> String {
     static SPACES: OnceLock<Regex> = OnceLock::new();
     let spaces = SPACES.get_or_init(|| Regex::new(r" {2,}").unwrap());
-    let redacted = redactions().redact(text);
+    let redacted = number(&redactions().redact(text));
     redacted
         .lines()
         .map(|l| format!("{}\n", spaces.replace_all(l.trim_end(), " ")))
@@ -222,6 +308,55 @@ pub fn mismatch(shown: &str, actual: &str) -> Option<String> {
         .try_eq(None, Data::text(actual), Data::text(expected))
         .err()
         .map(|e| e.to_string())
+}
+
+/// The blessed output for a command: the real output, except that a line the
+/// doc wrote with a `[..]` wildcard is kept where it still matches its real
+/// line. Every other line comes from the run, so that an output never mixes
+/// two runs' pids.
+pub fn merge(shown: &str, actual: &str) -> String {
+    let shown: Vec<&str> = shown.lines().collect();
+    let actual: Vec<&str> = actual.lines().collect();
+    let keep = |e: &str, a: &str| {
+        e.contains("[..]") && mismatch(&format!("{e}\n"), &format!("{a}\n")).is_none()
+    };
+    // Longest common subsequence of kept lines.
+    let (n, m) = (shown.len(), actual.len());
+    let mut best = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            best[i][j] = if keep(shown[i], actual[j]) {
+                best[i + 1][j + 1] + 1
+            } else {
+                best[i + 1][j].max(best[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = String::new();
+    while j < m {
+        if i < n && keep(shown[i], actual[j]) && best[i][j] == best[i + 1][j + 1] + 1 {
+            out.push_str(shown[i]);
+            i += 1;
+            j += 1;
+        } else if i < n && best[i + 1][j] >= best[i][j + 1] {
+            i += 1;
+            continue;
+        } else {
+            out.push_str(actual[j]);
+            j += 1;
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A line of real output that a doc cannot hold under a command: it would
+/// read as a command (`# `, `$ `) or close the block (a fence).
+pub fn unshowable(output: &str) -> Option<&str> {
+    output
+        .lines()
+        .find(|l| prompt(l).is_some() || l.trim_start().starts_with("```"))
 }
 
 /// `doc` with the output under each of `updates`' commands replaced.

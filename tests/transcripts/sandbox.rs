@@ -275,6 +275,19 @@ fn type_commands(commands: &[(Who, String)], learner: u32, results: OwnedFd) -> 
     for (who, text) in commands {
         // A command typed while a nested shell (a container's, `unshare sh`)
         // is open goes to that shell, whatever its prompt.
+        // A `$` line while root's nested shell is open is a doc mistake (the
+        // reader would type it as root); a `#` line in the learner's nested
+        // shell is not: inside its user namespace the learner is root.
+        if *who == Who::User && root.as_ref().is_some_and(Shell::nested) {
+            let error = "a `$` command while the root shell a command above started is still open: `exit` it first";
+            writeln!(
+                results,
+                "{}",
+                json!({ "output": "", "status": -1, "error": error })
+            )
+            .map_err(|e| format!("write results: {e}"))?;
+            break;
+        }
         let who = if root.as_ref().is_some_and(Shell::nested) {
             Who::Root
         } else if user.as_ref().is_some_and(Shell::nested) {
