@@ -7,11 +7,12 @@
 #
 # The tests provision the default busybox image exactly as the chapters do
 # (a static busybox on PATH, else `apt-get download busybox-static`), which
-# needs apt's package lists; a fresh machine may not have them yet.
+# needs apt's package lists; a fresh machine may not have them yet. Debian 12
+# stores them compressed (`*_Packages.lz4`), others plain or .gz/.xz/.zst.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" = 0 ] && ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+if [ "$(id -u)" = 0 ] && ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
   echo "test.sh: apt has no package lists yet: running apt-get update" >&2
   apt-get update -qq
 fi
