@@ -98,8 +98,68 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// One printable line: control bytes (which may come from an image, an
+    /// archive or a file name) escaped, and a very long message shortened in
+    /// the middle, so that its start (the step) and end (the hint) stay.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let mut text = String::new();
+        fmt::write(&mut text, format_args!("{}", Raw(self)))?;
+        f.write_str(&shorten(&printable(&text), MAX_MESSAGE))
+    }
+}
+
+/// The longest error message printed whole, in characters.
+pub const MAX_MESSAGE: usize = 500;
+
+/// `text` with every control character (C0, DEL, C1: terminal escapes,
+/// newlines, bells) written as a visible escape such as `\x1b`.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{0}'..='\u{1f}' | '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            '\u{80}'..='\u{9f}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` if it has at most `max` characters, else its start and its end
+/// around a note of how much was left out.
+pub fn shorten(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let keep = max / 2;
+    let head: String = text.chars().take(keep).collect();
+    let tail: String = text.chars().skip(count - keep).collect();
+    format!("{head}[... {} characters ...]{tail}", count - 2 * keep)
+}
+
+/// Tell the learner something on stderr that even `-q` must not hide
+/// (e.g. a directory created on their behalf), as `PROGRAM: text`.
+pub fn notice(text: impl fmt::Display) {
+    crate::log::flush();
+    let program = std::env::args_os()
+        .next()
+        .map(|arg0| {
+            Path::new(&arg0)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_else(|| "stepbox".into());
+    eprintln!("{program}: {}", printable(&text.to_string()));
+}
+
+/// The message as built, before it is made printable.
+struct Raw<'a>(&'a Error);
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             Error::Sys { call, errno, hint } => {
                 write!(f, "{call}: {}", errno.desc())?;
                 if let Some(hint) = hint {
