@@ -14,9 +14,16 @@
 
 use std::fs::{self, DirBuilder};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::dir::{Dir, Type};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fchmodat, fstat, fstatat, FchmodatFlags, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::detail;
 use crate::error::{Error, Result};
@@ -41,11 +48,21 @@ impl DataRoot {
         };
         let path = std::path::absolute(&chosen).map_err(|e| Error::io("resolving", &chosen, e))?;
         create_private_dir(&path)?;
+        // Root must never act on a tree someone else can change: a user's
+        // `containers -> /elsewhere` would make our sweeps delete there.
+        let meta = fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        check_private(&path, &meta)?;
         let root = DataRoot { path };
+        for sub in TOP_LEVEL {
+            if let Ok(meta) = fs::symlink_metadata(root.path.join(sub)) {
+                check_private(&root.path.join(sub), &meta)?;
+            }
+        }
         for sub in ["images", "tmp"] {
-            create_private_dir(&root.path.join(sub))?;
+            root.dir(sub)?;
         }
         root.remove_stale_scratch();
+        root.remove_stale_partials();
         Ok(root)
     }
 
@@ -58,6 +75,8 @@ impl DataRoot {
     pub fn dir(&self, sub: &str) -> Result<PathBuf> {
         let path = self.path.join(sub);
         create_private_dir(&path)?;
+        let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        check_private(&path, &meta)?;
         Ok(path)
     }
 
@@ -78,6 +97,8 @@ impl DataRoot {
     }
 
     /// Scratch directories of runs that were killed (their pid is gone).
+    /// Only what is really a directory here is removed: a symlink is not
+    /// followed, only unlinked.
     fn remove_stale_scratch(&self) {
         let Ok(entries) = fs::read_dir(self.path.join("tmp")) else {
             return;
@@ -85,14 +106,103 @@ impl DataRoot {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let pid = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
-            if let Some(pid) = pid {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    detail!(2, "removing {} (its run is gone)", entry.path().display());
-                    let _ = remove_tree(&entry.path());
+            if pid.is_some_and(|pid| !pid_exists(pid)) {
+                detail!(2, "removing {} (its run is gone)", entry.path().display());
+                if let Err(e) = remove_tree(&entry.path()) {
+                    crate::error::notice(format_args!(
+                        "cannot remove {} (left by a killed run): {e}",
+                        entry.path().display()
+                    ));
                 }
             }
         }
     }
+
+    /// `images/.NAME.partial.PID` files of commits that were killed.
+    fn remove_stale_partials(&self) {
+        let Ok(entries) = fs::read_dir(self.path.join("images")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = partial_owner(&name) else {
+                continue;
+            };
+            let is_file = fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_file());
+            if is_file && !pid_exists(pid) {
+                detail!(
+                    2,
+                    "removing {} (its commit is gone)",
+                    entry.path().display()
+                );
+                if let Err(e) = fs::remove_file(entry.path()) {
+                    crate::error::notice(format_args!(
+                        "cannot remove {} (left by a killed commit): {e}",
+                        entry.path().display()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The top-level directories of a data root: none may be a symlink, nor
+/// anyone else's.
+const TOP_LEVEL: [&str; 7] = [
+    "images",
+    "tmp",
+    "containers",
+    "layers",
+    "rootfs",
+    "index",
+    "blobs",
+];
+
+/// The pid in a partial image's name, `.NAME.partial.PID`.
+fn partial_owner(file: &str) -> Option<i32> {
+    let (rest, pid) = file.strip_prefix('.')?.rsplit_once(".partial.")?;
+    (!rest.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+/// Whether any process has `pid` now.
+pub fn pid_exists(pid: i32) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Refuse a data root directory that is a symlink, that is not ours, or
+/// that others may write to: anything in it would then be theirs to steer.
+fn check_private(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    if meta.file_type().is_symlink() {
+        return Err(Error::Invalid(format!(
+            "{shown} is a symlink: the top-level directories of a data root must be real \
+             directories (remove it, or use another --root)"
+        )));
+    }
+    if !meta.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{shown} is not a directory: remove it, or use another --root"
+        )));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::Invalid(format!(
+            "data root {shown} is not owned by you (its owner is uid {}, you are uid {me}): \
+             use a directory of your own (--root DIR)",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(Error::Invalid(format!(
+            "data root {shown} is writable by its group or others (mode {:04o}): \
+             chmod go-w {shown}, or use another --root",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
 }
 
 /// Where the data root is when nobody says: `/var/lib/stepbox` for root,
@@ -166,31 +276,133 @@ impl Drop for Scratch {
 
 /// Remove a directory tree that we made, even where it holds directories
 /// without write permission (images have them) or the mode-000 `work/work`
-/// directory overlayfs leaves behind. Never follows symlinks.
+/// directory overlayfs leaves behind. Never follows symlinks (a symlink at
+/// `path` is itself unlinked), and holds at most three directory fds at any
+/// depth: it descends one directory at a time and climbs back through
+/// `..`, checking that `..` is the directory it came from (as fts(3) does for
+/// GNU rm), so a 2,000-level tree goes at `ulimit -n 256`.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(_) => {
-            open_up(path);
-            fs::remove_dir_all(path)
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let top = nix::fcntl::open(parent, DIR_FLAGS, Mode::empty())?;
+    remove_below(&top, Path::new(name))
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// Open the directory `name` in `parent` (never a symlink), giving ourselves
+/// the rwx on it that removing its entries needs.
+fn open_removable(parent: &OwnedFd, name: &Path) -> io::Result<(OwnedFd, (u64, u64))> {
+    let fd = match nix::fcntl::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+        Err(Errno::EACCES) => {
+            fchmodat(
+                parent,
+                name,
+                Mode::from_bits_truncate(0o700),
+                FchmodatFlags::NoFollowSymlink,
+            )?;
+            nix::fcntl::openat(parent, name, DIR_FLAGS, Mode::empty())?
+        }
+        other => other?,
+    };
+    let st = fstat(&fd)?;
+    if st.st_mode & 0o700 != 0o700 {
+        fchmod(&fd, Mode::from_bits_truncate((st.st_mode | 0o700) & 0o7777))?;
+    }
+    Ok((fd, (st.st_dev, st.st_ino)))
+}
+
+/// Remove the directory `name` in `top` and everything below it.
+fn remove_below(top: &OwnedFd, name: &Path) -> io::Result<()> {
+    let (first, id) = match open_removable(top, name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        other => other?,
+    };
+    // The way down: each directory's name and (dev, ino), the deepest last.
+    let mut path: Vec<(std::ffi::OsString, (u64, u64))> = vec![(name.as_os_str().into(), id)];
+    let mut current = first;
+    loop {
+        match first_subdirectory(&current)? {
+            Some(sub) => {
+                let (fd, id) = match open_removable(&current, Path::new(&sub)) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                    other => other?,
+                };
+                path.push((sub, id));
+                current = fd;
+            }
+            None => {
+                let (done, _) = path.pop().expect("the path holds the current directory");
+                let Some((_, parent_id)) = path.last() else {
+                    return ignore_gone(unlinkat(top, Path::new(&done), UnlinkatFlags::RemoveDir));
+                };
+                let parent = nix::fcntl::openat(&current, "..", DIR_FLAGS, Mode::empty())?;
+                let st = fstat(&parent)?;
+                if (st.st_dev, st.st_ino) != *parent_id {
+                    return Err(io::Error::other(
+                        "a directory was moved while it was being removed",
+                    ));
+                }
+                current = parent;
+                ignore_gone(unlinkat(
+                    &current,
+                    Path::new(&done),
+                    UnlinkatFlags::RemoveDir,
+                ))?;
+            }
         }
     }
 }
 
-fn open_up(path: &Path) {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return;
-    };
-    if meta.is_dir() {
-        let mode = meta.permissions().mode() | 0o700;
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
-        if let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                open_up(&entry.path());
-            }
-        }
+fn ignore_gone(result: nix::Result<()>) -> io::Result<()> {
+    match result {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// Unlink every entry of `dir` that is not a directory; return the name of
+/// a subdirectory if there is one (it is descended into next).
+fn first_subdirectory(dir: &OwnedFd) -> io::Result<Option<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let listing = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
+    for entry in listing.into_iter() {
+        let entry = entry?;
+        let name = std::ffi::OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            Some(Type::Directory) => true,
+            Some(_) => false,
+            None => match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits(),
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if is_dir {
+            return Ok(Some(name.to_os_string()));
+        }
+        ignore_gone(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir))?;
+    }
+    Ok(None)
 }
 
 /// Check a container or image name: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`.
@@ -205,6 +417,45 @@ pub fn check_name(kind: &str, name: &str) -> Result<()> {
     Err(Error::Invalid(format!(
         "invalid {kind} name {name:?}: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
     )))
+}
+
+/// Read the small file `path` (a state or index record): never through a
+/// symlink, never a FIFO or device, and refused if larger than `limit` bytes,
+/// so a damaged or hostile record cannot hang us or fill our memory.
+pub fn read_small(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(io::Error::other(format!(
+            "larger than {}",
+            human_limit(limit)
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::other(format!(
+            "larger than {}",
+            human_limit(limit)
+        )));
+    }
+    Ok(bytes)
+}
+
+fn human_limit(limit: u64) -> String {
+    if limit >= 1 << 20 && limit.is_multiple_of(1 << 20) {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{limit} bytes")
+    }
 }
 
 /// Write `bytes` to `path` so that a reader sees the old file or the new one,

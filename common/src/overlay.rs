@@ -128,14 +128,19 @@ pub fn remove(layout: &Layout) -> Result<()> {
     dataroot::remove_tree(&layout.dir).map_err(|e| Error::io("removing", &layout.dir, e))
 }
 
-/// Remove per-run directories whose owning process is gone.
+/// Remove per-run directories whose owning process is gone. Only real
+/// directories are looked at (a symlink is never followed), and one that
+/// cannot be removed is reported, never allowed to fail this run.
 fn remove_stale_runs(root: &DataRoot) -> Result<()> {
     let containers = root.dir("containers")?;
     let Ok(entries) = fs::read_dir(&containers) else {
         return Ok(());
     };
     for entry in entries.flatten() {
-        let Ok(text) = fs::read(entry.path().join(OWNER_FILE)) else {
+        if !fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let Ok(text) = dataroot::read_small(&entry.path().join(OWNER_FILE), 4096) else {
             continue; // not a per-run directory
         };
         let alive = serde_json::from_slice::<Owner>(&text)
@@ -146,8 +151,12 @@ fn remove_stale_runs(root: &DataRoot) -> Result<()> {
                 "removing {} (its run was killed)",
                 entry.path().display()
             );
-            dataroot::remove_tree(&entry.path())
-                .map_err(|e| Error::io("removing", entry.path(), e))?;
+            if let Err(e) = dataroot::remove_tree(&entry.path()) {
+                crate::error::notice(format_args!(
+                    "cannot remove {} (left by a killed run): {e}: remove it by hand",
+                    entry.path().display()
+                ));
+            }
         }
     }
     Ok(())
