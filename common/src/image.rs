@@ -71,7 +71,7 @@ pub fn find(root: &DataRoot, spec: &str) -> Result<Image> {
         });
     }
     Err(Error::Invalid(format!(
-        "no image {spec:?} in {}: pass --image PATH with a rootfs tarball or directory, or use {DEFAULT_IMAGE}",
+        "no image {spec:?} in {}: give the path of a rootfs tarball or directory instead, or use {DEFAULT_IMAGE}",
         images.display()
     )))
 }
@@ -97,16 +97,57 @@ fn from_path(path: &Path) -> Result<Image> {
         .map_err(|_| Error::Invalid(format!("image file name {file_name:?} does not give a usable image name: rename it to e.g. alpine.tar")))?;
     let source = if meta.is_dir() {
         Source::Directory(path)
-    } else {
+    } else if meta.is_file() {
         Source::Tarball(path)
+    } else {
+        return Err(not_regular(&path, &meta));
     };
     Ok(Image { name, source })
 }
 
-/// Open a tarball for reading, decompressing it if it is gzip.
+/// Open a tarball for reading, decompressing it if it is gzip. No more than
+/// the file's size when opened is read.
 pub fn open_tarball(path: &Path) -> Result<Box<dyn Read>> {
-    let file = File::open(path).map_err(|e| Error::io("opening image", path, e))?;
-    decompress(BufReader::with_capacity(1 << 16, file))
+    let (file, size) = open_regular(path)?;
+    decompress(BufReader::with_capacity(1 << 16, file.take(size)))
+}
+
+/// Open the image file `path` and say how long it is: a regular file only.
+/// A FIFO would block the open (or the first read) forever and a device
+/// such as /dev/zero never ends, so both are refused at once (the open
+/// itself is O_NONBLOCK, which changes nothing for a regular file).
+pub(crate) fn open_regular(path: &Path) -> Result<(File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io("opening image", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta));
+    }
+    Ok((file, meta.len()))
+}
+
+fn not_regular(path: &Path, meta: &std::fs::Metadata) -> Error {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Error::Invalid(format!(
+        "image {} is not a regular file ({what}): give a rootfs tarball or directory",
+        path.display()
+    ))
 }
 
 /// The tar stream in `reader`: gunzipped if it starts with gzip's magic bytes.

@@ -13,7 +13,7 @@
 //! images that share it. Any other tarball is one layer: a flat root filesystem.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -42,9 +42,9 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
             let digests = match saved_manifest(tarball)? {
                 Some(members) => import_saved(root, tarball, &members)?,
                 None => {
-                    let file =
-                        File::open(tarball).map_err(|e| Error::io("opening image", tarball, e))?;
-                    vec![import_layer(root, file, &tarball.display().to_string())?]
+                    let (file, size) = super::open_regular(tarball)?;
+                    let what = tarball.display().to_string();
+                    vec![import_layer(root, file.take(size), &what)?]
                 }
             };
             remember(root, tarball, &digests)?;
@@ -124,7 +124,7 @@ struct ManifestEntry {
 /// (bottom first), or None for a flat root filesystem tarball.
 fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
     let bad = unpack::not_a_tar;
-    let mut file = File::open(tarball).map_err(|e| Error::io("opening image", tarball, e))?;
+    let (mut file, _) = super::open_regular(tarball)?;
     let mut magic = [0u8; 2];
     let gzip = file.read(&mut magic).map_err(bad)? == 2 && magic == [0x1f, 0x8b];
     if gzip {
@@ -258,6 +258,10 @@ struct Indexed {
     ino: u64,
     size: u64,
     mtime_ns: i128,
+    /// A rewrite in place can restore size and mtime (`touch -r`), not ctime.
+    /// (0 in records written before it was kept.)
+    #[serde(default)]
+    ctime_ns: i128,
     layers: Vec<String>,
 }
 
@@ -277,6 +281,7 @@ fn identity(tarball: &Path, layers: Vec<String>) -> Option<Indexed> {
         ino: meta.ino(),
         size: meta.size(),
         mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
         layers,
     })
 }
@@ -293,17 +298,37 @@ pub(super) fn remember_source(record: &Path, tarball: &Path) -> Result<()> {
 /// Whether `tarball` is the very file recorded in `record` (true when
 /// nothing was recorded).
 pub(super) fn is_recorded_source(record: &Path, tarball: &Path) -> bool {
-    let Ok(text) = fs::read(record) else {
-        return true;
+    let Ok(text) = crate::dataroot::read_small(record, INDEX_LIMIT) else {
+        return !record.exists();
     };
     let recorded: Option<Indexed> = serde_json::from_slice(&text).ok();
-    recorded.is_some_and(|r| identity(tarball, Vec::new()).is_some_and(|now| now == r))
+    recorded.is_some_and(|r| {
+        identity(tarball, Vec::new()).is_some_and(|mut now| {
+            // A record from before ctime was kept: judge it without.
+            if r.ctime_ns == 0 {
+                now.ctime_ns = 0;
+            }
+            now == r
+        })
+    })
+}
+
+/// The largest index record we read.
+const INDEX_LIMIT: u64 = 1 << 20;
+
+/// A layer digest as stepbox writes it: 64 lowercase hex digits. Anything
+/// else read back from index/ (`../../elsewhere`) is not one of our layers.
+fn is_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The layers this very file gave last time (same inode, size and mtime).
 fn cached(root: &DataRoot, tarball: &Path) -> Option<Vec<String>> {
-    let text = fs::read(index_file(root, tarball).ok()?).ok()?;
+    let text = crate::dataroot::read_small(&index_file(root, tarball).ok()?, INDEX_LIMIT).ok()?;
     let indexed: Indexed = serde_json::from_slice(&text).ok()?;
+    if !indexed.layers.iter().all(|d| is_digest(d)) {
+        return None;
+    }
     let now = identity(tarball, indexed.layers.clone())?;
     (now == indexed).then_some(indexed.layers)
 }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::narrate;
 
 /// The fix we name when no busybox can be had.
-const FIX: &str = "install it (sudo apt install busybox-static), or pass --image PATH with a rootfs tarball or directory";
+const FIX: &str = "install it (sudo apt install busybox-static), or give the path of a rootfs tarball or directory as the image";
 
 /// Write `images/busybox.tar` in the data root.
 pub fn busybox(root: &DataRoot, dest: &Path) -> Result<()> {
