@@ -25,7 +25,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fchmod, fchmodat, fstatat, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::sys::stat::{fchmod, fstatat, mkdirat, mknodat, Mode, SFlag};
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use crate::error::{Error, Result};
@@ -33,6 +33,12 @@ use crate::error::{Error, Result};
 /// How a refused or failed entry is reported: the entry and why, one line.
 fn refuse(entry: &str, why: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("image entry {entry:?} refused: {why}"))
+}
+
+/// How an entry that is allowed but could not be made is reported: the
+/// step and the errno (a full disk is not a refusal).
+fn failed(entry: &str, step: &str, why: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("unpacking image entry {entry:?}: {step}: {why}"))
 }
 
 /// Unpack the tar stream `reader` into the empty directory `dest`.
@@ -64,7 +70,9 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     let dest_fd = open_dir(dest)?;
     let keep_owners = !crate::namespace::rootless();
     let mut archive = tar::Archive::new(reader);
-    let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
+    // Directories get their modes at the end, each with the (dev, ino) it
+    // had when it was made: a later entry may have taken its name since.
+    let mut dirs: Vec<(PathBuf, u32, (u64, u64))> = Vec::new();
     let mut root_mode = 0o755;
     let mut last_parent: Option<(PathBuf, OwnedFd)> = None;
     let mut count = 0;
@@ -105,27 +113,25 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         match kind {
             tar::EntryType::Directory => {
                 match mkdirat(parent_fd, &name, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) => {}
-                    Err(Errno::EEXIST) => {
-                        let existing = fstatat(parent_fd, &name, AtFlags::AT_SYMLINK_NOFOLLOW)
-                            .map_err(|e| refuse(&shown, e.desc()))?;
-                        if existing.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFDIR.bits() {
-                            return Err(refuse(
-                                &shown,
-                                "a directory over an earlier entry that is not one",
-                            ));
-                        }
-                    }
-                    Err(errno) => return Err(refuse(&shown, errno.desc())),
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(errno) => return Err(failed(&shown, "mkdir", errno.desc())),
+                }
+                let made = fstatat(parent_fd, &name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| failed(&shown, "stat", e.desc()))?;
+                if made.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFDIR.bits() {
+                    return Err(refuse(
+                        &shown,
+                        "a directory over an earlier entry that is not one",
+                    ));
                 }
                 // Its own mode is applied at the end, once nothing more goes inside.
-                dirs.push((rel.clone(), mode));
+                dirs.push((rel.clone(), mode, (made.st_dev, made.st_ino)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let fd = replacing(parent_fd, &name, || create_file(parent_fd, &name))
-                    .map_err(|e| refuse(&shown, e.desc()))?;
+                    .map_err(|e| failed(&shown, "creating", e.desc()))?;
                 let mut file = File::from(fd);
-                io::copy(&mut entry, &mut file).map_err(|e| refuse(&shown, e))?;
+                copy_data(&mut entry, &mut file, &shown)?;
                 // chown before chmod: chown clears the setuid and setgid bits.
                 if keep_owners {
                     let (uid, gid) = owner;
@@ -137,7 +143,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                     .map_err(|e| refuse(&shown, format!("chown: {}", e.desc())))?;
                 }
                 fchmod(&file, Mode::from_bits_truncate(mode))
-                    .map_err(|e| refuse(&shown, e.desc()))?;
+                    .map_err(|e| failed(&shown, "chmod", e.desc()))?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -204,25 +210,22 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         count += 1;
     }
     // Deepest first, so a read-only parent never blocks a child's chmod.
-    dirs.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
-    for (rel, mode) in dirs {
+    dirs.sort_by_key(|(rel, _, _)| std::cmp::Reverse(rel.components().count()));
+    for (rel, mode, made) in dirs {
         let shown = rel.display().to_string();
-        let (parent, name) = split(&rel);
-        let parent_fd = open_beneath(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
-        fchmodat(
-            parent_fd,
-            &name,
-            Mode::from_bits_truncate(mode),
-            FchmodatFlags::NoFollowSymlink,
-        )
-        .or_else(|e| {
-            if e == Errno::EOPNOTSUPP {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|e| refuse(&shown, e.desc()))?;
+        // By fd, and only if it is still the directory we made: a whiteout
+        // and a hard link may have given its name to another file since.
+        let Some(dir) =
+            open_beneath_dir(&dest_fd, &rel).map_err(|e| failed(&shown, "opening", e.desc()))?
+        else {
+            continue; // gone, or no longer a directory: its mode is moot
+        };
+        let st = nix::sys::stat::fstat(&dir).map_err(|e| failed(&shown, "stat", e.desc()))?;
+        if (st.st_dev, st.st_ino) != made {
+            continue;
+        }
+        fchmod(&dir, Mode::from_bits_truncate(mode))
+            .map_err(|e| failed(&shown, "chmod", e.desc()))?;
     }
     Ok(Unpacked {
         entries: count,
@@ -236,16 +239,18 @@ const OPAQUE_MARKER: &str = ".wh..opq";
 /// Record that `name` is deleted in this layer: overlayfs's whiteout, a
 /// character device with number 0/0.
 fn whiteout(parent: &OwnedFd, name: &Path) -> std::result::Result<(), String> {
-    if name.as_os_str().is_empty() || name.to_str().is_some_and(|n| n.contains('/') || n == "..") {
+    let bad = |n: &str| n.contains('/') || n == "." || n == "..";
+    if name.as_os_str().is_empty() || name.to_str().is_some_and(bad) {
         return Err("not a valid whiteout name".into());
     }
     remove_existing(parent, name);
     let _ = unlinkat(parent, name, UnlinkatFlags::RemoveDir);
-    mknodat(parent, name, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| {
-        format!(
+    mknodat(parent, name, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| match e {
+        Errno::EPERM => format!(
             "creating the whiteout: {} (overlay whiteouts need Linux 5.8 or later)",
             e.desc()
-        )
+        ),
+        other => format!("creating the whiteout: {}", other.desc()),
     })
 }
 
@@ -360,6 +365,36 @@ fn open_parent(root: &OwnedFd, rel: &Path) -> std::result::Result<OwnedFd, Strin
             .map_err(|_| format!("{} passes through a symlink", rel.display()))?;
     }
     Ok(dir)
+}
+
+/// Copy an entry's data into the file made for it. A failure to read is the
+/// archive's fault; a failure to write (a full disk) is not a refusal.
+fn copy_data(entry: &mut impl Read, file: &mut File, shown: &str) -> Result<()> {
+    use std::io::Write;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(not_a_tar(e)),
+        };
+        file.write_all(&buf[..n])
+            .map_err(|e| failed(shown, "writing", e))?;
+    }
+}
+
+/// The directory `rel` below `root`, opened for fchmod (never through a
+/// symlink), or None if it is not there or is no directory now.
+fn open_beneath_dir(root: &OwnedFd, rel: &Path) -> nix::Result<Option<OwnedFd>> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    match openat2(root, rel, how) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Create a new file (never through a symlink: O_NOFOLLOW|O_EXCL).
