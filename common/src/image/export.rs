@@ -18,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{fstatat, Mode, SFlag};
+use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 
 use crate::detail;
 use crate::error::{Error, Result};
@@ -42,30 +42,71 @@ pub fn write_tree(dir: &Path, out: impl Write) -> Result<Exported> {
     )
     .map_err(|e| Error::io("opening", dir, e.into()))?;
     let mut walk = Walk {
-        tar: tar::Builder::new(out),
+        tar: tar::Builder::new(Output {
+            inner: out,
+            failed: false,
+        }),
         links: HashMap::new(),
         done: Exported::default(),
     };
     walk.tar.follow_symlinks(false);
-    walk.directory(&root, Path::new(""))?;
+    if let Err(error) = walk.directory(root, Path::new(""), 0) {
+        // A full disk fails the write of the image, not the file being added.
+        return Err(match error {
+            Error::Io { path, source, .. } if walk.tar.get_ref().failed => Error::Io {
+                what: "writing the new image, while adding",
+                path: Path::new("/").join(path),
+                source,
+            },
+            other => other,
+        });
+    }
     walk.tar
         .into_inner()
         .and_then(|mut out| out.flush())
-        .map_err(|e| Error::io("writing", "the image", e))?;
+        .map_err(|e| Error::io("writing", "the new image", e))?;
     Ok(walk.done)
 }
 
+/// Directories deeper than this are not kept open while their subtrees are
+/// walked: they are reopened through `..` (checked to be the same directory),
+/// so any depth needs a bounded number of fds.
+const HELD_OPEN: usize = 32;
+
+/// The image being written, remembering whether writing it failed: then the
+/// error is the image's (a full disk), not the file being read.
+struct Output<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.failed |= result.is_err();
+        result
+    }
+}
+
 struct Walk<W: Write> {
-    tar: tar::Builder<W>,
+    tar: tar::Builder<Output<W>>,
     /// (dev, ino) of files with several links → the path first written.
     links: HashMap<(u64, u64), PathBuf>,
     done: Exported,
 }
 
 impl<W: Write> Walk<W> {
-    fn directory(&mut self, dir: &OwnedFd, rel: &Path) -> Result<()> {
+    /// Write the directory `dir` (at `rel`, `depth` levels down) and return
+    /// its fd, which may have been closed and reopened meanwhile.
+    fn directory(&mut self, mut dir: OwnedFd, rel: &Path, depth: usize) -> Result<OwnedFd> {
         let listing = Dir::openat(
-            dir,
+            &dir,
             ".",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -81,16 +122,37 @@ impl<W: Write> Walk<W> {
         }
         names.sort();
         for name in names {
-            self.entry(dir, &rel.join(&name), Path::new(&name))?;
+            let rel = rel.join(&name);
+            let Some(sub) = self.entry(&dir, &rel, Path::new(&name))? else {
+                continue;
+            };
+            if depth < HELD_OPEN {
+                self.directory(sub, &rel, depth + 1)?;
+                continue;
+            }
+            let id = fstat(&dir).map_err(|e| Error::io("stat", &rel, e.into()))?;
+            drop(dir);
+            let sub = self.directory(sub, &rel, depth + 1)?;
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            dir = nix::fcntl::openat(&sub, "..", flags, Mode::empty())
+                .map_err(|e| Error::io("opening", &rel, e.into()))?;
+            let again = fstat(&dir).map_err(|e| Error::io("stat", &rel, e.into()))?;
+            if (again.st_dev, again.st_ino) != (id.st_dev, id.st_ino) {
+                return Err(Error::Invalid(format!(
+                    "{} was moved while it was being committed: commit again",
+                    rel.display()
+                )));
+            }
         }
-        Ok(())
+        Ok(dir)
     }
 
-    fn entry(&mut self, dir: &OwnedFd, rel: &Path, name: &Path) -> Result<()> {
+    /// Write one entry; a directory's fd is returned, to be walked next.
+    fn entry(&mut self, dir: &OwnedFd, rel: &Path, name: &Path) -> Result<Option<OwnedFd>> {
         // A running container may delete files while we walk: what is gone is skipped.
         let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(Errno::ENOENT) => return Ok(()),
+            Err(Errno::ENOENT) => return Ok(None),
             Err(e) => return Err(Error::io("stat", rel, e.into())),
         };
         let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
@@ -111,11 +173,11 @@ impl<W: Write> Walk<W> {
                     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
                 let sub = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
                     Ok(sub) => sub,
-                    Err(Errno::ENOENT) => return Ok(()),
+                    Err(Errno::ENOENT) => return Ok(None),
                     Err(e) => return Err(Error::io("opening", rel, e.into())),
                 };
                 self.done.entries += 1;
-                return self.directory(&sub, rel);
+                return Ok(Some(sub));
             }
             SFlag::S_IFLNK => {
                 let target = nix::fcntl::readlinkat(dir, name)
@@ -142,7 +204,7 @@ impl<W: Write> Walk<W> {
                         let first = first.clone();
                         self.tar.append_link(&mut header, rel, &first).map_err(io)?;
                         self.done.entries += 1;
-                        return Ok(());
+                        return Ok(None);
                     }
                     self.links.insert(key, rel.to_path_buf());
                 }
@@ -152,7 +214,7 @@ impl<W: Write> Walk<W> {
                     OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
                 let fd = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
                     Ok(fd) => fd,
-                    Err(Errno::ENOENT) => return Ok(()),
+                    Err(Errno::ENOENT) => return Ok(None),
                     Err(e) => return Err(Error::io("opening", rel, e.into())),
                 };
                 let file = File::from(fd);
@@ -182,10 +244,10 @@ impl<W: Write> Walk<W> {
             _ => {
                 detail!(5, "not exported (device or socket): {}", rel.display());
                 self.done.skipped.push(rel.to_path_buf());
-                return Ok(());
+                return Ok(None);
             }
         }
         self.done.entries += 1;
-        Ok(())
+        Ok(None)
     }
 }
