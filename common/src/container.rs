@@ -8,6 +8,7 @@
 //!                 the pid of its init *and that process's start time*
 //! container.log   stdout and stderr of a detached (-d) container
 //! lock            flock(2)ed by every command that changes the container
+//! remove-on-exit  `run --rm`: which process runs it (pid and start time)
 //! upper/ work/ merged/   its write layer (chapter 3)
 //! ```
 //!
@@ -17,9 +18,9 @@
 //! reuse, and signalling "the container's pid" could then hit a stranger.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -115,7 +116,7 @@ impl Container {
     /// The existing container `name`, or a clear error.
     pub fn existing(root: &DataRoot, name: &str) -> Result<Container> {
         let container = Container::at(root, name)?;
-        if !container.dir.is_dir() {
+        if !container.dir.is_dir() || container.remove_if_abandoned() {
             return Err(Error::Invalid(format!(
                 "no such container {name:?}: see `ps -a` for the containers there are"
             )));
@@ -127,6 +128,8 @@ impl Container {
     pub fn claim(root: &DataRoot, name: &str) -> Result<Container> {
         let container = Container::at(root, name)?;
         root.dir("containers")?;
+        // A killed `run --rm` may still hold the name.
+        container.remove_if_abandoned();
         narrate!(
             5,
             "mkdir({:?}, 0700)   /* claims the name, or fails: EEXIST */",
@@ -159,10 +162,18 @@ impl Container {
         self.dir.join("state.json")
     }
 
-    /// Read state.json (a container without one is half-created).
+    /// Read state.json (a container without one is half-created). A record
+    /// larger than [`STATE_LIMIT`] is refused: nothing we write is near it.
     pub fn state(&self) -> Result<State> {
         let path = self.state_path();
-        let bytes = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        let bytes =
+            dataroot::read_small(&path, STATE_LIMIT).map_err(|e| match e.raw_os_error() {
+                Some(_) => Error::io("reading", &path, e),
+                None => Error::Invalid(format!(
+                    "{} is damaged ({e}): remove the container with rm -f",
+                    path.display()
+                )),
+            })?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::Invalid(format!(
                 "{} is damaged ({e}): remove the container with rm -f",
@@ -203,8 +214,212 @@ impl Container {
     /// Remove the container's directories. Its volumes are bind mounts in
     /// its own mount namespace, never on the host, so on the host `merged/`
     /// is an empty directory: removing it cannot reach volume data.
+    ///
+    /// A detached container whose init still runs (state.json may be too
+    /// damaged to say so) is killed first: see [`Container::stop_leftovers`].
     pub fn remove(&self) -> Result<()> {
+        self.stop_leftovers();
         dataroot::remove_tree(&self.dir).map_err(|e| Error::io("removing", &self.dir, e))
+    }
+
+    /// Kill the init of this container if one still runs, found from
+    /// something neither the container nor a damaged state.json can forge:
+    /// its monitor is a stepbox process (the same program file as ours) that
+    /// holds this container's log open (same inode), and the init is that
+    /// monitor's child. A pid is signalled through a pidfd taken while it is
+    /// still the monitor's child, so a reused pid is never hit.
+    pub fn stop_leftovers(&self) {
+        let Ok(log) = fs::symlink_metadata(self.log_path()) else {
+            return; // never detached: no monitor
+        };
+        if !log.is_file() {
+            return;
+        }
+        let log_id = (log.dev(), log.ino());
+        let Some(our_exe) = file_id(Path::new("/proc/self/exe")) else {
+            return;
+        };
+        let me = std::process::id() as i32;
+        let mut killed = Vec::new();
+        for monitor in all_pids().into_iter().filter(|pid| *pid != me) {
+            if file_id(Path::new(&format!("/proc/{monitor}/exe"))) != Some(our_exe)
+                || !holds_open(monitor, log_id)
+            {
+                continue;
+            }
+            for init in children(monitor) {
+                if let Some(pidfd) = PidFd::of_child(init, monitor) {
+                    narrate!(
+                        5,
+                        "pidfd_send_signal(pidfd_open({init}), SIGKILL)   /* the init of {}, child of its monitor {monitor} */",
+                        self.name
+                    );
+                    if pidfd.kill() {
+                        killed.push(init);
+                    }
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while killed.iter().any(|pid| process::start_time(*pid).is_some())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Record that this container goes when its run ends (`run --rm`), and
+    /// which process runs it: if that process is killed (SIGKILL leaves it
+    /// no time to clean up), the next command that finds the container
+    /// ended removes it (see [`list`]).
+    pub fn remove_on_exit(&self) -> Result<()> {
+        let me = std::process::id() as i32;
+        let owner = Owner {
+            pid: me,
+            start_time: process::start_time(me).unwrap_or(0),
+        };
+        let json = serde_json::to_vec(&owner).expect("owner record serialises");
+        dataroot::write_atomically(&self.dir.join(REMOVE_ON_EXIT), &json)
+    }
+
+    /// A `run --rm` container whose run was killed: its runner is gone and
+    /// nothing of it runs any more.
+    fn abandoned(&self) -> bool {
+        let Ok(text) = dataroot::read_small(&self.dir.join(REMOVE_ON_EXIT), 4096) else {
+            return false;
+        };
+        let runner_alive = serde_json::from_slice::<Owner>(&text)
+            .is_ok_and(|o| process::start_time(o.pid) == Some(o.start_time));
+        if runner_alive {
+            return false;
+        }
+        match self.state() {
+            Ok(state) => {
+                !state.is_running() && !state.monitor_pid.is_some_and(dataroot::pid_exists)
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Remove this container if it is [abandoned](Container::abandoned),
+    /// unless a command holds its lock. True if it was removed.
+    fn remove_if_abandoned(&self) -> bool {
+        if !self.abandoned() {
+            return false;
+        }
+        let Ok(file) = OpenOptions::new().write(true).open(self.dir.join("lock")) else {
+            return false;
+        };
+        let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            return false;
+        };
+        if !self.abandoned() {
+            return false;
+        }
+        narrate!(
+            5,
+            "removing {} (its run --rm was killed)",
+            self.dir.display()
+        );
+        match self.remove() {
+            Ok(()) => true,
+            Err(error) => {
+                crate::error::notice(format_args!("{error}"));
+                false
+            }
+        }
+    }
+}
+
+const REMOVE_ON_EXIT: &str = "remove-on-exit";
+
+/// The largest state.json we read.
+pub const STATE_LIMIT: u64 = 1 << 20;
+
+/// The process running a `run --rm` container, with its start time.
+#[derive(Serialize, Deserialize)]
+struct Owner {
+    pid: i32,
+    start_time: u64,
+}
+
+/// (dev, ino) of the file at `path` (following the /proc magic links).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn all_pids() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Whether process `pid` has the file `id` open.
+fn holds_open(pid: i32, id: (u64, u64)) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| file_id(&fd.path()) == Some(id))
+}
+
+/// The children of every thread of `pid`.
+fn children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// The parent of process `pid`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
+}
+
+/// A process file descriptor (pidfd_open(2)): it names one process, never a
+/// later one that reuses its pid.
+struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    /// A pidfd for `pid`, if it is (still, once the pidfd is open) a child of `parent`.
+    fn of_child(pid: i32, parent: i32) -> Option<PidFd> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd is a new file descriptor that nothing else owns.
+        let pidfd = PidFd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) });
+        (parent_of(pid) == Some(parent)).then_some(pidfd)
+    }
+
+    /// SIGKILL the process; false if it could not be signalled (it is gone).
+    fn kill(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_send_signal on our own pidfd, with no siginfo.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        rc == 0
     }
 }
 
@@ -214,6 +429,7 @@ pub fn list(root: &DataRoot) -> Result<Vec<Container>> {
     let mut names: Vec<String> = fs::read_dir(&dir)
         .map_err(|e| Error::io("listing", &dir, e))?
         .flatten()
+        .filter(|e| fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir()))
         .filter(|e| e.path().join("state.json").is_file() || e.path().join("lock").is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| check_name("container", name).is_ok())
@@ -225,6 +441,7 @@ pub fn list(root: &DataRoot) -> Result<Vec<Container>> {
             dir: dir.join(&name),
             name,
         })
+        .filter(|container| !container.remove_if_abandoned())
         .collect())
 }
 
