@@ -16,6 +16,8 @@ use std::collections::HashSet;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, Once};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
@@ -186,13 +188,56 @@ pub fn create_missing_host_dirs(volumes: &[Volume]) -> Result<Vec<PathBuf>> {
             remove_created(&[top]);
             return Err(Error::io("creating volume directory", &volume.host, e));
         }
+        announce_at_exit(&volume.host);
         created.push(top);
     }
     Ok(created)
 }
 
+/// Host directories created for volumes and kept: as Docker does, but a
+/// typo would silently make an empty directory, so each is named on stderr
+/// when the run ends, even with -q (which silences the narration of the
+/// mkdir). A failed start removes them again (remove_created): then nothing
+/// is said.
+static CREATED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The process that created them (a forked monitor or child must not say it too).
+static CREATOR: AtomicU32 = AtomicU32::new(0);
+
+fn announce_at_exit(dir: &Path) {
+    if log::max_level() >= log::LevelFilter::Info {
+        return; // the narration's mkdir -p line said it
+    }
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        CREATOR.store(std::process::id(), Ordering::Relaxed);
+        // SAFETY: registers a plain function, which only takes our lock and writes to fd 2.
+        unsafe { libc::atexit(announce_created) };
+    });
+    if let Ok(mut pending) = CREATED.lock() {
+        pending.push(dir.to_path_buf());
+    }
+}
+
+extern "C" fn announce_created() {
+    if CREATOR.load(Ordering::Relaxed) != std::process::id() {
+        return;
+    }
+    let Ok(pending) = CREATED.lock() else {
+        return;
+    };
+    for dir in pending.iter() {
+        crate::error::notice(format_args!(
+            "created the missing volume directory {}",
+            dir.display()
+        ));
+    }
+}
+
 /// Remove host directories [`create_missing_host_dirs`] made, if still empty.
 pub fn remove_created(dirs: &[PathBuf]) {
+    if let Ok(mut pending) = CREATED.lock() {
+        pending.retain(|made| !dirs.iter().any(|dir| made.starts_with(dir)));
+    }
     for dir in dirs {
         let mut stack = vec![dir.clone()];
         // Depth first: only empty directories go (remove_dir refuses the rest).
