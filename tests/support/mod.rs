@@ -462,3 +462,54 @@ pub fn chown_to_sandbox_user(sandbox: &Sandbox, path: &Path) {
         chown(path, Some(id), Some(id)).unwrap();
     }
 }
+
+/// Run `command` for at most `limit`: its outcome, or None (and its process
+/// group killed) if it was still running then. For claims that a run ends
+/// at once, where a hang must fail the test quickly.
+pub fn run_within(mut command: Command, limit: Duration) -> Option<Outcome> {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = spawn(&mut command);
+    let stdout = read_in_background(child.stdout.take().unwrap());
+    let stderr = read_in_background(child.stderr.take().unwrap());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the chapter") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            kill_group(child.id());
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    status.map(|status| Outcome {
+        code: status.code(),
+        signal: status.signal(),
+        stdout,
+        stderr,
+    })
+}
+
+/// Limit the number of open files of `command` (`ulimit -n`).
+pub fn limit_open_files(command: &mut Command, limit: u64) {
+    // SAFETY: setrlimit is async-signal-safe; it runs in the forked child before exec.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The uid the sandbox runs chapters as (None: the caller's own).
+pub fn sandbox_uid(sandbox: &Sandbox) -> Option<u32> {
+    sandbox.switch_to
+}

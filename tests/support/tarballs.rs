@@ -125,3 +125,84 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// One raw 512-byte ustar header: `name` and the size field exactly as given
+/// (a size that is not a number makes readers fail, naming the entry), with
+/// a correct checksum.
+pub fn raw_header(name: &[u8], kind: u8, size_field: &[u8]) -> Vec<u8> {
+    let mut header = vec![0u8; 512];
+    header[..name.len()].copy_from_slice(name);
+    header[100..108].copy_from_slice(b"0000644\0");
+    header[108..116].copy_from_slice(b"0000000\0");
+    header[116..124].copy_from_slice(b"0000000\0");
+    header[124..124 + size_field.len()].copy_from_slice(size_field);
+    header[136..148].copy_from_slice(b"15000000000\0");
+    header[156] = kind;
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].fill(b' ');
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    header
+}
+
+/// A tarball whose one entry has the (GNU long) name `name`, any length and
+/// any bytes, with `data`.
+pub fn long_named(name: &[u8], data: &[u8]) -> Vec<u8> {
+    let pad = |bytes: &mut Vec<u8>| bytes.resize(bytes.len().div_ceil(512) * 512, 0);
+    let mut out = raw_header(
+        b"././@LongLink",
+        b'L',
+        format!("{:011o}\0", name.len() + 1).as_bytes(),
+    );
+    out.extend_from_slice(name);
+    out.push(0);
+    pad(&mut out);
+    out.extend(raw_header(
+        b"placeholder",
+        b'0',
+        format!("{:011o}\0", data.len()).as_bytes(),
+    ));
+    out.extend_from_slice(data);
+    pad(&mut out);
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+/// `archive` with the mode of its entry `name` changed to `mode`.
+pub fn with_mode(archive: &[u8], name: &str, mode: u32) -> Vec<u8> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut reader = tar::Archive::new(archive);
+    for entry in reader.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        if entry.path_bytes().as_ref() == name.as_bytes() {
+            header.set_mode(mode);
+            header.set_cksum();
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        out.append(&header, &data[..]).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+/// The tarball `base` (e.g. busybox) with one more file, `name` = `text`.
+pub fn plus_file(base: &Path, name: &str, text: &str) -> Vec<u8> {
+    let mut out = tar::Builder::new(Vec::new());
+    let bytes = fs::read(base).unwrap();
+    let mut reader = tar::Archive::new(&bytes[..]);
+    for entry in reader.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        out.append(&header, &data[..]).unwrap();
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o644);
+    header.set_mtime(1_700_000_000);
+    header.set_size(text.len() as u64);
+    out.append_data(&mut header, name, text.as_bytes()).unwrap();
+    out.into_inner().unwrap()
+}
