@@ -147,7 +147,8 @@ pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tt
 
 /// A minimal /dev at `target`: a small tmpfs holding bind mounts of the
 /// host's harmless devices (bind, not mknod, so that it works without real
-/// root too), and the usual symlinks into /proc/self/fd.
+/// root too), the usual symlinks into /proc/self/fd, and what programs
+/// expect to find there: [`devpts`], `/dev/shm` and `/dev/mqueue`.
 pub fn minimal_dev(target: impl AsRef<Path>) -> Result<()> {
     let target = target.as_ref();
     mount(
@@ -174,5 +175,57 @@ pub fn minimal_dev(target: impl AsRef<Path>) -> Result<()> {
         std::os::unix::fs::symlink(to, &link)
             .map_err(|e| Error::io("creating symlink", &link, e))?;
     }
-    Ok(())
+    devpts(target)?;
+    // POSIX shared memory (shm_open) lives in a tmpfs at /dev/shm: one of the
+    // container's own, as Docker's 64 MiB one.
+    let shm = make_dir(target, "shm")?;
+    mount(
+        2,
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
+    // POSIX message queues (mq_open(3)) of our IPC namespace. The kernel lets
+    // a user namespace mount it because our IPC namespace was made with it.
+    let mqueue = make_dir(target, "mqueue")?;
+    mount(
+        2,
+        Some("mqueue"),
+        &mqueue,
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )
+}
+
+/// The container's own pseudo-terminals: a new devpts instance on
+/// `<dev>/pts`, and `<dev>/ptmx` pointing at its multiplexer, so that a pty
+/// opened in the container (by stepbox for an interactive run, or by a
+/// program) is one of its own, `/dev/pts/0` upwards, and the host's ptys are
+/// not even listed. See pts(4) and docs/ch2-rootfs.md#the-terminal.
+///
+/// No `gid=5` (the tty group) as Docker passes: in a user namespace a gid
+/// that is not mapped is refused, and the slave gets the opener's group.
+fn devpts(dev: &Path) -> Result<()> {
+    let pts = make_dir(dev, "pts")?;
+    mount(
+        2,
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
+    let ptmx = dev.join("ptmx");
+    std::os::unix::fs::symlink("pts/ptmx", &ptmx)
+        .map_err(|e| Error::io("creating symlink", &ptmx, e))
+}
+
+/// `dir/name`, created (mode 0755) in a /dev we just mounted.
+fn make_dir(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let path = dir.join(name);
+    std::fs::create_dir(&path).map_err(|e| Error::io("creating", &path, e))?;
+    Ok(path)
 }
