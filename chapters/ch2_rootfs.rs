@@ -16,6 +16,7 @@ use common::cli::{CommandArgs, ImageArgs, LogArgs};
 use common::dataroot::DataRoot;
 use common::process::Exit;
 use common::rootfs::{self, compare, Method};
+use common::terminal::{self, Console};
 use common::{image, mount, namespace, narrate, process, Result};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
@@ -84,9 +85,14 @@ fn container(
     } else {
         args.command.argv()
     };
-    let child = process::spawn(flags, || child(args, method, new_root, &argv, report))?;
-    // 2. Wait for it, passing on Ctrl-C and friends.
-    child.wait()
+    // 2. Interactive (stdin is a terminal): the child will make a pty of its
+    //    own and send it back here (docs/ch2-rootfs.md#the-terminal).
+    let console = Console::if_interactive()?;
+    let child = process::spawn(flags, || {
+        child(args, method, new_root, &argv, report, console.as_ref())
+    })?;
+    // 3. Wait for it, passing on Ctrl-C and friends, and relaying its pty.
+    terminal::wait(child, console)
 }
 
 /// `--compare`: the same container, same image, entered by chroot and then by
@@ -128,6 +134,7 @@ fn child(
     new_root: &Path,
     argv: &[String],
     report: Option<&compare::Sender>,
+    console: Option<&Console>,
 ) -> Result<Infallible> {
     // 1. As in chapter 1: cut our mount table off from the host's.
     mount::make_private("/")?;
@@ -164,7 +171,13 @@ fn child(
     if let Some(report) = report {
         report.send(&compare::measure(method, &host)?)?;
     }
-    // 8. Only stdin, stdout and stderr reach the command; then become it.
+    // 8. Interactive: a pty of our own devpts becomes our terminal, so that
+    //    nothing in the container holds the caller's
+    //    (docs/ch2-rootfs.md#the-terminal).
+    if let Some(console) = console {
+        terminal::attach(console)?;
+    }
+    // 9. Only stdin, stdout and stderr reach the command; then become it.
     process::set_container_env(&args.image.hostname);
     process::close_extra_fds()?;
     process::exec(argv)

@@ -13,6 +13,7 @@ use clap::Parser;
 use common::cli::{CommandArgs, ImageArgs, LogArgs};
 use common::dataroot::DataRoot;
 use common::overlay::{self, Layout};
+use common::terminal::{self, Console};
 use common::{image, mount, namespace, process, rootfs, Result};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
@@ -69,13 +70,23 @@ fn run_in(args: &Args, lowers: &[std::path::PathBuf], layout: &Layout) -> Result
             | CloneFlags::CLONE_NEWIPC,
     );
     let argv = args.command.argv();
-    let child = process::spawn(flags, || child(args, &options, layout, &argv))?;
-    let exit = child.wait()?;
+    // Interactive: a pty of the container's own, as in chapter 2.
+    let console = Console::if_interactive()?;
+    let child = process::spawn(flags, || {
+        child(args, &options, layout, &argv, console.as_ref())
+    })?;
+    let exit = terminal::wait(child, console)?;
     Ok(ExitCode::from(exit.code()))
 }
 
 /// The child's story: chapter 2's, with an overlay as the new root.
-fn child(args: &Args, options: &str, layout: &Layout, argv: &[String]) -> Result<Infallible> {
+fn child(
+    args: &Args,
+    options: &str,
+    layout: &Layout,
+    argv: &[String],
+    console: Option<&Console>,
+) -> Result<Infallible> {
     // 1. As in chapter 1: cut our mount table off from the host's.
     mount::make_private("/")?;
     // 2. Our own hostname.
@@ -96,7 +107,10 @@ fn child(args: &Args, options: &str, layout: &Layout, argv: &[String]) -> Result
         None,
     )?;
     rootfs::pivot_root(new_root)?;
-    // 5. Become the command.
+    // 5. Become the command, on a pty of our own when interactive.
+    if let Some(console) = console {
+        terminal::attach(console)?;
+    }
     process::set_container_env(&args.image.hostname);
     process::close_extra_fds()?;
     process::exec(argv)

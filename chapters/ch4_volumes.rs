@@ -11,6 +11,7 @@ use clap::Parser;
 use common::cli::{self, CommandArgs, ImageArgs, LogArgs};
 use common::dataroot::DataRoot;
 use common::overlay::{self, Layout};
+use common::terminal::{self, Console};
 use common::volume::{self, Volume};
 use common::{image, mount, namespace, process, rootfs, Result};
 use nix::mount::MsFlags;
@@ -73,6 +74,8 @@ fn run_in(
     volumes: &[Volume],
 ) -> Result<ExitCode> {
     let options = overlay::options(lowers, layout)?;
+    // Interactive: a pty of the container's own, as in chapter 2.
+    let console = Console::if_interactive()?;
     // 2b. Missing host directories are created, as `docker run -v` does; if
     //     the container then fails to start, they are removed again.
     let created = volume::create_missing_host_dirs(volumes)?;
@@ -83,14 +86,17 @@ fn run_in(
             | CloneFlags::CLONE_NEWIPC,
     );
     let argv = args.command.argv();
-    let child = match process::spawn(flags, || child(args, &options, layout, volumes, &argv)) {
+    let spawned = process::spawn(flags, || {
+        child(args, &options, layout, volumes, &argv, console.as_ref())
+    });
+    let child = match spawned {
         Ok(child) => child,
         Err(error) => {
             volume::remove_created(&created);
             return Err(error);
         }
     };
-    let exit = child.wait()?;
+    let exit = terminal::wait(child, console)?;
     Ok(ExitCode::from(exit.code()))
 }
 
@@ -101,6 +107,7 @@ fn child(
     layout: &Layout,
     volumes: &[Volume],
     argv: &[String],
+    console: Option<&Console>,
 ) -> Result<Infallible> {
     // 1. As in chapter 1: cut our mount table off from the host's.
     mount::make_private("/")?;
@@ -126,7 +133,10 @@ fn child(
     }
     // 6. Into the new root.
     rootfs::pivot_root(new_root)?;
-    // 7. Become the command.
+    // 7. Become the command, on a pty of our own when interactive.
+    if let Some(console) = console {
+        terminal::attach(console)?;
+    }
     process::set_container_env(&args.image.hostname);
     process::close_extra_fds()?;
     process::exec(argv)

@@ -13,6 +13,7 @@
 //! | the data root, scratch dirs, names        | [`dataroot`]  | ch2           |
 //! | image store, provisioning, safe unpack    | [`image`]     | ch2           |
 //! | chroot and pivot_root, the escape         | [`rootfs`]    | ch2           |
+//! | the container's own pty, relayed          | [`terminal`]  | ch2           |
 //! | layers, overlayfs, per-run write layers   | [`overlay`]   | ch3           |
 //! | volumes: -v parsing, in-root bind mounts  | [`volume`]    | ch4           |
 //! | named containers, state, locks, listing   | [`container`] | ch5           |
@@ -29,6 +30,7 @@ pub mod namespace;
 pub mod overlay;
 pub mod process;
 pub mod rootfs;
+pub mod terminal;
 pub mod volume;
 
 pub use error::{Error, Result};

@@ -186,7 +186,10 @@ where
 ///   exec makes the process dumpable again.
 /// * a session of its own (setsid(2)) unless stdin is a terminal the learner
 ///   types into: a process with no controlling terminal cannot push
-///   keystrokes into the caller's shell with ioctl(TIOCSTI).
+///   keystrokes into the caller's shell with ioctl(TIOCSTI). With a
+///   terminal, chapter 1 keeps the caller's (it runs the host's own
+///   programs); from chapter 2 [`crate::terminal::attach`] starts the
+///   session and gives the child a pty of its own instead.
 fn harden_until_exec() -> Result<()> {
     nix::sys::prctl::set_dumpable(false).call(|| "prctl(PR_SET_DUMPABLE, 0)".into())?;
     if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
