@@ -201,8 +201,19 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         );
         return Ok(dest);
     }
+    if layers::is_saved(tarball)? {
+        return Err(Error::Invalid(format!(
+            "image {} is a docker save archive (layers and a manifest.json), not a root \
+             filesystem: chapter 3 on run such images; here, give a flat rootfs tarball \
+             (docker export)",
+            tarball.display()
+        )));
+    }
     let scratch = root.scratch("unpack")?;
     let unpacked = unpack::unpack(open_tarball(tarball)?, scratch.path())?;
+    if unpacked.entries == 0 {
+        return Err(layers::empty_image(&tarball.display().to_string()));
+    }
     for needed in ["proc", "dev", "sys", "tmp"] {
         let dir = scratch.path().join(needed);
         if !dir.exists() {

@@ -162,6 +162,20 @@ fn remove_stale_runs(root: &DataRoot) -> Result<()> {
     Ok(())
 }
 
+/// Refuse a data root whose path overlay mount options cannot carry (`,`,
+/// `:` or a newline), before anything (busybox's provisioning) is put in it.
+/// Chapters that mount an overlay call it right after opening the data root.
+pub fn check_data_root(root: &DataRoot) -> Result<()> {
+    let text = root.path().to_string_lossy();
+    if text.contains([',', ':', '\n']) {
+        return Err(Error::Invalid(format!(
+            "data root {text:?} holds ',', ':' or a newline, which overlay mount options \
+             cannot carry: use a --root without them"
+        )));
+    }
+    Ok(())
+}
+
 /// The overlay mount options: `lowerdir=TOP:...:BOTTOM,upperdir=...,workdir=...`.
 /// Rootless overlays use `userxattr`: overlayfs then keeps its own metadata in
 /// `user.overlay.*` xattrs, which an unprivileged user may write.

@@ -44,7 +44,7 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
                 None => {
                     let (file, size) = super::open_regular(tarball)?;
                     let what = tarball.display().to_string();
-                    vec![import_layer(root, file.take(size), &what)?]
+                    vec![import_layer(root, file.take(size), &what, true)?]
                 }
             };
             remember(root, tarball, &digests)?;
@@ -72,7 +72,9 @@ fn without_repeats(digests: &[String]) -> Vec<String> {
 }
 
 /// Unpack one layer from `reader` (plain or gzip tar), returning its digest.
-fn import_layer(root: &DataRoot, reader: impl Read, what: &str) -> Result<String> {
+/// A `flat` tarball is a whole root filesystem: one with no entries at all
+/// is refused (a layer of a saved image may well be empty).
+fn import_layer(root: &DataRoot, reader: impl Read, what: &str, flat: bool) -> Result<String> {
     let scratch = root.scratch("layer")?;
     let mut hashing = Hashing {
         inner: reader,
@@ -82,6 +84,9 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str) -> Result<String
         decompress(BufReader::with_capacity(1 << 16, &mut hashing))?,
         scratch.path(),
     )?;
+    if flat && unpacked.entries == 0 {
+        return Err(empty_image(what));
+    }
     // The tar reader stops at the end marker: hash whatever follows too.
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("reading image", what, e))?;
     let digest = format!("{:x}", hashing.hasher.finalize());
@@ -98,6 +103,14 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str) -> Result<String
         );
     }
     Ok(digest)
+}
+
+/// The error for an image tarball with no entries.
+pub(super) fn empty_image(what: &str) -> Error {
+    Error::Invalid(format!(
+        "image {what} holds no files (an empty archive): give a root filesystem tarball \
+         (e.g. made by docker export) or directory"
+    ))
 }
 
 /// A reader that hashes every byte it passes on.
@@ -164,6 +177,11 @@ fn find_manifest<R: Read>(entries: tar::Entries<'_, R>) -> Result<Option<Vec<Str
     Ok(None)
 }
 
+/// Whether the tarball at `path` is a `docker save` image (layers and a manifest).
+pub(super) fn is_saved(path: &Path) -> Result<bool> {
+    Ok(saved_manifest(path)?.is_some())
+}
+
 /// How many layers the image tarball at `path` has (1 for a flat rootfs).
 pub fn layer_count(path: &Path) -> Result<usize> {
     Ok(saved_manifest(path)?.map_or(1, |layers| layers.len()))
@@ -206,7 +224,7 @@ fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<V
             continue;
         }
         let what = format!("{}:{path}", tarball.display());
-        let digest = import_layer(root, entry, &what)?;
+        let digest = import_layer(root, entry, &what, false)?;
         digests.insert(path, digest);
     }
     members
