@@ -512,3 +512,106 @@ fn claim_created_volume_announced(who: Who) {
 root_and_rootless!(claim_created_volume_announced:
     a_volume_directory_created_on_the_fly_is_announced_even_with_q,
     rootless_a_volume_directory_created_on_the_fly_is_announced_even_with_q);
+
+const CH2: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
+
+fn claim_empty_image_refused(who: Who) {
+    let sandbox = Sandbox::new(who);
+    let path = sandbox.path().join("empty.tar");
+    put(&sandbox, &path, &[0u8; 1024]);
+    for bin in [CH2, CH3] {
+        let out = quiet(
+            &sandbox,
+            bin,
+            &["--image", path.to_str().unwrap(), "--", "true"],
+        );
+        assert_eq!(out.code, Some(125), "{out:#?}");
+        assert!(out.stderr.contains("holds no files"), "{out:#?}");
+    }
+}
+root_and_rootless!(claim_empty_image_refused:
+    an_empty_image_is_refused_saying_so,
+    rootless_an_empty_image_is_refused_saying_so);
+
+fn claim_saved_image_to_ch2(who: Who) {
+    let sandbox = Sandbox::new(who);
+    let layer = tarball(&[Entry::Dir("bin"), Entry::File("bin/x", "x")]);
+    let path = sandbox.path().join("saved.tar");
+    put(&sandbox, &path, &support::tarballs::docker_save(&[layer]));
+    let out = quiet(
+        &sandbox,
+        CH2,
+        &["--image", path.to_str().unwrap(), "--", "true"],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.stderr.contains("docker save"), "{out:#?}");
+}
+root_and_rootless!(claim_saved_image_to_ch2:
+    a_docker_save_image_given_to_ch2_is_refused_saying_so,
+    rootless_a_docker_save_image_given_to_ch2_is_refused_saying_so);
+
+/// Run `script` (sh, with the data root on a small tmpfs of `size` mounted
+/// at $1 in a mount namespace of its own, so the host never sees it) as root.
+fn on_small_disk(sandbox: &Sandbox, size: &str, script: &str, args: &[&str]) -> Outcome {
+    let data = sandbox.data_root();
+    fs::create_dir_all(&data).unwrap();
+    let mount = format!(
+        "mount -t tmpfs -o size={size},mode=0700 stepbox-test-full \"$1\" && shift && {script}"
+    );
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c", &mount, "sh"])
+        .arg(&data)
+        .args(args)
+        .env("STEPBOX_ROOT", &data)
+        .current_dir(sandbox.path())
+        .stdin(std::process::Stdio::null());
+    support::run(command)
+}
+
+#[test]
+fn a_full_disk_during_unpack_is_not_called_a_refusal() {
+    if !suite_is_root() {
+        return; // mounting the small disk needs root
+    }
+    let sandbox = Sandbox::new(Who::Caller);
+    let image = support::busybox_image(CH3);
+    let out = on_small_disk(
+        &sandbox,
+        "600k",
+        "exec \"$1\" -q --image \"$2\" -- true",
+        &[CH3, image.to_str().unwrap()],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.stderr.contains("No space left on device"), "{out:#?}");
+    assert!(!out.stderr.contains("refused"), "{out:#?}");
+}
+
+#[test]
+fn a_full_disk_during_commit_names_the_image_being_written() {
+    if !suite_is_root() {
+        return;
+    }
+    let sandbox = Sandbox::new(Who::Caller);
+    let image = support::busybox_image(CH5);
+    let script = "mkdir \"$STEPBOX_ROOT/images\" && cp \"$2\" \"$STEPBOX_ROOT/images/busybox.tar\" && \
+        \"$1\" -q run --name full busybox sh -c 'cat /bin/busybox > /copy; dd if=/dev/zero of=/fill bs=4k 2>/dev/null; true' && \
+        exec \"$1\" -q commit full img";
+    let out = on_small_disk(&sandbox, "6m", script, &[CH5, image.to_str().unwrap()]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.stderr.contains("No space left on device"), "{out:#?}");
+    assert!(out.stderr.contains("writing the new image"), "{out:#?}");
+}
+
+#[test]
+#[ignore = "needs ch3/ch4/ch5 to call overlay::check_data_root(&root)? after DataRoot::open"]
+fn a_data_root_with_a_comma_is_refused_before_busybox_is_provisioned() {
+    let sandbox = Sandbox::new(Who::Caller);
+    let root = sandbox.path().join("a,b");
+    let out = sandbox.run(CH3, &["-q", "--root", root.to_str().unwrap(), "--", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(
+        !root.join("images/busybox.tar").exists(),
+        "busybox was provisioned into a data root that cannot be used"
+    );
+}
