@@ -20,6 +20,7 @@ use common::dataroot::{check_name, DataRoot};
 use common::error::Error;
 use common::overlay::{self, Layout};
 use common::process::{self, Ready};
+use common::terminal::{self, Console};
 use common::volume::{self, Volume};
 use common::{image, mount, namespace, narrate, rootfs, Result};
 use nix::mount::MsFlags;
@@ -88,7 +89,7 @@ struct RunArgs {
     /// Accepted for Docker's `-i`: without -d, the container's stdin is this one's
     #[arg(short)]
     interactive: bool,
-    /// Accepted for Docker's `-t`: no pty is made; the container uses this terminal as it is
+    /// Accepted for Docker's `-t`: without -d, a pty is made whenever stdin is a terminal
     #[arg(short)]
     tty: bool,
     /// Run in the background under a monitor; output goes to `logs`
@@ -115,7 +116,7 @@ struct ExecArgs {
     /// Accepted for Docker's `-i`: the command's stdin is this one's
     #[arg(short)]
     interactive: bool,
-    /// Accepted for Docker's `-t`: no pty is made; the command uses this terminal as it is
+    /// Accepted for Docker's `-t`: a pty is made whenever stdin is a terminal
     #[arg(short)]
     tty: bool,
     name: String,
@@ -270,11 +271,15 @@ fn run(root: &DataRoot, args: &RunArgs) -> Result<ExitCode> {
     }
 }
 
-/// `run` without -d: this process is the container's parent.
+/// `run` without -d: this process is the container's parent, and relays
+/// its pty when stdin is a terminal (as in chapter 2).
 fn foreground(container: &Container, spec: &Spec) -> Result<u8> {
-    let child = process::spawn(spec.flags, || container_main(spec, None))?;
+    let console = Console::if_interactive()?;
+    let child = process::spawn(spec.flags, || {
+        container_main(spec, Stdio::Foreground(console.as_ref()))
+    })?;
     record_started(container, child.pid(), None)?;
-    let exit = child.wait()?;
+    let exit = terminal::wait(child, console)?;
     record_exit(container, exit.code());
     Ok(exit.code())
 }
@@ -291,7 +296,9 @@ fn monitor(container: &Container, spec: &Spec, remove: bool, ready: &mut Ready) 
         .map_err(|e| Error::io("opening", container.log_path(), e))?;
     let null = File::open("/dev/null").map_err(|e| Error::io("opening", "/dev/null", e))?;
     let (stdin, out) = (OwnedFd::from(null), OwnedFd::from(log));
-    let child = process::spawn(spec.flags, || container_main(spec, Some((&stdin, &out))))?;
+    let child = process::spawn(spec.flags, || {
+        container_main(spec, Stdio::Detached(&stdin, &out))
+    })?;
     record_started(container, child.pid(), Some(std::process::id() as i32))?;
     ready.ok(&spec.name);
     let exit = child.wait()?;
@@ -324,9 +331,18 @@ fn record_exit(container: &Container, code: u8) {
     });
 }
 
+/// Where the container's stdin, stdout and stderr go.
+enum Stdio<'a> {
+    /// `run`: this terminal through a pty of its own (if stdin is one), or
+    /// whatever the caller gave.
+    Foreground(Option<&'a Console>),
+    /// `run -d`: stdin from /dev/null, stdout and stderr to the log; never a terminal.
+    Detached(&'a OwnedFd, &'a OwnedFd),
+}
+
 /// The container's story: chapter 4's child, named, with its output sent to
 /// the log when detached.
-fn container_main(spec: &Spec, detached: Option<(&OwnedFd, &OwnedFd)>) -> Result<Infallible> {
+fn container_main(spec: &Spec, stdio: Stdio) -> Result<Infallible> {
     // 1. As in chapter 1: cut our mount table off from the host's.
     mount::make_private("/")?;
     // 2. The container's name is its hostname.
@@ -351,12 +367,17 @@ fn container_main(spec: &Spec, detached: Option<(&OwnedFd, &OwnedFd)>) -> Result
     rootfs::pivot_root(new_root)?;
     // 7. Detached: stdin from /dev/null, stdout and stderr to container.log.
     //    From here on our stderr is the container's log: narrate no more.
-    if let Some((stdin, out)) = detached {
-        narrate!(5, "dup2(log, 1); dup2(log, 2); dup2(/dev/null, 0)");
-        // Whatever is still folded goes to the caller's stderr, not the log.
-        common::log::flush();
-        process::redirect_stdio(stdin, out)?;
-        log::set_max_level(log::LevelFilter::Off);
+    //    In the foreground, a pty of our own when interactive, as in chapter 2.
+    match stdio {
+        Stdio::Detached(stdin, out) => {
+            narrate!(5, "dup2(log, 1); dup2(log, 2); dup2(/dev/null, 0)");
+            // Whatever is still folded goes to the caller's stderr, not the log.
+            common::log::flush();
+            process::redirect_stdio(stdin, out)?;
+            log::set_max_level(log::LevelFilter::Off);
+        }
+        Stdio::Foreground(Some(console)) => terminal::attach(console)?,
+        Stdio::Foreground(None) => {}
     }
     process::set_container_env(&spec.name);
     process::close_extra_fds()?;
@@ -438,17 +459,22 @@ fn exec(root: &DataRoot, args: &ExecArgs) -> Result<ExitCode> {
     //    uts and ipc (docs/ch5-commit.md#exec-setns-and-fork).
     namespace::join(pid, state.rootless)?;
     // 2. Fork: a joined pid namespace applies only to children made after.
+    //    With a terminal, it makes a pty in the container's devpts, as `run` does.
+    let console = Console::if_interactive()?;
     let child = process::spawn(CloneFlags::empty(), || {
-        exec_main(&state.name, &args.command)
+        exec_main(&state.name, &args.command, console.as_ref())
     })?;
-    // 3. Its exit code is ours.
-    let exit = child.wait()?;
+    // 3. Its exit code is ours; meanwhile its pty is relayed.
+    let exit = terminal::wait(child, console)?;
     Ok(ExitCode::from(exit.code()))
 }
 
-fn exec_main(name: &str, argv: &[String]) -> Result<Infallible> {
+fn exec_main(name: &str, argv: &[String], console: Option<&Console>) -> Result<Infallible> {
     narrate!(5, "chdir(\"/\")");
     nix::unistd::chdir("/").map_err(|errno| Error::sys("chdir(\"/\")", errno))?;
+    if let Some(console) = console {
+        terminal::attach(console)?;
+    }
     process::set_container_env(name);
     process::close_extra_fds()?;
     process::exec(argv)

@@ -25,6 +25,7 @@ use support::{chown_to_sandbox_user, kill_group, mount_table, Sandbox, Who};
 
 const CH1: &str = env!("CARGO_BIN_EXE_ch1-mount-ns");
 const CH2: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
+const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 
 /// What a program in the container pushes into its terminal with TIOCSTI.
 const INJECTED: &str = "echo INJECTED\n";
@@ -356,17 +357,18 @@ fn claim_tiocsti_cannot_reach_the_callers_shell(who: Who) {
         ],
     );
     let status = terminal.run(command);
+    assert_eq!(
+        terminal.caller_input(),
+        "",
+        "the injection reached the caller: {}",
+        terminal.screen()
+    );
     assert_eq!(status.code(), Some(0), "{}", terminal.screen());
     // It did push: into its own pty, /dev/pts/0 of its own devpts.
     assert!(
         terminal.screen().contains("pushed\n/dev/pts/0\n"),
         "{}",
         terminal.screen()
-    );
-    assert_eq!(
-        terminal.caller_input(),
-        "",
-        "the injection reached the caller"
     );
 }
 root_and_rootless!(claim_tiocsti_cannot_reach_the_callers_shell: tiocsti_cannot_reach_the_callers_shell, rootless_tiocsti_cannot_reach_the_callers_shell);
@@ -544,6 +546,81 @@ fn claim_stdin_is_the_containers_own_pty(who: Who) {
     assert_own_terminal(&terminal.screen());
 }
 root_and_rootless!(claim_stdin_is_the_containers_own_pty: stdin_is_the_containers_own_pty, rootless_stdin_is_the_containers_own_pty);
+
+// Claim 5: chapter 5's `run -it` and `exec -it` get the same: a pty of the
+// container's devpts, and a TIOCSTI that stays in it.
+fn claim_ch5_run_and_exec_get_their_own_pty(who: Who) {
+    let sandbox = sandbox(who);
+    let image = image_with_helper(&sandbox);
+    let script = format!("{SHOW_TERMINAL}; tiocsti '{INJECTED}'");
+
+    let terminal = Terminal::new(24, 80);
+    let command = terminal.command(
+        &sandbox,
+        CH5,
+        &[
+            "-q",
+            "run",
+            "-it",
+            "--rm",
+            str_of(&image),
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let status = terminal.run(command);
+    assert_eq!(
+        terminal.caller_input(),
+        "",
+        "run -it: the injection reached the caller: {}",
+        terminal.screen()
+    );
+    assert_eq!(status.code(), Some(0), "run -it: {}", terminal.screen());
+    assert_own_terminal(&terminal.screen());
+    assert!(
+        terminal.screen().contains("pushed\n"),
+        "{}",
+        terminal.screen()
+    );
+
+    let started = sandbox.run(
+        CH5,
+        &[
+            "-q",
+            "run",
+            "-d",
+            "--name",
+            "box",
+            str_of(&image),
+            "sleep",
+            "1000",
+        ],
+    );
+    started.assert_ok();
+    let terminal = Terminal::new(24, 80);
+    let command = terminal.command(
+        &sandbox,
+        CH5,
+        &["-q", "exec", "-it", "box", "sh", "-c", &script],
+    );
+    let status = terminal.run(command);
+    assert_eq!(
+        terminal.caller_input(),
+        "",
+        "exec -it: the injection reached the caller: {}",
+        terminal.screen()
+    );
+    assert_eq!(status.code(), Some(0), "exec -it: {}", terminal.screen());
+    assert_own_terminal(&terminal.screen());
+    assert!(
+        terminal.screen().contains("pushed\n"),
+        "{}",
+        terminal.screen()
+    );
+    sandbox.run(CH5, &["-q", "rm", "-f", "box"]).assert_ok();
+}
+root_and_rootless!(claim_ch5_run_and_exec_get_their_own_pty: ch5_run_and_exec_get_their_own_pty, rootless_ch5_run_and_exec_get_their_own_pty);
 
 // Claim 6: without a terminal on stdin nothing changes: the command leads a
 // session of its own, with no controlling terminal, and the narration says so.
