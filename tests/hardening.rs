@@ -615,3 +615,49 @@ fn a_data_root_with_a_comma_is_refused_before_busybox_is_provisioned() {
         "busybox was provisioned into a data root that cannot be used"
     );
 }
+
+// ---------------------------------------------------------------- 8. exec racing rm
+
+/// Needs ch5's exec to join through `container.join(&state)?` (instead of
+/// `namespace::join(pid, state.rootless)?`), and the go pipe of
+/// process::spawn to survive a child that is gone (no SIGPIPE): ignored
+/// until then.
+fn claim_exec_race(who: Who) {
+    let sandbox = sandbox(who, CH5);
+    for i in 0..12 {
+        let name = format!("race{i}");
+        quiet(
+            &sandbox,
+            CH5,
+            &["run", "-d", "--name", &name, "busybox", "sleep", "1000"],
+        )
+        .assert_ok();
+        let (exec, rm) = std::thread::scope(|scope| {
+            let exec = scope.spawn(|| quiet(&sandbox, CH5, &["exec", &name, "true"]));
+            std::thread::sleep(Duration::from_millis(i * 2));
+            let rm = quiet(&sandbox, CH5, &["rm", "-f", &name]);
+            (exec.join().unwrap(), rm)
+        });
+        rm.assert_ok();
+        assert_eq!(exec.signal, None, "exec died of a signal: {exec:#?}");
+        assert_ne!(exec.code, Some(141), "exec died of SIGPIPE: {exec:#?}");
+        if exec.code != Some(0) {
+            assert!(
+                exec.stderr.contains("is not running") || exec.stderr.contains("no such container"),
+                "{exec:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs ch5's exec to call container.join(&state), and process.rs's go pipe to ignore SIGPIPE"]
+fn exec_racing_rm_says_the_container_is_not_running() {
+    claim_exec_race(Who::Caller);
+}
+
+#[test]
+#[ignore = "needs ch5's exec to call container.join(&state), and process.rs's go pipe to ignore SIGPIPE"]
+fn rootless_exec_racing_rm_says_the_container_is_not_running() {
+    claim_exec_race(Who::Unprivileged);
+}

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataroot::{self, check_name, DataRoot};
 use crate::error::{Error, Result};
 use crate::overlay::Layout;
-use crate::{narrate, process};
+use crate::{namespace, narrate, process};
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,6 +266,32 @@ impl Container {
         {
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Join the namespaces of this container's init, for `exec`. If the
+    /// container is not running, or ends while we join it (a racing `rm` or
+    /// `stop`: its /proc/PID/ns files vanish), say that plainly instead of
+    /// the errno of a file the learner never named.
+    pub fn join(&self, state: &State) -> Result<()> {
+        let not_running = |status: String| {
+            Error::Invalid(format!(
+                "container {:?} is not running ({status}): start a new one with run",
+                self.name
+            ))
+        };
+        let Some(pid) = state.pid.filter(|_| state.is_running()) else {
+            return Err(not_running(state.status_text()));
+        };
+        // namespace::join opens every namespace file before it joins any,
+        // so when it fails to open one we are still on the host, where the
+        // start time can be checked again.
+        namespace::join(pid, state.rootless).map_err(|error| {
+            if state.is_running() {
+                error
+            } else {
+                not_running("it ended while exec joined it".into())
+            }
+        })
     }
 
     /// Record that this container goes when its run ends (`run --rm`), and
