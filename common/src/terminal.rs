@@ -277,7 +277,7 @@ impl Drop for RawMode {
         if let Some(saved) = self.saved.take() {
             if let Err(error) = put_back(&saved) {
                 // The way out is an error already: this one is printed beside it.
-                eprintln!("stepbox: {error}");
+                eprintln!("stepbox: {error} (type `stty sane`)");
             }
         }
     }
@@ -406,7 +406,14 @@ fn relay(child: &Child, master: &OwnedFd) -> Result<()> {
     let result = copy_both_ways(master, &pidfd, &signals.wake);
     let restored = raw.restore();
     drop(signals);
-    result.and(restored)
+    match (result, restored) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(error), Ok(())) | (Ok(()), Err(error)) => Err(error),
+        // Both are reported: the second is the one the learner sees on screen.
+        (Err(relay), Err(restore)) => Err(Error::Invalid(format!(
+            "{relay}; and putting the caller's terminal back: {restore} (type `stty sane`)"
+        ))),
+    }
 }
 
 fn copy_window_size(master: &OwnedFd) {
