@@ -22,6 +22,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -273,25 +274,34 @@ impl Container {
     /// `stop`: its /proc/PID/ns files vanish), say that plainly instead of
     /// the errno of a file the learner never named.
     pub fn join(&self, state: &State) -> Result<()> {
-        let not_running = |status: String| {
-            Error::Invalid(format!(
-                "container {:?} is not running ({status}): start a new one with run",
-                self.name
-            ))
-        };
         let Some(pid) = state.pid.filter(|_| state.is_running()) else {
-            return Err(not_running(state.status_text()));
+            return Err(self.not_running(state.status_text()));
         };
         // namespace::join opens every namespace file before it joins any,
         // so when it fails to open one we are still on the host, where the
         // start time can be checked again.
-        namespace::join(pid, state.rootless).map_err(|error| {
-            if state.is_running() {
-                error
-            } else {
-                not_running("it ended while exec joined it".into())
-            }
-        })
+        namespace::join(pid, state.rootless).map_err(|error| self.explain(state, error))
+    }
+
+    /// An error of `exec` (joining, then forking into the container) as
+    /// the learner should read it when the container ended meanwhile: an
+    /// exiting process loses its namespace files (ENOENT) while its start
+    /// time still reads as running, and a fork into a pid namespace whose
+    /// init is gone fails with ENOMEM (the init is then no longer running).
+    pub fn explain(&self, state: &State, error: Error) -> Error {
+        let gone = matches!(error.errno(), Some(Errno::ENOENT | Errno::ESRCH));
+        if gone || !state.is_running() {
+            self.not_running("it ended while exec joined it".into())
+        } else {
+            error
+        }
+    }
+
+    fn not_running(&self, status: String) -> Error {
+        Error::Invalid(format!(
+            "container {:?} is not running ({status}): start a new one with run",
+            self.name
+        ))
     }
 
     /// Record that this container goes when its run ends (`run --rm`), and
