@@ -13,7 +13,7 @@ mod support;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -437,11 +437,12 @@ root_and_rootless!(claim_a_resize_reaches_the_container: a_resize_reaches_the_co
 
 // Claim 3: the caller's terminal is raw while the container runs (keys go
 // through as typed) and is put back exactly as it was: after a normal exit,
-// after the command fails, after SIGTERM to the stepbox parent, and when the
+// after the command fails, after SIGTERM to the stepbox parent, after a
+// deadly signal it does not forward (SIGUSR1), and when the
 // command cannot even start.
 fn claim_the_callers_terminal_is_restored(who: Who) {
     let sandbox = sandbox(who);
-    let cases: [(&str, &str, i32); 3] = [
+    let cases: [(&str, &str, i32); 4] = [
         ("normal", "echo READY; read line; echo \"got $line\"", 0),
         ("failing", "echo READY; read line; exit 3", 3),
         (
@@ -449,6 +450,9 @@ fn claim_the_callers_terminal_is_restored(who: Who) {
             "trap 'echo TERMINATED; exit 7' TERM; echo READY; sleep 100 & wait",
             7,
         ),
+        // Not forwarded, deadly by default: stepbox dies of it (its child
+        // with it, PR_SET_PDEATHSIG), the caller's terminal put back first.
+        ("sigusr1", "echo READY; sleep 100", 128 + libc::SIGUSR1),
     ];
     for (case, script, code) in cases {
         let terminal = Terminal::new(24, 80);
@@ -462,14 +466,21 @@ fn claim_the_callers_terminal_is_restored(who: Who) {
             0,
             "{case}: the caller's terminal is not raw during the run"
         );
-        if case == "sigterm" {
+        let signal = match case {
+            "sigterm" => Some(libc::SIGTERM),
+            "sigusr1" => Some(libc::SIGUSR1),
+            _ => None,
+        };
+        match signal {
             // SAFETY: kill(2) on the chapter's parent process, which we started.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        } else {
-            terminal.type_keys("hello\r");
+            Some(sig) => unsafe {
+                libc::kill(child.id() as i32, sig);
+            },
+            None => terminal.type_keys("hello\r"),
         }
         let status = wait(&mut child, &terminal);
-        assert_eq!(status.code(), Some(code), "{case}: {}", terminal.screen());
+        let ended = status.code().or(status.signal().map(|sig| 128 + sig));
+        assert_eq!(ended, Some(code), "{case}: {}", terminal.screen());
         if case == "normal" {
             assert!(
                 terminal.screen().contains("got hello\n"),
@@ -548,7 +559,7 @@ fn claim_stdin_is_the_containers_own_pty(who: Who) {
 root_and_rootless!(claim_stdin_is_the_containers_own_pty: stdin_is_the_containers_own_pty, rootless_stdin_is_the_containers_own_pty);
 
 // Claim 5: chapter 5's `run -it` and `exec -it` get the same: a pty of the
-// container's devpts, and a TIOCSTI that stays in it.
+// container's devpts, and a TIOCSTI that stays in it; `run -d` gets none.
 fn claim_ch5_run_and_exec_get_their_own_pty(who: Who) {
     let sandbox = sandbox(who);
     let image = image_with_helper(&sandbox);
@@ -619,6 +630,47 @@ fn claim_ch5_run_and_exec_get_their_own_pty(who: Who) {
         terminal.screen()
     );
     sandbox.run(CH5, &["-q", "rm", "-f", "box"]).assert_ok();
+
+    // run -d from a terminal: the container never has one, and the
+    // caller's terminal is left as it was.
+    let terminal = Terminal::new(24, 80);
+    let before = terminal.modes();
+    let command = terminal.command(
+        &sandbox,
+        CH5,
+        &[
+            "-q",
+            "run",
+            "-d",
+            "--name",
+            "bg",
+            str_of(&image),
+            "sh",
+            "-c",
+            "tty",
+        ],
+    );
+    assert_eq!(
+        terminal.run(command).code(),
+        Some(0),
+        "{}",
+        terminal.screen()
+    );
+    assert_eq!(
+        terminal.modes(),
+        before,
+        "run -d changed the caller's terminal"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logs = loop {
+        let logs = sandbox.run(CH5, &["-q", "logs", "bg"]);
+        if !logs.stdout.is_empty() || Instant::now() > deadline {
+            break logs.stdout;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(logs, "not a tty\n");
+    sandbox.run(CH5, &["-q", "rm", "-f", "bg"]).assert_ok();
 }
 root_and_rootless!(claim_ch5_run_and_exec_get_their_own_pty: ch5_run_and_exec_get_their_own_pty, rootless_ch5_run_and_exec_get_their_own_pty);
 

@@ -24,7 +24,7 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -242,9 +242,42 @@ fn receive_master(socket: &OwnedFd) -> Result<OwnedFd> {
 }
 
 /// The caller's terminal in raw mode, put back by [`RawMode::restore`], or
-/// when dropped (an error, a panic) if that was not reached.
+/// when dropped (an error, a panic) if that was not reached, or by the
+/// handler of a [`FATAL`] signal.
 struct RawMode {
     saved: Option<Termios>,
+    old_actions: Vec<(Signal, SigAction)>,
+}
+
+/// Signals that would end this process with their default action and that
+/// nothing forwards (SIGINT, SIGTERM and SIGHUP go to the child, see
+/// [`crate::process`]): while the caller's terminal is raw, their handler
+/// puts it back first, then lets the default action happen. SIGABRT is
+/// also a panic in a release build (panic = "abort"). SIGKILL cannot be
+/// caught: after `kill -9`, `stty sane` puts the terminal back.
+const FATAL: [Signal; 7] = [
+    Signal::SIGQUIT,
+    Signal::SIGABRT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+];
+
+/// The caller's saved modes, for the [`FATAL`] signals' handler (null: none).
+static SAVED_MODES: AtomicPtr<libc::termios> = AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn restore_then_die(sig: libc::c_int) {
+    let saved = SAVED_MODES.load(Ordering::Relaxed);
+    if !saved.is_null() {
+        // SAFETY: tcsetattr is async-signal-safe; `saved` points at the copy
+        // RawMode keeps alive until it has put our handlers back.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, saved) };
+    }
+    // SAFETY: SA_RESETHAND made the default action current again; the signal
+    // is blocked in its handler, so it is delivered, and ends us, on return.
+    unsafe { libc::raise(sig) };
 }
 
 impl RawMode {
@@ -259,12 +292,46 @@ impl RawMode {
         );
         // Printed before the switch: a raw terminal would show "\n" as a bare line feed.
         crate::log::flush();
+        let mut mode = RawMode {
+            saved: None,
+            old_actions: Vec::new(),
+        };
+        let copy = Box::into_raw(Box::new(libc::termios::from(saved.clone())));
+        SAVED_MODES.store(copy, Ordering::Relaxed);
+        let action = SigAction::new(
+            SigHandler::Handler(restore_then_die),
+            SaFlags::SA_RESETHAND,
+            SigSet::empty(),
+        );
+        for sig in FATAL {
+            // SAFETY: the handler only calls tcsetattr(3) and raise(3), both
+            // async-signal-safe, on a copy that outlives the handler.
+            let old =
+                unsafe { signal::sigaction(sig, &action) }.call(|| format!("sigaction({sig})"))?;
+            mode.old_actions.push((sig, old));
+        }
         termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw)
             .call(|| "tcsetattr(0, TCSANOW, &raw)".into())?;
-        Ok(RawMode { saved: Some(saved) })
+        mode.saved = Some(saved);
+        Ok(mode)
     }
 
     fn restore(mut self) -> Result<()> {
+        self.leave()
+    }
+
+    /// Put the caller's terminal back (once), and our handlers.
+    fn leave(&mut self) -> Result<()> {
+        for (sig, old) in self.old_actions.drain(..) {
+            // SAFETY: putting back the disposition sigaction gave us. Should
+            // it fail, the handler stays, and it only restores the terminal.
+            let _ = unsafe { signal::sigaction(sig, &old) };
+        }
+        let copy = SAVED_MODES.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        if !copy.is_null() {
+            // SAFETY: made by Box::into_raw in `enter`; no handler can see it any more.
+            drop(unsafe { Box::from_raw(copy) });
+        }
         match self.saved.take() {
             Some(saved) => put_back(&saved),
             None => Ok(()),
@@ -274,11 +341,9 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        if let Some(saved) = self.saved.take() {
-            if let Err(error) = put_back(&saved) {
-                // The way out is an error already: this one is printed beside it.
-                eprintln!("stepbox: {error} (type `stty sane`)");
-            }
+        if let Err(error) = self.leave() {
+            // The way out is an error already: this one is printed beside it.
+            eprintln!("stepbox: {error} (type `stty sane`)");
         }
     }
 }
