@@ -675,3 +675,25 @@ fn exec_racing_rm_says_the_container_is_not_running() {
 fn rootless_exec_racing_rm_says_the_container_is_not_running() {
     claim_exec_race(Who::Unprivileged);
 }
+
+// ---------------------------------------------------------------- 11. rm of several names
+
+/// Needs ch5's rm to loop through `container::for_each_name` (its `for name
+/// in names { ... }` becomes `Ok(container::for_each_name(names, |name| {
+/// ... Ok(()) }))`): ignored until then.
+#[test]
+#[ignore = "needs ch5's rm to loop through container::for_each_name"]
+fn rm_f_of_several_names_reports_each_unknown_one_and_goes_on() {
+    let sandbox = sandbox(Who::Caller, CH5);
+    for name in ["a", "c"] {
+        quiet(&sandbox, CH5, &["run", "--name", name, "busybox", "true"]).assert_ok();
+    }
+    let out = quiet(&sandbox, CH5, &["rm", "-f", "a", "b", "c"]);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert_eq!(out.stdout, "a\nc\n", "{out:#?}");
+    assert!(out.stderr.contains("no such container \"b\""), "{out:#?}");
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+}

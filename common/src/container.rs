@@ -20,6 +20,7 @@
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -479,6 +480,24 @@ pub fn list(root: &DataRoot) -> Result<Vec<Container>> {
         })
         .filter(|container| !container.remove_if_abandoned())
         .collect())
+}
+
+/// Run `verb` on each of `names`, as Docker's `rm` and `stop` do: a name
+/// that fails (no such container, still running) is reported on stderr and
+/// the next one is tried; the exit status is 1 if any failed.
+pub fn for_each_name(names: &[String], mut verb: impl FnMut(&str) -> Result<()>) -> ExitCode {
+    let mut failed = false;
+    for name in names {
+        if let Err(error) = verb(name) {
+            crate::error::notice(&error);
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// A Docker-style name, `adjective_scientist`, not yet taken in `containers`.
