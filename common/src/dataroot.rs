@@ -11,6 +11,10 @@
 //!
 //! `--root DIR` or `STEPBOX_ROOT` picks another place. Everything is created
 //! mode 0700: image contents and container state are the owner's business.
+//! A data root that is not the caller's, that its group or others may write
+//! to, or whose top-level directories are symlinks, is refused: root acting
+//! in a tree a user controls would delete wherever the user points it.
+//! Sweeps of what killed runs left never follow a symlink.
 
 use std::fs::{self, DirBuilder};
 use std::io;
@@ -297,7 +301,13 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let top = nix::fcntl::open(parent, DIR_FLAGS, Mode::empty())?;
+    // The parent is a path of ours (in the data root): it may pass through
+    // symlinks the owner made; nothing below it is followed.
+    let top = nix::fcntl::open(
+        parent,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     remove_below(&top, Path::new(name))
 }
 
@@ -470,4 +480,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&temp);
         Error::io("writing", path, e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_image_names_its_owner() {
+        assert_eq!(partial_owner(".img.partial.1234"), Some(1234));
+        assert_eq!(partial_owner(".my.img.partial.7"), Some(7));
+    }
+
+    #[test]
+    fn other_files_are_not_partial_images() {
+        assert_eq!(partial_owner("img.partial.1234"), None, "no leading dot");
+        assert_eq!(partial_owner(".img.partial.12x"), None, "not a pid");
+        assert_eq!(partial_owner("..partial.12"), None, "no image name");
+        assert_eq!(partial_owner(".img.tar"), None);
+    }
 }

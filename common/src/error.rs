@@ -201,3 +201,35 @@ impl<T> SysContext<T> for nix::Result<T> {
         self.map_err(|errno| Error::sys(call(), errno))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_and_newlines_are_shown_not_sent() {
+        let text = printable("a\u{1b}[2Jb\u{7}c\nd\u{9b}e");
+        assert_eq!(text, "a\\x1b[2Jb\\x07c\\x0ad\\u{9b}e");
+    }
+
+    #[test]
+    fn printable_text_is_kept_as_it_is() {
+        assert_eq!(printable("étape: ok / 100 %"), "étape: ok / 100 %");
+    }
+
+    #[test]
+    fn a_long_message_keeps_its_start_and_its_end() {
+        let long = format!("start {} end", "x".repeat(1000));
+        let short = shorten(&long, 100);
+        assert!(short.starts_with("start "), "{short}");
+        assert!(short.ends_with(" end"), "{short}");
+        assert!(short.contains("characters ..."), "{short}");
+        assert!(short.chars().count() < 130, "{short}");
+    }
+
+    #[test]
+    fn an_error_displays_as_one_safe_line() {
+        let error = Error::Invalid("name \u{1b}]0;owned\u{7}\nnext".into());
+        assert_eq!(error.to_string(), "name \\x1b]0;owned\\x07\\x0anext");
+    }
+}

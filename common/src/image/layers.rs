@@ -364,3 +364,26 @@ fn remember(root: &DataRoot, tarball: &Path, layers: &[String]) -> Result<()> {
 pub(super) fn peek_gzip(reader: &mut impl BufRead) -> io::Result<bool> {
     Ok(reader.fill_buf()?.starts_with(&[0x1f, 0x8b]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_is_64_lowercase_hex_digits() {
+        assert!(is_digest(&"ab01".repeat(16)));
+    }
+
+    #[test]
+    fn a_path_is_not_a_digest() {
+        assert!(!is_digest("../../outside"));
+        assert!(!is_digest(&format!("../{}", "a".repeat(61))));
+    }
+
+    #[test]
+    fn uppercase_or_short_digests_are_refused() {
+        assert!(!is_digest(&"AB01".repeat(16)));
+        assert!(!is_digest(&"ab01".repeat(15)));
+        assert!(!is_digest(&"ab01".repeat(17)));
+    }
+}
