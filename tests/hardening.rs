@@ -697,3 +697,33 @@ fn rm_f_of_several_names_reports_each_unknown_one_and_goes_on() {
         Vec::<String>::new()
     );
 }
+
+fn claim_layer_names_escaped(who: Who) {
+    let sandbox = sandbox(who, CH3);
+    let member = "l\u{1b}]0;owned\u{7}.tar";
+    let layer = fs::read(sandbox.data_root().join("images/busybox.tar")).unwrap();
+    let manifest = format!(
+        "[{{\"Config\":\"c.json\",\"Layers\":[{}]}}]",
+        serde_json::to_string(member).unwrap()
+    );
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, bytes) in [("manifest.json", manifest.as_bytes()), (member, &layer[..])] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(bytes.len() as u64);
+        builder.append_data(&mut header, name, bytes).unwrap();
+    }
+    let path = sandbox.path().join("named.tar");
+    put(&sandbox, &path, &builder.into_inner().unwrap());
+    let out = sandbox.run(CH3, &["--image", path.to_str().unwrap(), "--", "true"]);
+    out.assert_ok();
+    assert!(out.stderr.contains("unpacked"), "{out:#?}");
+    assert!(
+        !out.stderr.bytes().any(|b| b == 0x1b || b == 0x07),
+        "a control byte reached the terminal: {:?}",
+        out.stderr
+    );
+}
+root_and_rootless!(claim_layer_names_escaped:
+    control_bytes_in_a_saved_images_layer_names_never_reach_the_terminal,
+    rootless_control_bytes_in_a_saved_images_layer_names_never_reach_the_terminal);

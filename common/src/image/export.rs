@@ -242,7 +242,9 @@ impl<W: Write> Walk<W> {
                     .map_err(io)?;
             }
             _ => {
-                detail!(5, "not exported (device or socket): {}", rel.display());
+                // The container names its files: shown escaped.
+                let shown = crate::error::printable(&rel.to_string_lossy());
+                detail!(5, "not exported (device or socket): {shown}");
                 self.done.skipped.push(rel.to_path_buf());
                 return Ok(None);
             }

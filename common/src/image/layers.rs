@@ -97,7 +97,9 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str, flat: bool) -> R
         unpacked.apply_root_mode(&dest)?;
         narrate!(
             3,
-            "unpacked {what} ({} entries) into layer {}",
+            "unpacked {} ({} entries) into layer {}",
+            // A saved image's member names are the archive's: shown escaped.
+            crate::error::printable(what),
             unpacked.entries,
             dest.display()
         );
