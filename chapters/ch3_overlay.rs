@@ -43,6 +43,8 @@ fn run(args: &Args) -> Result<ExitCode> {
     // 1. Find the image and unpack each of its layers once, read-only,
     //    into layers/<digest>/ (docs/ch3-overlay.md#layers).
     let root = DataRoot::open(args.image.root.as_deref())?;
+    // overlayfs options are comma-separated: a data root path must not hold one.
+    overlay::check_data_root(&root)?;
     let image = image::find(&root, &args.image.image)?;
     let lowers = image::layers(&root, &image)?;
     // 2. This run's own write layer: containers/<id>/{upper,work,merged}.

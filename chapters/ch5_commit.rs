@@ -151,6 +151,8 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         volume::parse_all(&args.volumes)?;
     }
     let root = DataRoot::open(cli.root.as_deref())?;
+    // overlayfs options are comma-separated: a data root path must not hold one.
+    overlay::check_data_root(&root)?;
     match command {
         Command::Run(args) => run(&root, args),
         Command::Ps { all } => ps(&root, *all),
@@ -192,6 +194,10 @@ fn run(root: &DataRoot, args: &RunArgs) -> Result<ExitCode> {
         None => container::generate_name(root, &id),
     };
     let container = Container::claim(root, &name)?;
+    if args.rm {
+        // Should this run be killed, the next command removes what it leaves.
+        container.remove_on_exit()?;
+    }
     let argv = if args.command.is_empty() {
         vec!["/bin/sh".to_string()]
     } else {
@@ -448,22 +454,16 @@ fn logs(root: &DataRoot, name: &str) -> Result<ExitCode> {
 fn exec(root: &DataRoot, args: &ExecArgs) -> Result<ExitCode> {
     let container = Container::existing(root, &args.name)?;
     let state = container.state()?;
-    let Some(pid) = state.pid.filter(|_| state.is_running()) else {
-        return Err(Error::Invalid(format!(
-            "container {:?} is not running ({}): start a new one with run",
-            args.name,
-            state.status_text()
-        )));
-    };
     // 1. Join its namespaces: user first when rootless, then mount, pid,
     //    uts and ipc (docs/ch5-commit.md#exec-setns-and-fork).
-    namespace::join(pid, state.rootless)?;
+    container.join(&state)?;
     // 2. Fork: a joined pid namespace applies only to children made after.
     //    With a terminal, it makes a pty in the container's devpts, as `run` does.
     let console = Console::if_interactive()?;
     let child = process::spawn(CloneFlags::empty(), || {
         exec_main(&state.name, &args.command, console.as_ref())
-    })?;
+    })
+    .map_err(|error| container.explain(&state, error))?;
     // 3. Its exit code is ours; meanwhile its pty is relayed.
     let exit = terminal::wait(child, console)?;
     Ok(ExitCode::from(exit.code()))
@@ -529,7 +529,9 @@ fn stop(root: &DataRoot, names: &[String], timeout: Duration) -> Result<ExitCode
 }
 
 fn rm(root: &DataRoot, names: &[String], force: bool) -> Result<ExitCode> {
-    for name in names {
+    // Each name on its own, as Docker does: one that fails is reported and
+    // the rest are still removed (exit status 1).
+    Ok(container::for_each_name(names, |name| {
         let container = Container::existing(root, name)?;
         let _lock = container.lock()?;
         match container.state() {
@@ -558,8 +560,8 @@ fn rm(root: &DataRoot, names: &[String], force: bool) -> Result<ExitCode> {
         // Volumes are not on the host's merged/: this cannot reach them.
         container.remove()?;
         println!("{name}");
-    }
-    Ok(ExitCode::SUCCESS)
+        Ok(())
+    }))
 }
 
 // ---------------------------------------------------------------- commit, images
@@ -623,7 +625,7 @@ fn commit(
     for skipped in &written.skipped {
         eprintln!(
             "ch5-commit: not committed (a device node or socket): /{}",
-            skipped.display()
+            common::error::printable(&skipped.display().to_string())
         );
     }
     println!("{}", dest.display());

@@ -257,6 +257,20 @@ impl Terminal {
         }
     }
 
+    /// Wait until the screen has stopped changing (the reader thread may
+    /// still hold the last bytes the run wrote), for 2 s at most.
+    fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut last = self.screen().len();
+        let mut quiet = 0;
+        while quiet < 3 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(30));
+            let now = self.screen().len();
+            quiet = if now == last { quiet + 1 } else { 0 };
+            last = now;
+        }
+    }
+
     /// Type `keys` on the keyboard.
     fn type_keys(&self, keys: &str) {
         let mut master = fs::File::from(self.master.try_clone().unwrap());
@@ -293,11 +307,22 @@ impl Terminal {
 
     /// Run `command` to its end (within 120 s): its exit status.
     fn run(&self, mut command: Command) -> std::process::ExitStatus {
-        let mut child = command.spawn().expect("start the chapter on the pty");
+        // A binary another test thread just copied may still be open for
+        // writing in a process it forks (until that execs): ETXTBSY, retry.
+        let mut child = (0..200)
+            .find_map(|_| match command.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    thread::sleep(Duration::from_millis(10));
+                    None
+                }
+                result => Some(result.expect("start the chapter on the pty")),
+            })
+            .expect("the chapter binary stayed busy (ETXTBSY)");
         drop(command);
         let deadline = Instant::now() + support::RUN_LIMIT;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                self.settle();
                 return status;
             }
             if Instant::now() > deadline {

@@ -159,7 +159,7 @@ where
     crate::log::flush();
     // Release the child. If it already died, the write fails and its error
     // text (read below) says why.
-    let _ = File::from(go_write).write_all(b"g");
+    write_ignoring_sigpipe(File::from(go_write), b"g");
 
     detail!(
         1,
@@ -201,6 +201,21 @@ fn harden_until_exec() -> Result<()> {
         let _ = nix::unistd::setsid();
     }
     Ok(())
+}
+
+/// Write to one of our own pipes whose reader may be gone (a child that died,
+/// or one a racing `rm` killed): that is an error to read elsewhere, never a
+/// SIGPIPE that ends stepbox without a word.
+fn write_ignoring_sigpipe(mut pipe: File, bytes: &[u8]) {
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: we are single-threaded here; the previous action is put back
+    // right after the write.
+    let previous = unsafe { signal::sigaction(Signal::SIGPIPE, &ignore) };
+    let _ = pipe.write_all(bytes);
+    if let Ok(previous) = previous {
+        // SAFETY: as above: restores what was there before.
+        let _ = unsafe { signal::sigaction(Signal::SIGPIPE, &previous) };
+    }
 }
 
 /// Block until the parent writes the go byte; end-of-file means it died.
