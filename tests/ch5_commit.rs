@@ -729,7 +729,7 @@ fn exec_runs_inside_the_containers_pid_namespace() {
 
 // -i and -t are accepted and change nothing: no pty, the caller's stdin as it is.
 #[test]
-fn dash_i_t_allocate_no_pty() {
+fn without_a_terminal_dash_i_t_make_no_pty() {
     let sandbox = sandbox(Who::Caller);
     ch5(
         &sandbox,
