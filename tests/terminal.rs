@@ -13,6 +13,7 @@ mod support;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -404,8 +405,20 @@ fn claim_without_a_pty_tiocsti_reaches_the_callers_shell(who: Who) {
         return;
     }
     let sandbox = Sandbox::new(who);
-    // Outside /tmp, which chapter 1 hides behind a tmpfs of its own.
-    let helper = helper();
+    // Outside /tmp, which chapter 1 hides behind a tmpfs of its own (the
+    // build directory, and so the helper, may well be under /tmp).
+    let outside = tempfile::Builder::new()
+        .prefix("stepbox-test-")
+        .tempdir_in("/var/tmp")
+        .expect("a scratch directory in /var/tmp");
+    fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let helper = outside.path().join("tiocsti");
+    // A hard link, not a copy: a copy's open fd could reach a child another
+    // test thread forks, and the exec would then fail with ETXTBSY.
+    if fs::hard_link(self::helper(), &helper).is_err() {
+        fs::copy(self::helper(), &helper).unwrap();
+        thread::sleep(Duration::from_millis(200));
+    }
     let terminal = Terminal::new(24, 80);
     let command = terminal.command(&sandbox, CH1, &["-q", "--", str_of(&helper), INJECTED]);
     let status = terminal.run(command);
