@@ -8,7 +8,6 @@ mod support;
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Stdio;
 
 use support::{Sandbox, Who};
@@ -243,21 +242,7 @@ fn no_escape_codes_when_stderr_is_not_a_terminal() {
 #[test]
 fn new_lines_are_bold_on_a_terminal() {
     let sandbox = warm_sandbox(Who::Caller, CH3, &["--", "true"]);
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two fds into the integers we pass; no name,
-    // termios or window size is asked for.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds were just opened by openpty and are owned by nobody else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let (master, slave) = support::open_pty(24, 80);
     let mut command = sandbox.command(CH3, &["--narrate=new", "--", "true"]);
     command
         .env_remove("NO_COLOR")

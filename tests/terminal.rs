@@ -12,7 +12,7 @@ mod support;
 
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{chown_to_sandbox_user, kill_group, mount_table, Sandbox, Who};
+use support::{chown_to_sandbox_user, kill_group, mount_table, open_pty, Sandbox, Who};
 
 const CH1: &str = env!("CARGO_BIN_EXE_ch1-mount-ns");
 const CH2: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
@@ -101,31 +101,6 @@ fn image_with_helper(sandbox: &Sandbox) -> PathBuf {
     builder.finish().unwrap();
     chown_to_sandbox_user(sandbox, &path);
     path
-}
-
-/// A new pty: (master, slave), the slave with `rows` x `cols`.
-fn open_pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
-    let (mut master, mut slave) = (0, 0);
-    let size = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two fds into the integers we pass and reads the
-    // window size; no name or termios is asked for.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds were just opened by openpty and are owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
 }
 
 fn termios_of(fd: &OwnedFd) -> libc::termios {
