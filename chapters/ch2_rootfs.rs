@@ -12,8 +12,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::{CommandArgs, ImageArgs, LogArgs};
+use common::cli::{CommandArgs, ImageArgs, LogArgs, StartArgs};
 use common::dataroot::DataRoot;
+use common::environment::Environment;
 use common::process::Exit;
 use common::rootfs::{self, compare, Method};
 use common::terminal::{self, Console};
@@ -40,6 +41,8 @@ struct Args {
     #[arg(long, conflicts_with_all = ["method", "try_escape"])]
     compare: bool,
     #[command(flatten)]
+    start: StartArgs,
+    #[command(flatten)]
     command: CommandArgs,
 }
 
@@ -50,6 +53,9 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode> {
     namespace::check_hostname(&args.image.hostname)?;
+    // 0. `-e` and `--env-file`, checked before anything is created
+    //    (docs/ch2-rootfs.md#the-environment).
+    let vars = args.start.env.parse()?;
     // 1. Find the image (provisioning busybox on first use) and unpack it
     //    once into rootfs/<name>/ (docs/ch2-rootfs.md#the-image).
     let root = DataRoot::open(args.image.root.as_deref())?;
@@ -58,10 +64,10 @@ fn run(args: &Args) -> Result<ExitCode> {
     // 2. With --compare, one run per method and the table
     //    (docs/ch2-rootfs.md#the-comparison).
     if args.compare {
-        return compare(args, &image.name, &new_root);
+        return compare(args, &vars, &image.name, &new_root);
     }
     // 3. Otherwise one run, entered the way --method says.
-    let exit = container(args, args.method, &new_root, None)?;
+    let exit = container(args, &vars, args.method, &new_root, None)?;
     Ok(ExitCode::from(exit.code()))
 }
 
@@ -69,6 +75,7 @@ fn run(args: &Args) -> Result<ExitCode> {
 /// sends what it measured there.
 fn container(
     args: &Args,
+    vars: &[(String, String)],
     method: Method,
     new_root: &Path,
     report: Option<&compare::Sender>,
@@ -80,25 +87,36 @@ fn container(
             | CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWIPC,
     );
-    let argv = if args.compare && args.command.command.is_empty() {
-        vec!["true".to_string()]
-    } else {
-        args.command.argv()
-    };
     // 2. Interactive (stdin is a terminal): the child will make a pty of its
     //    own and send it back here (docs/ch2-rootfs.md#the-terminal).
     let console = Console::if_interactive()?;
+    // 3. What it will run: the command, in an environment of its own, alone
+    //    or under stepbox as PID 1 (docs/ch2-rootfs.md#pid-1).
+    let command = process::Command {
+        argv: if args.compare && args.command.command.is_empty() {
+            vec!["true".to_string()]
+        } else {
+            args.command.argv()
+        },
+        env: Environment::container(&args.image.hostname, vars).with_terminal(console.is_some()),
+        init: args.start.init,
+    };
     let child = process::spawn(flags, || {
-        child(args, method, new_root, &argv, report, console.as_ref())
+        child(args, method, new_root, &command, report, console.as_ref())
     })?;
-    // 3. Wait for it, passing on Ctrl-C and friends, and relaying its pty.
+    // 4. Wait for it, passing on Ctrl-C and friends, and relaying its pty.
     terminal::wait(child, console)
 }
 
 /// `--compare`: the same container, same image, entered by chroot and then by
 /// pivot_root, each run measured from inside; then the two side by side.
 /// Exits with the first command's code that is not 0.
-fn compare(args: &Args, image: &str, new_root: &Path) -> Result<ExitCode> {
+fn compare(
+    args: &Args,
+    vars: &[(String, String)],
+    image: &str,
+    new_root: &Path,
+) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut code = 0;
     for (n, method) in [Method::Chroot, Method::PivotRoot].into_iter().enumerate() {
@@ -109,7 +127,7 @@ fn compare(args: &Args, image: &str, new_root: &Path) -> Result<ExitCode> {
             method.flag()
         );
         let (report, measured) = compare::channel()?;
-        let exit = container(args, method, new_root, Some(&report));
+        let exit = container(args, vars, method, new_root, Some(&report));
         // Our copy of the child's end: the pipe ends once the child's is closed too.
         drop(report);
         let exit = exit.map_err(|error| compare::in_run(method, error))?;
@@ -132,7 +150,7 @@ fn child(
     args: &Args,
     method: Method,
     new_root: &Path,
-    argv: &[String],
+    command: &process::Command,
     report: Option<&compare::Sender>,
     console: Option<&Console>,
 ) -> Result<Infallible> {
@@ -177,8 +195,7 @@ fn child(
     if let Some(console) = console {
         terminal::attach(console)?;
     }
-    // 9. Only stdin, stdout and stderr reach the command; then become it.
-    process::set_container_env(&args.image.hostname);
-    process::close_extra_fds()?;
-    process::exec(argv)
+    // 9. A clean environment, only stdin, stdout and stderr; then become the
+    //    command, or with --init stay PID 1 and run it as our child.
+    command.exec()
 }

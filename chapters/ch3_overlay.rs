@@ -10,8 +10,9 @@ use std::convert::Infallible;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::{CommandArgs, ImageArgs, LogArgs};
+use common::cli::{CommandArgs, ImageArgs, LogArgs, StartArgs};
 use common::dataroot::DataRoot;
+use common::environment::Environment;
 use common::overlay::{self, Layout};
 use common::terminal::{self, Console};
 use common::{image, mount, namespace, process, rootfs, Result};
@@ -30,6 +31,8 @@ struct Args {
     #[arg(long)]
     keep: bool,
     #[command(flatten)]
+    start: StartArgs,
+    #[command(flatten)]
     command: CommandArgs,
 }
 
@@ -40,6 +43,8 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode> {
     namespace::check_hostname(&args.image.hostname)?;
+    // 0. `-e` and `--env-file`, checked before anything is created.
+    let vars = args.start.env.parse()?;
     // 1. Find the image and unpack each of its layers once, read-only,
     //    into layers/<digest>/ (docs/ch3-overlay.md#layers).
     let root = DataRoot::open(args.image.root.as_deref())?;
@@ -49,7 +54,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     let lowers = image::layers(&root, &image)?;
     // 2. This run's own write layer: containers/<id>/{upper,work,merged}.
     let layout = overlay::create_for_run(&root, &overlay::new_id()?)?;
-    let result = run_in(args, &lowers, &layout);
+    let result = run_in(args, &vars, &lowers, &layout);
     // 3. Throw the write layer away, unless asked to keep it.
     if args.keep {
         overlay::keep(&layout)?;
@@ -63,7 +68,12 @@ fn run(args: &Args) -> Result<ExitCode> {
     result
 }
 
-fn run_in(args: &Args, lowers: &[std::path::PathBuf], layout: &Layout) -> Result<ExitCode> {
+fn run_in(
+    args: &Args,
+    vars: &[(String, String)],
+    lowers: &[std::path::PathBuf],
+    layout: &Layout,
+) -> Result<ExitCode> {
     let options = overlay::options(lowers, layout)?;
     let flags = namespace::with_user_if_rootless(
         CloneFlags::CLONE_NEWNS
@@ -71,11 +81,16 @@ fn run_in(args: &Args, lowers: &[std::path::PathBuf], layout: &Layout) -> Result
             | CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWIPC,
     );
-    let argv = args.command.argv();
-    // Interactive: a pty of the container's own, as in chapter 2.
+    // Interactive: a pty of the container's own; the command in its own
+    // environment, under --init if asked: as in chapter 2.
     let console = Console::if_interactive()?;
+    let command = process::Command {
+        argv: args.command.argv(),
+        env: Environment::container(&args.image.hostname, vars).with_terminal(console.is_some()),
+        init: args.start.init,
+    };
     let child = process::spawn(flags, || {
-        child(args, &options, layout, &argv, console.as_ref())
+        child(args, &options, layout, &command, console.as_ref())
     })?;
     let exit = terminal::wait(child, console)?;
     Ok(ExitCode::from(exit.code()))
@@ -86,7 +101,7 @@ fn child(
     args: &Args,
     options: &str,
     layout: &Layout,
-    argv: &[String],
+    command: &process::Command,
     console: Option<&Console>,
 ) -> Result<Infallible> {
     // 1. As in chapter 1: cut our mount table off from the host's.
@@ -109,11 +124,10 @@ fn child(
         None,
     )?;
     rootfs::pivot_root(new_root)?;
-    // 5. Become the command, on a pty of our own when interactive.
+    // 5. Become the command (as in chapter 2: on a pty of our own when
+    //    interactive, in a clean environment, under --init if asked).
     if let Some(console) = console {
         terminal::attach(console)?;
     }
-    process::set_container_env(&args.image.hostname);
-    process::close_extra_fds()?;
-    process::exec(argv)
+    command.exec()
 }

@@ -8,8 +8,9 @@ use std::convert::Infallible;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::{self, CommandArgs, ImageArgs, LogArgs};
+use common::cli::{self, CommandArgs, ImageArgs, LogArgs, StartArgs};
 use common::dataroot::DataRoot;
+use common::environment::Environment;
 use common::overlay::{self, Layout};
 use common::terminal::{self, Console};
 use common::volume::{self, Volume};
@@ -32,6 +33,8 @@ struct Args {
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro|:rw]")]
     volumes: Vec<String>,
     #[command(flatten)]
+    start: StartArgs,
+    #[command(flatten)]
     command: CommandArgs,
 }
 
@@ -46,6 +49,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     // 0. The new idea's input, checked before anything is created
     //    (docs/ch4-volumes.md#the-v-syntax).
     let volumes = volume::parse_all(&args.volumes)?;
+    let vars = args.start.env.parse()?;
     // 1. Find the image and unpack each of its layers once, read-only,
     //    into layers/<digest>/ (docs/ch3-overlay.md#layers).
     let root = DataRoot::open(args.image.root.as_deref())?;
@@ -55,7 +59,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     let lowers = image::layers(&root, &image)?;
     // 2. This run's own write layer: containers/<id>/{upper,work,merged}.
     let layout = overlay::create_for_run(&root, &overlay::new_id()?)?;
-    let result = run_in(args, &lowers, &layout, &volumes);
+    let result = run_in(args, &vars, &lowers, &layout, &volumes);
     // 3. Throw the write layer away, unless asked to keep it.
     if args.keep {
         overlay::keep(&layout)?;
@@ -71,13 +75,20 @@ fn run(args: &Args) -> Result<ExitCode> {
 
 fn run_in(
     args: &Args,
+    vars: &[(String, String)],
     lowers: &[std::path::PathBuf],
     layout: &Layout,
     volumes: &[Volume],
 ) -> Result<ExitCode> {
     let options = overlay::options(lowers, layout)?;
-    // Interactive: a pty of the container's own, as in chapter 2.
+    // Interactive: a pty of the container's own; the command in its own
+    // environment, under --init if asked: as in chapter 2.
     let console = Console::if_interactive()?;
+    let command = process::Command {
+        argv: args.command.argv(),
+        env: Environment::container(&args.image.hostname, vars).with_terminal(console.is_some()),
+        init: args.start.init,
+    };
     // 2b. Missing host directories are created, as `docker run -v` does; if
     //     the container then fails to start, they are removed again.
     let created = volume::create_missing_host_dirs(volumes)?;
@@ -87,9 +98,8 @@ fn run_in(
             | CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWIPC,
     );
-    let argv = args.command.argv();
     let spawned = process::spawn(flags, || {
-        child(args, &options, layout, volumes, &argv, console.as_ref())
+        child(args, &options, layout, volumes, &command, console.as_ref())
     });
     let child = match spawned {
         Ok(child) => child,
@@ -108,7 +118,7 @@ fn child(
     options: &str,
     layout: &Layout,
     volumes: &[Volume],
-    argv: &[String],
+    command: &process::Command,
     console: Option<&Console>,
 ) -> Result<Infallible> {
     // 1. As in chapter 1: cut our mount table off from the host's.
@@ -135,11 +145,9 @@ fn child(
     }
     // 6. Into the new root.
     rootfs::pivot_root(new_root)?;
-    // 7. Become the command, on a pty of our own when interactive.
+    // 7. Become the command, as in chapter 2.
     if let Some(console) = console {
         terminal::attach(console)?;
     }
-    process::set_container_env(&args.image.hostname);
-    process::close_extra_fds()?;
-    process::exec(argv)
+    command.exec()
 }

@@ -14,9 +14,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use common::cli::{self, LogArgs};
+use common::cli::{self, EnvArgs, LogArgs, StartArgs};
 use common::container::{self, Container, State, Status};
 use common::dataroot::{check_name, DataRoot};
+use common::environment::Environment;
 use common::error::Error;
 use common::overlay::{self, Layout};
 use common::process::{self, Ready};
@@ -104,6 +105,8 @@ struct RunArgs {
     /// Bind-mount a host path into the container (repeatable)
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro|:rw]")]
     volumes: Vec<String>,
+    #[command(flatten)]
+    start: StartArgs,
     /// Image name, or path to a rootfs tarball or directory
     image: String,
     /// Command and arguments [default: /bin/sh]
@@ -119,6 +122,9 @@ struct ExecArgs {
     /// Accepted for Docker's `-t`: a pty is made whenever stdin is a terminal
     #[arg(short)]
     tty: bool,
+    /// Also: the variables the container was started with
+    #[command(flatten)]
+    env: EnvArgs,
     name: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -143,20 +149,25 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
             )
             .exit()
     };
-    if let Command::Run(args) = command {
-        // Refuse a bad name or volume before even the data root is created.
-        if let Some(name) = &args.name {
-            check_name("container", name)?;
+    // Refuse a bad name, volume or variable before even the data root is created.
+    let vars = match command {
+        Command::Run(args) => {
+            if let Some(name) = &args.name {
+                check_name("container", name)?;
+            }
+            volume::parse_all(&args.volumes)?;
+            args.start.env.parse()?
         }
-        volume::parse_all(&args.volumes)?;
-    }
+        Command::Exec(args) => args.env.parse()?,
+        _ => Vec::new(),
+    };
     let root = DataRoot::open(cli.root.as_deref())?;
     // overlayfs options are comma-separated: a data root path must not hold one.
     overlay::check_data_root(&root)?;
     match command {
-        Command::Run(args) => run(&root, args),
+        Command::Run(args) => run(&root, args, vars),
         Command::Ps { all } => ps(&root, *all),
-        Command::Exec(args) => exec(&root, args),
+        Command::Exec(args) => exec(&root, args, &vars),
         Command::Logs { name } => logs(&root, name),
         Command::Stop { time, names } => stop(&root, names, Duration::from_secs(*time)),
         Command::Rm { force, names } => rm(&root, names, *force),
@@ -178,10 +189,23 @@ struct Spec {
     overlay_options: String,
     volumes: Vec<Volume>,
     argv: Vec<String>,
+    vars: Vec<(String, String)>,
+    init: bool,
     flags: CloneFlags,
 }
 
-fn run(root: &DataRoot, args: &RunArgs) -> Result<ExitCode> {
+impl Spec {
+    /// What the container's child finally runs (TERM set with a terminal).
+    fn command(&self, terminal: bool) -> process::Command {
+        process::Command {
+            argv: self.argv.clone(),
+            env: Environment::container(&self.name, &self.vars).with_terminal(terminal),
+            init: self.init,
+        }
+    }
+}
+
+fn run(root: &DataRoot, args: &RunArgs, vars: Vec<(String, String)>) -> Result<ExitCode> {
     let volumes = volume::parse_all(&args.volumes)?;
     // 1. The image's read-only layers, as in chapter 3.
     let image = image::find(root, &args.image)?;
@@ -210,6 +234,8 @@ fn run(root: &DataRoot, args: &RunArgs) -> Result<ExitCode> {
         layers: layers.clone(),
         command: argv.clone(),
         volumes: args.volumes.clone(),
+        env: vars.clone(),
+        init: args.start.init,
         created: container::now(),
         status: Status::Created,
         pid: None,
@@ -228,6 +254,8 @@ fn run(root: &DataRoot, args: &RunArgs) -> Result<ExitCode> {
             layout,
             volumes,
             argv,
+            vars,
+            init: args.start.init,
             flags: namespace::with_user_if_rootless(
                 CloneFlags::CLONE_NEWNS
                     | CloneFlags::CLONE_NEWPID
@@ -281,8 +309,9 @@ fn run(root: &DataRoot, args: &RunArgs) -> Result<ExitCode> {
 /// its pty when stdin is a terminal (as in chapter 2).
 fn foreground(container: &Container, spec: &Spec) -> Result<u8> {
     let console = Console::if_interactive()?;
+    let command = spec.command(console.is_some());
     let child = process::spawn(spec.flags, || {
-        container_main(spec, Stdio::Foreground(console.as_ref()))
+        container_main(spec, &command, Stdio::Foreground(console.as_ref()))
     })?;
     record_started(container, child.pid(), None)?;
     let exit = terminal::wait(child, console)?;
@@ -302,8 +331,9 @@ fn monitor(container: &Container, spec: &Spec, remove: bool, ready: &mut Ready) 
         .map_err(|e| Error::io("opening", container.log_path(), e))?;
     let null = File::open("/dev/null").map_err(|e| Error::io("opening", "/dev/null", e))?;
     let (stdin, out) = (OwnedFd::from(null), OwnedFd::from(log));
+    let command = spec.command(false);
     let child = process::spawn(spec.flags, || {
-        container_main(spec, Stdio::Detached(&stdin, &out))
+        container_main(spec, &command, Stdio::Detached(&stdin, &out))
     })?;
     record_started(container, child.pid(), Some(std::process::id() as i32))?;
     ready.ok(&spec.name);
@@ -348,7 +378,7 @@ enum Stdio<'a> {
 
 /// The container's story: chapter 4's child, named, with its output sent to
 /// the log when detached.
-fn container_main(spec: &Spec, stdio: Stdio) -> Result<Infallible> {
+fn container_main(spec: &Spec, command: &process::Command, stdio: Stdio) -> Result<Infallible> {
     // 1. As in chapter 1: cut our mount table off from the host's.
     mount::make_private("/")?;
     // 2. The container's name is its hostname.
@@ -385,9 +415,8 @@ fn container_main(spec: &Spec, stdio: Stdio) -> Result<Infallible> {
         Stdio::Foreground(Some(console)) => terminal::attach(console)?,
         Stdio::Foreground(None) => {}
     }
-    process::set_container_env(&spec.name);
-    process::close_extra_fds()?;
-    process::exec(&spec.argv)
+    // 8. As in chapter 2: a clean environment (with -e), fds 0-2, exec.
+    command.exec()
 }
 
 // ---------------------------------------------------------------- ps, logs
@@ -451,7 +480,7 @@ fn logs(root: &DataRoot, name: &str) -> Result<ExitCode> {
 
 // ---------------------------------------------------------------- exec
 
-fn exec(root: &DataRoot, args: &ExecArgs) -> Result<ExitCode> {
+fn exec(root: &DataRoot, args: &ExecArgs, vars: &[(String, String)]) -> Result<ExitCode> {
     let container = Container::existing(root, &args.name)?;
     let state = container.state()?;
     // 1. Join its namespaces: user first when rootless, then mount, pid,
@@ -459,9 +488,16 @@ fn exec(root: &DataRoot, args: &ExecArgs) -> Result<ExitCode> {
     container.join(&state)?;
     // 2. Fork: a joined pid namespace applies only to children made after.
     //    With a terminal, it makes a pty in the container's devpts, as `run` does.
+    //    Its variables: the container's (run's -e), then exec's own -e.
     let console = Console::if_interactive()?;
+    let command = process::Command {
+        argv: args.command.clone(),
+        env: Environment::container(&state.name, &[state.env.as_slice(), vars].concat())
+            .with_terminal(console.is_some()),
+        init: false,
+    };
     let child = process::spawn(CloneFlags::empty(), || {
-        exec_main(&state.name, &args.command, console.as_ref())
+        exec_main(&command, console.as_ref())
     })
     .map_err(|error| container.explain(&state, error))?;
     // 3. Its exit code is ours; meanwhile its pty is relayed.
@@ -469,15 +505,13 @@ fn exec(root: &DataRoot, args: &ExecArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(exit.code()))
 }
 
-fn exec_main(name: &str, argv: &[String], console: Option<&Console>) -> Result<Infallible> {
+fn exec_main(command: &process::Command, console: Option<&Console>) -> Result<Infallible> {
     narrate!(5, "chdir(\"/\")");
     nix::unistd::chdir("/").map_err(|errno| Error::sys("chdir(\"/\")", errno))?;
     if let Some(console) = console {
         terminal::attach(console)?;
     }
-    process::set_container_env(name);
-    process::close_extra_fds()?;
-    process::exec(argv)
+    command.exec()
 }
 
 // ---------------------------------------------------------------- stop, rm

@@ -560,6 +560,39 @@ root_and_rootless!(claim_saved_image_to_ch2:
     a_docker_save_image_given_to_ch2_is_refused_saying_so,
     rootless_a_docker_save_image_given_to_ch2_is_refused_saying_so);
 
+// 4.11: a directory, or a tarball, that holds files but no root filesystem
+// (no bin, sbin, usr/bin or usr/sbin) is named as such, in every chapter,
+// instead of a bare "execvp: No such file or directory".
+fn claim_not_a_root_filesystem(who: Who) {
+    let sandbox = Sandbox::new(who);
+    let dir = sandbox.path().join("notes");
+    fs::create_dir_all(dir.join("docs")).unwrap();
+    fs::write(dir.join("docs/a.txt"), "hi\n").unwrap();
+    let path = sandbox.path().join("notes.tar");
+    put(
+        &sandbox,
+        &path,
+        &tarball(&[Entry::Dir("docs"), Entry::File("docs/a.txt", "hi\n")]),
+    );
+    let expected =
+        "it is not a root filesystem; give an image that holds one (bin/sh and the rest)";
+    for image in [&dir, &path] {
+        for bin in [CH2, CH3] {
+            let out = quiet(
+                &sandbox,
+                bin,
+                &["--image", image.to_str().unwrap(), "--", "true"],
+            );
+            assert!(matches!(out.code, Some(125) | Some(127)), "{out:#?}");
+            assert_eq!(out.error_lines().len(), 1, "{out:#?}");
+            assert!(out.stderr.contains(expected), "{bin} {image:?}: {out:#?}");
+        }
+    }
+}
+root_and_rootless!(claim_not_a_root_filesystem:
+    an_image_that_is_not_a_root_filesystem_is_named_so,
+    rootless_an_image_that_is_not_a_root_filesystem_is_named_so);
+
 /// Run `script` (sh, with the data root on a small tmpfs of `size` mounted
 /// at $1 in a mount namespace of its own, so the host never sees it) as root.
 fn on_small_disk(sandbox: &Sandbox, size: &str, script: &str, args: &[&str]) -> Outcome {

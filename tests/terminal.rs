@@ -532,6 +532,8 @@ fn wait(child: &mut std::process::Child, terminal: &Terminal) -> std::process::E
     let deadline = Instant::now() + support::RUN_LIMIT;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
+            // The reader thread may not have taken the last bytes off the screen yet.
+            terminal.settle();
             return status;
         }
         if Instant::now() > deadline {
@@ -752,3 +754,74 @@ fn interactive_runs_leave_no_mount_on_the_host() {
     assert_eq!(terminal.run(command).code(), Some(0));
     support::assert_mount_table_unchanged(&before);
 }
+
+// Claim 6 (PID 1, docs/ch2-rootfs.md#pid-1): Ctrl-C on the terminal does
+// not stop `sleep` as PID 1 (the kernel drops a signal PID 1 has no handler
+// for); under --init it ends the run at once with 130, because the command
+// runs in the terminal's foreground process group and stepbox is PID 1.
+fn claim_ctrl_c_ends_the_command_only_under_init(who: Who) {
+    let sandbox = sandbox(who);
+    for init in [false, true] {
+        let terminal = Terminal::new(24, 80);
+        let mut args = vec!["-q"];
+        if init {
+            args.push("--init");
+        }
+        args.extend(["--", "sh", "-c", "echo READY; exec sleep 300"]);
+        let mut child = command_spawn(terminal.command(&sandbox, CH2, &args));
+        terminal.wait_for("READY\n");
+        thread::sleep(Duration::from_millis(200));
+        let pressed = Instant::now();
+        terminal.type_keys("\x03");
+        if init {
+            let status = wait(&mut child, &terminal);
+            assert_eq!(status.code(), Some(130), "{}", terminal.screen());
+            assert!(
+                pressed.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                pressed.elapsed()
+            );
+        } else {
+            thread::sleep(Duration::from_secs(1));
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "Ctrl-C stopped sleep as PID 1: {}",
+                terminal.screen()
+            );
+            kill_group(child.id());
+            let _ = child.wait();
+        }
+    }
+}
+root_and_rootless!(claim_ctrl_c_ends_the_command_only_under_init: ctrl_c_ends_the_command_only_under_init, rootless_ctrl_c_ends_the_command_only_under_init);
+
+// Claim 7 (docs/ch2-rootfs.md#the-environment): with a terminal the command
+// gets TERM=xterm, as `docker run -t` gives it, whatever the caller's TERM;
+// `-e TERM=...` wins. Without a terminal there is no TERM.
+fn claim_a_terminal_brings_term_xterm(who: Who) {
+    let sandbox = sandbox(who);
+    for (options, expected) in [
+        (&[][..], "[xterm]\n"),
+        (&["-e", "TERM=vt100"][..], "[vt100]\n"),
+    ] {
+        let terminal = Terminal::new(24, 80);
+        let mut args = vec!["-q"];
+        args.extend(options);
+        args.extend(["--", "sh", "-c", "echo \"[$TERM]\""]);
+        let mut command = terminal.command(&sandbox, CH2, &args);
+        command.env("TERM", "caller-terminal");
+        assert_eq!(
+            terminal.run(command).code(),
+            Some(0),
+            "{}",
+            terminal.screen()
+        );
+        assert_eq!(terminal.screen(), expected);
+    }
+    let mut command = sandbox.command(CH2, &["-q", "--", "sh", "-c", "echo \"[$TERM]\""]);
+    command.env("TERM", "caller-terminal");
+    let outcome = support::run(command);
+    outcome.assert_ok();
+    assert_eq!(outcome.stdout, "[]\n");
+}
+root_and_rootless!(claim_a_terminal_brings_term_xterm: a_terminal_brings_term_xterm, rootless_a_terminal_brings_term_xterm);

@@ -88,6 +88,36 @@ impl CommandArgs {
     }
 }
 
+/// How the container's command starts: its variables, and whether stepbox
+/// stays PID 1 (ch2 onwards).
+#[derive(Args, Debug, Clone)]
+pub struct StartArgs {
+    /// Run stepbox itself as PID 1: it passes signals on to COMMAND and reaps orphans (Docker's --init)
+    #[arg(long)]
+    pub init: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+/// `-e` and `--env-file`: the variables the command gets besides PATH,
+/// HOSTNAME, HOME (and TERM with a terminal) (ch2 onwards).
+#[derive(Args, Debug, Clone)]
+pub struct EnvArgs {
+    /// Set a variable in the container; NAME alone passes on yours (repeatable)
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read variables from FILE, one NAME=VALUE (or NAME) per line, before -e (repeatable)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<std::path::PathBuf>,
+}
+
+impl EnvArgs {
+    /// The variables asked for, checked (before anything is created).
+    pub fn parse(&self) -> Result<Vec<(String, String)>> {
+        crate::environment::parse(&self.env, &self.env_files)
+    }
+}
+
 /// Which image, where the data lives, and the container's hostname (ch2 onwards).
 #[derive(Args, Debug, Clone)]
 pub struct ImageArgs {

@@ -54,6 +54,12 @@ pub struct State {
     pub layers: Vec<PathBuf>,
     pub command: Vec<String>,
     pub volumes: Vec<String>,
+    /// The variables asked for with `-e` and `--env-file` (`exec` gets them too).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Whether stepbox is the container's PID 1 (`--init`).
+    #[serde(default)]
+    pub init: bool,
     /// Seconds since the epoch.
     pub created: u64,
     pub status: Status,

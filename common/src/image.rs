@@ -165,6 +165,13 @@ pub fn decompress<'a>(mut reader: impl BufRead + 'a) -> Result<Box<dyn Read + 'a
 pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
     let tarball = match &image.source {
         Source::Directory(dir) => {
+            if !crate::rootfs::looks_like_a_root(dir) {
+                return Err(Error::Invalid(format!(
+                    "image directory {}: {}",
+                    dir.display(),
+                    crate::rootfs::NOT_A_ROOT
+                )));
+            }
             for needed in ["proc", "dev", "tmp"] {
                 if !dir.join(needed).is_dir() {
                     return Err(Error::Invalid(format!(

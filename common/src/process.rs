@@ -26,6 +26,7 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{execvp, pipe2, Pid};
 
+use crate::environment::Environment;
 use crate::error::{
     quote, Error, Result, SysContext, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED,
 };
@@ -295,7 +296,9 @@ pub fn close_extra_fds() -> Result<()> {
     )
 }
 
-/// Replace this process with `argv`, searched on PATH, keeping our environment.
+/// Replace this process with `argv`, searched on PATH, keeping our environment
+/// (chapter 1 runs the host's programs with the caller's; from chapter 2,
+/// [`Command::exec`] sets the container's first).
 pub fn exec(argv: &[String]) -> Result<Infallible> {
     // Rust programs ignore SIGPIPE, and an ignored signal stays ignored across
     // exec: give the command the default, so that `yes | head` ends as usual.
@@ -315,6 +318,10 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
         Err(errno) => errno,
     };
     let (code, hint) = match errno {
+        // In a container: perhaps there is nothing at all to find.
+        Errno::ENOENT if !crate::rootfs::looks_like_a_root(std::path::Path::new("/")) => {
+            (EXIT_NOT_FOUND, crate::rootfs::NOT_A_ROOT)
+        }
         Errno::ENOENT => (
             EXIT_NOT_FOUND,
             "no such command: check its spelling, or give its full path",
@@ -334,15 +341,28 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
     })
 }
 
-/// The search path a container's command gets, whatever the host's (Docker's default).
-pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// What a container's child finally becomes: the command, in its own clean
+/// environment, alone or under stepbox as PID 1 (`--init`) (ch2 onwards).
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub argv: Vec<String>,
+    pub env: Environment,
+    /// Stay PID 1 and run the command as our child ([`crate::init`]).
+    pub init: bool,
+}
 
-/// Set the variables a command in a container expects: the host's PATH and
-/// HOME mean nothing inside. The rest of the caller's environment is kept.
-pub fn set_container_env(hostname: &str) {
-    std::env::set_var("PATH", CONTAINER_PATH);
-    std::env::set_var("HOME", "/root");
-    std::env::set_var("HOSTNAME", hostname);
+impl Command {
+    /// The last steps of every container's child: its environment, only
+    /// fds 0, 1 and 2, then exec (or fork and exec, under `--init`).
+    pub fn exec(&self) -> Result<Infallible> {
+        self.env.apply();
+        close_extra_fds()?;
+        if self.init {
+            crate::init::exec_as_child(&self.argv)
+        } else {
+            exec(&self.argv)
+        }
+    }
 }
 
 /// When process `pid` started (clock ticks since boot, /proc/PID/stat field 22),

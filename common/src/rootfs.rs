@@ -353,6 +353,17 @@ fn read_proof() -> Option<(String, std::result::Result<String, String>)> {
     None
 }
 
+/// Whether `dir` looks like a root filesystem: it has at least one of the
+/// directories programs live in (a symlink counts: `bin -> usr/bin`).
+pub fn looks_like_a_root(dir: &Path) -> bool {
+    ["bin", "sbin", "usr/bin", "usr/sbin"]
+        .iter()
+        .any(|sub| fs::symlink_metadata(dir.join(sub)).is_ok_and(|m| m.is_dir() || m.is_symlink()))
+}
+
+/// What to say of an image that is not a root filesystem.
+pub const NOT_A_ROOT: &str = "the image has no bin, sbin, usr/bin or usr/sbin: it is not a root filesystem; give an image that holds one (bin/sh and the rest)";
+
 /// Make sure `/proc`, `/dev` and `/tmp` in `new_root` are plain directories
 /// to mount on: created if missing, refused if the image made one a symlink
 /// (mount(2) would follow it, and our mount would land wherever it points)
