@@ -408,7 +408,7 @@ fn container_main(spec: &Spec, command: &process::Command, stdio: Stdio) -> Resu
         Stdio::Detached(stdin, out) => {
             narrate!(5, "dup2(log, 1); dup2(log, 2); dup2(/dev/null, 0)");
             // Whatever is still folded goes to the caller's stderr, not the log.
-            common::log::flush();
+            common::narration::flush();
             process::redirect_stdio(stdin, out)?;
             log::set_max_level(log::LevelFilter::Off);
         }

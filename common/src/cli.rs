@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser};
 
-use crate::log::Narrate;
+use crate::narration::Narrate;
 use crate::Result;
 
 /// `-q`, `-v` and `--narrate`: how much of the story to tell; `--doctor`:
@@ -36,7 +36,7 @@ pub struct LogArgs {
 impl LogArgs {
     /// Set up logging as these flags ask, for the binary of `chapter`.
     pub fn init(&self, chapter: u8) {
-        crate::log::init(self.quiet, self.verbose, self.narrate, chapter);
+        crate::narration::init(self.quiet, self.verbose, self.narrate, chapter);
     }
 }
 
@@ -55,7 +55,7 @@ pub fn main(
     log.init(chapter);
     let result = run();
     // The last folded steps belong before the error, not after it.
-    crate::log::flush();
+    crate::narration::flush();
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -141,7 +141,7 @@ pub fn shorten(text: &str, max: usize) -> String {
 /// Tell the learner something on stderr that even `-q` must not hide
 /// (e.g. a directory created on their behalf), as `PROGRAM: text`.
 pub fn notice(text: impl fmt::Display) {
-    crate::log::flush();
+    crate::narration::flush();
     let program = std::env::args_os()
         .next()
         .map(|arg0| {

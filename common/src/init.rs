@@ -46,7 +46,7 @@ pub fn exec_as_child(argv: &[String]) -> Result<Infallible> {
         "fork()   /* --init: we stay PID 1, pass every signal on to the command and reap orphans */"
     );
     // Nothing folded may be printed twice, once by each process.
-    crate::log::flush();
+    crate::narration::flush();
     // SAFETY: the child is single-threaded; after fork each process goes its own way.
     match unsafe { nix::unistd::fork() }.call(|| "fork()".into())? {
         ForkResult::Child => {
@@ -61,7 +61,7 @@ pub fn exec_as_child(argv: &[String]) -> Result<Infallible> {
             // SAFETY: closes this process's own fds; PID 1 uses none of them.
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             let code = supervise(child);
-            crate::log::flush();
+            crate::narration::flush();
             // SAFETY: PID 1 ends here, without unwinding into the clone's caller.
             unsafe { libc::_exit(code) }
         }

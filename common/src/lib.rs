@@ -5,8 +5,9 @@
 //! |-------------------------------------------|-----------------|---------------|
 //! | errors naming the call, path and errno    | [`error`]       | ch1           |
 //! | checking the machine (`--doctor`)         | [`doctor`]      | ch1           |
-//! | narrating each system call in C form      | [`log`]         | ch1           |
+//! | narrating each system call in C form      | [`narration`]   | ch1           |
 //! | shared command-line arguments             | [`cli`]         | ch1           |
+//! | am I root? (a leaf every module may ask)  | [`privilege`]   | ch1           |
 //! | namespaces and user-namespace id maps     | [`namespace`]   | ch1           |
 //! | clone, release, exec, wait, signals       | [`process`]     | ch1           |
 //! | mount propagation, tmpfs, bind, proc, dev | [`mount`]       | ch1           |
@@ -28,10 +29,11 @@ pub mod environment;
 pub mod error;
 pub mod image;
 pub mod init;
-pub mod log;
 pub mod mount;
 pub mod namespace;
+pub mod narration;
 pub mod overlay;
+pub mod privilege;
 pub mod process;
 pub mod rootfs;
 pub mod terminal;

@@ -10,8 +10,8 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
 use crate::error::{quote, Error, Result};
-use crate::namespace;
 use crate::narrate;
+use crate::privilege;
 
 /// `MS_REC|MS_PRIVATE`: the flags as C would spell them.
 pub fn flag_names(flags: MsFlags) -> String {
@@ -31,14 +31,14 @@ pub fn flag_names(flags: MsFlags) -> String {
         (MsFlags::MS_RELATIME, "MS_RELATIME"),
         (MsFlags::MS_STRICTATIME, "MS_STRICTATIME"),
     ];
-    crate::log::flag_names(NAMES, |flag| flags.contains(flag))
+    crate::narration::flag_names(NAMES, |flag| flags.contains(flag))
 }
 
 fn c_str(value: Option<&str>) -> String {
     value.map_or_else(|| "NULL".to_string(), quote)
 }
 
-/// One narrated mount(2) call, taught in `chapter` (see [`crate::log`]).
+/// One narrated mount(2) call, taught in `chapter` (see [`crate::narration`]).
 /// The helpers below are the ones chapters use.
 pub fn mount(
     chapter: u8,
@@ -69,11 +69,11 @@ pub fn mount(
 fn mount_hint(errno: Errno) -> Option<&'static str> {
     match errno {
         Errno::ENOENT => Some("the mount point does not exist"),
-        Errno::EPERM if namespace::rootless() => Some(
+        Errno::EPERM if privilege::rootless() => Some(
             "not allowed in this user namespace: only some filesystems may be mounted without \
              real root (e.g. Ubuntu's apparmor_restrict_unprivileged_userns forbids it): try sudo",
         ),
-        Errno::EACCES if namespace::rootless() => Some(
+        Errno::EACCES if privilege::rootless() => Some(
             "denied by a security module: Ubuntu's AppArmor restricts unprivileged user namespaces \
              (kernel.apparmor_restrict_unprivileged_userns=1): run with sudo or allow them with sysctl",
         ),

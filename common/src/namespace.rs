@@ -19,10 +19,7 @@ use nix::unistd::{Gid, Pid, Uid};
 use crate::error::{quote, Error, Result};
 use crate::narrate;
 
-/// True when we are not root and so need a user namespace to do anything.
-pub fn rootless() -> bool {
-    !Uid::effective().is_root()
-}
+pub use crate::privilege::rootless;
 
 /// The namespaces a chapter asks for, plus `CLONE_NEWUSER` when not root.
 pub fn with_user_if_rootless(flags: CloneFlags) -> CloneFlags {
@@ -44,7 +41,7 @@ pub fn flag_names(flags: CloneFlags) -> String {
         (CloneFlags::CLONE_NEWNET, "CLONE_NEWNET"),
         (CloneFlags::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
     ];
-    crate::log::flag_names(NAMES, |flag| flags.contains(flag))
+    crate::narration::flag_names(NAMES, |flag| flags.contains(flag))
 }
 
 /// The chapter that introduced a `clone` with these namespaces, for the

@@ -106,7 +106,7 @@ where
 
     let mut stack = vec![0u8; CHILD_STACK_SIZE];
     let body = Box::new(|| {
-        crate::log::enter_child();
+        crate::narration::enter_child();
         // SAFETY: clone copied the parent's four pipe fds into this child, which owns
         // its copies from here on. The parent's ends are closed, so that end-of-file
         // on the go pipe means the parent died.
@@ -126,7 +126,7 @@ where
             Err(error) => error,
         };
         // The steps still folded are printed before the parent prints the error.
-        crate::log::flush();
+        crate::narration::flush();
         let _ = (&err_write).write_all(format!("{}\n{error}", error.exit_code()).as_bytes());
         error.exit_code() as isize
     });
@@ -157,7 +157,7 @@ where
         }
     }
     // Our folded steps are printed before the child's lines.
-    crate::log::flush();
+    crate::narration::flush();
     // Release the child. If it already died, the write fails and its error
     // text (read below) says why.
     write_ignoring_sigpipe(File::from(go_write), b"g");
@@ -307,7 +307,7 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
     let shown: Vec<String> = argv.iter().map(quote).collect();
     narrate!(1, "execvp({}, [{}])", quote(&argv[0]), shown.join(", "));
     // exec replaces this process, and whatever it had not yet printed.
-    crate::log::flush();
+    crate::narration::flush();
     let c_argv = argv
         .iter()
         .map(|arg| CString::new(arg.as_bytes()))
@@ -403,7 +403,7 @@ impl Ready {
     /// Report success with a message (e.g. the container's name) and let the
     /// starter go. From here on this process no longer writes to its stderr.
     pub fn ok(&mut self, message: &str) {
-        crate::log::flush();
+        crate::narration::flush();
         if let Some(mut pipe) = self.pipe.take() {
             let _ = pipe.write_all(format!("ok\n{message}").as_bytes());
         }
@@ -412,7 +412,7 @@ impl Ready {
 
     /// Report failure (the starter prints the error and exits with its code).
     pub fn fail(&mut self, error: &Error) {
-        crate::log::flush();
+        crate::narration::flush();
         if let Some(mut pipe) = self.pipe.take() {
             let _ = pipe.write_all(format!("{}\n{error}", error.exit_code()).as_bytes());
         }
@@ -422,7 +422,7 @@ impl Ready {
 
 /// Point fds 0, 1 and 2 at /dev/null and stop logging.
 fn silence_stdio() {
-    ::log::set_max_level(::log::LevelFilter::Off);
+    log::set_max_level(log::LevelFilter::Off);
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
         let null = OwnedFd::from(null);
         let _ = redirect_stdio(&null, &null);

@@ -244,7 +244,7 @@ const ESCAPE_DIR: &str = "/.stepbox-escape";
 pub fn escape(host: &HostView) -> Result<Escape> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(escape)".into())?;
     // Our pending narration belongs before the attempt's lines.
-    crate::log::flush();
+    crate::narration::flush();
     // SAFETY: the child is single-threaded at this point; the forked process
     // only makes system calls, writes its findings to the pipe and exits.
     match unsafe { fork() }.call(|| "fork()".into())? {
@@ -258,7 +258,7 @@ pub fn escape(host: &HostView) -> Result<Escape> {
                         .write_all(&bytes)
                         .map_err(|e| e.to_string())
                 });
-            crate::log::flush();
+            crate::narration::flush();
             if let Err(error) = &sent {
                 eprintln!("escape attempt: cannot report its findings: {error}");
             }

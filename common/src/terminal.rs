@@ -171,7 +171,7 @@ pub fn attach(console: &Console) -> Result<()> {
     }
     narrate!(2, "dup2(slave, 0); dup2(slave, 1); dup2(slave, 2)");
     // What is still folded belongs on the caller's stderr, before the switch.
-    crate::log::flush();
+    crate::narration::flush();
     crate::process::redirect_stdio(&slave, &slave)
 }
 
@@ -291,7 +291,7 @@ impl RawMode {
             "tcsetattr(0, TCSANOW, &raw)   /* cfmakeraw(): every key goes to the container's terminal as typed */"
         );
         // Printed before the switch: a raw terminal would show "\n" as a bare line feed.
-        crate::log::flush();
+        crate::narration::flush();
         let mut mode = RawMode {
             saved: None,
             old_actions: Vec::new(),

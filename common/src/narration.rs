@@ -340,7 +340,7 @@ fn chapter_list(bits: u64) -> String {
 #[macro_export]
 macro_rules! narrate {
     ($chapter:expr, $($arg:tt)+) => {
-        $crate::log::line($chapter, $crate::log::Kind::Step, format_args!($($arg)+))
+        $crate::narration::line($chapter, $crate::narration::Kind::Step, format_args!($($arg)+))
     };
 }
 
@@ -349,7 +349,7 @@ macro_rules! narrate {
 #[macro_export]
 macro_rules! detail {
     ($chapter:expr, $($arg:tt)+) => {
-        $crate::log::line($chapter, $crate::log::Kind::Detail, format_args!($($arg)+))
+        $crate::narration::line($chapter, $crate::narration::Kind::Detail, format_args!($($arg)+))
     };
 }
 
