@@ -571,7 +571,7 @@ fn rm(root: &DataRoot, names: &[String], force: bool) -> Result<ExitCode> {
         match container.state() {
             Ok(state) if state.is_running() => {
                 if !force {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Conflict(format!(
                         "container {name:?} is running: stop it first, or use rm -f"
                     )));
                 }
@@ -579,13 +579,13 @@ fn rm(root: &DataRoot, names: &[String], force: bool) -> Result<ExitCode> {
                 wait_gone(&state, Duration::from_secs(10));
             }
             Ok(state) if state.status == Status::Created && !force => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "container {name:?} is still being created: wait for it, or use rm -f"
                 )));
             }
             Ok(_) => {}
             Err(error) if !force => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "container {name:?} is half-created ({error}): remove it with rm -f"
                 )));
             }
@@ -617,7 +617,7 @@ fn commit(
         .iter()
         .any(|file| images.join(file).exists());
     if (output.is_none() && taken) || dest.exists() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Conflict(format!(
             "image {image_name:?} already exists ({}): choose another name, or remove it",
             dest.display()
         )));

@@ -145,7 +145,7 @@ impl Container {
         );
         match DirBuilder::new().mode(0o700).create(&container.dir) {
             Ok(()) => Ok(container),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Invalid(format!(
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Conflict(format!(
                 "the name {name:?} is already in use by a container: choose another --name, or remove it with rm"
             ))),
             Err(e) => Err(Error::io("creating", &container.dir, e)),
@@ -177,13 +177,13 @@ impl Container {
         let bytes =
             dataroot::read_small(&path, STATE_LIMIT).map_err(|e| match e.raw_os_error() {
                 Some(_) => Error::io("reading", &path, e),
-                None => Error::Invalid(format!(
+                None => Error::Conflict(format!(
                     "{} is damaged ({e}): remove the container with rm -f",
                     path.display()
                 )),
             })?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Invalid(format!(
+            Error::Conflict(format!(
                 "{} is damaged ({e}): remove the container with rm -f",
                 path.display()
             ))
@@ -305,7 +305,7 @@ impl Container {
     }
 
     fn not_running(&self, status: String) -> Error {
-        Error::Invalid(format!(
+        Error::Conflict(format!(
             "container {:?} is not running ({status}): start a new one with run",
             self.name
         ))

@@ -40,6 +40,17 @@ pub enum Error {
     },
     /// Input was refused before anything was touched: what was wrong and the fix.
     Invalid(String),
+    /// The request is fine but the state on disk is in the way (a name in
+    /// use, a container running, an image that exists): what and the fix.
+    Conflict(String),
+    /// Something that should not happen did (a process we depend on died):
+    /// not the learner's input, and not a system call's refusal.
+    Internal(String),
+    /// `error` happened, and the clean-up after it failed too: both are told.
+    Cleanup {
+        error: Box<Error>,
+        cleanup: Box<Error>,
+    },
     /// The child failed before it could exec the command and sent us why.
     Child { message: String, code: u8 },
 }
@@ -92,7 +103,20 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Child { code, .. } => *code,
+            Error::Cleanup { error, .. } => error.exit_code(),
             _ => EXIT_SETUP_FAILED,
+        }
+    }
+
+    /// This error, with the result of the clean-up that followed it: a
+    /// failed clean-up is reported beside it, never dropped.
+    pub fn with_cleanup(self, cleanup: Result<()>) -> Error {
+        match cleanup {
+            Ok(()) => self,
+            Err(cleanup) => Error::Cleanup {
+                error: Box::new(self),
+                cleanup: Box::new(cleanup),
+            },
         }
     }
 }
@@ -170,8 +194,18 @@ impl fmt::Display for Raw<'_> {
             Error::Io { what, path, source } => {
                 write!(f, "{what} {}: {source}", path.display())
             }
-            Error::Invalid(text) => f.write_str(text),
+            Error::Invalid(text) | Error::Conflict(text) | Error::Internal(text) => {
+                f.write_str(text)
+            }
             Error::Child { message, .. } => f.write_str(message),
+            Error::Cleanup { error, cleanup } => {
+                write!(
+                    f,
+                    "{}; and cleaning up after it failed: {}",
+                    Raw(error),
+                    Raw(cleanup)
+                )
+            }
         }
     }
 }
@@ -205,6 +239,22 @@ impl<T> SysContext<T> for nix::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_clean_up_is_told_beside_the_error_and_keeps_its_exit_code() {
+        let error = Error::Child {
+            message: "execvp(\"x\"): No such file or directory".into(),
+            code: 127,
+        };
+        let both = error.with_cleanup(Err(Error::Conflict("rmdir c: busy".into())));
+        assert_eq!(
+            both.to_string(),
+            "execvp(\"x\"): No such file or directory; and cleaning up after it failed: rmdir c: busy"
+        );
+        assert_eq!(both.exit_code(), 127);
+        let alone = Error::Internal("gone".into()).with_cleanup(Ok(()));
+        assert_eq!(alone.to_string(), "gone");
+    }
 
     #[test]
     fn terminal_escapes_and_newlines_are_shown_not_sent() {

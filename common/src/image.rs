@@ -191,7 +191,7 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         .dir("index")?
         .join(format!("rootfs-{}.json", image.name));
     if dest.is_dir() && !layers::is_recorded_source(&source, tarball) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Conflict(format!(
             "{} was unpacked from another file than {}, and may hold your changes: \
              remove it (rm -rf {}) to unpack this one, or rename the tarball",
             dest.display(),

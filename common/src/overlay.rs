@@ -93,7 +93,7 @@ pub fn create_for_run(root: &DataRoot, id: &str) -> Result<Layout> {
     let layout = Layout::of(root, id);
     root.dir("containers")?;
     if !scratch.persist(&layout.dir)? {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Conflict(format!(
             "container id {id} is taken: run again"
         )));
     }

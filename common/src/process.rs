@@ -228,7 +228,7 @@ fn wait_for_parent(go: &OwnedFd) -> Result<()> {
         match nix::unistd::read(go, &mut byte) {
             Ok(1) => return Ok(()),
             Ok(_) => {
-                return Err(Error::Invalid(
+                return Err(Error::Internal(
                     "the parent died before releasing the child".into(),
                 ))
             }
@@ -475,7 +475,7 @@ pub fn detach(body: impl FnOnce(&mut Ready) -> Result<()>) -> Result<String> {
             match report.split_once('\n') {
                 Some(("ok", message)) => Ok(message.to_string()),
                 Some(_) => Err(parse_report(&report)),
-                None => Err(Error::Invalid(
+                None => Err(Error::Internal(
                     "the monitor process died before the container started".into(),
                 )),
             }

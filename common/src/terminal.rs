@@ -233,7 +233,7 @@ fn receive_master(socket: &OwnedFd) -> Result<OwnedFd> {
         .into_iter()
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let master = owned.next().ok_or_else(|| {
-        Error::Invalid("the container started without sending its terminal".into())
+        Error::Internal("the container started without sending its terminal".into())
     })?;
     // Anything more than one fd is not ours to keep: dropped (closed) here.
     owned.for_each(drop);

@@ -484,7 +484,7 @@ fn create_at(parent: &OwnedFd, name: &std::ffi::OsStr, dir: bool, target: &Path)
     };
     match result {
         Ok(()) => Ok(()),
-        Err(Errno::EEXIST) => Err(Error::Invalid(format!(
+        Err(Errno::EEXIST) => Err(Error::Conflict(format!(
             "volume target {}: {} appeared while it was being created: try again",
             target.display(),
             quote(name)

@@ -138,7 +138,7 @@ impl<W: Write> Walk<W> {
                 .map_err(|e| Error::io("opening", &rel, e.into()))?;
             let again = fstat(&dir).map_err(|e| Error::io("stat", &rel, e.into()))?;
             if (again.st_dev, again.st_ino) != (id.st_dev, id.st_ino) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "{} was moved while it was being committed: commit again",
                     rel.display()
                 )));
@@ -220,7 +220,7 @@ impl<W: Write> Walk<W> {
                 let file = File::from(fd);
                 let opened = file.metadata().map_err(|e| Error::io("stat", rel, e))?;
                 if !opened.is_file() || (opened.dev(), opened.ino()) != (st.st_dev, st.st_ino) {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Conflict(format!(
                         "{} changed while it was being committed: commit again",
                         rel.display()
                     )));

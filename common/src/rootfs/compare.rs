@@ -83,19 +83,19 @@ impl Receiver {
             Error::sys("read(compare pipe)", errno)
         })?;
         if text.is_empty() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Internal(format!(
                 "the {} run sent no measurements: it ended before its root switch",
                 method.call()
             )));
         }
         let row: Row = serde_json::from_str(&text).map_err(|e| {
-            Error::Invalid(format!(
+            Error::Internal(format!(
                 "the {} run's measurements are unreadable: {e}",
                 method.call()
             ))
         })?;
         if row.method != method {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Internal(format!(
                 "the {} run sent the measurements of a {} run",
                 method.call(),
                 row.method.call()
@@ -114,6 +114,8 @@ pub fn in_run(method: Method, error: Error) -> Error {
             code,
         },
         Error::Invalid(text) => Error::Invalid(format!("{run}: {text}")),
+        Error::Conflict(text) => Error::Conflict(format!("{run}: {text}")),
+        Error::Internal(text) => Error::Internal(format!("{run}: {text}")),
         other => other,
     }
 }
