@@ -27,7 +27,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    common::cli::main("ch1-mount-ns", 1, &args.log, || run(&args))
+    common::cli::main(env!("CARGO_BIN_NAME"), 1, &args.log, || run(&args))
 }
 
 fn run(args: &Args) -> Result<ExitCode> {

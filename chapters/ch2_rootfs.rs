@@ -20,7 +20,6 @@ use common::rootfs::{self, compare, Method};
 use common::terminal::{self, Console};
 use common::{image, mount, namespace, narrate, process, Result};
 use nix::mount::MsFlags;
-use nix::sched::CloneFlags;
 
 /// Run a command in a busybox root filesystem, entered by pivot_root or chroot.
 #[derive(Parser, Debug)]
@@ -48,7 +47,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    common::cli::main("ch2-rootfs", 2, &args.log, || run(&args))
+    common::cli::main(env!("CARGO_BIN_NAME"), 2, &args.log, || run(&args))
 }
 
 fn run(args: &Args) -> Result<ExitCode> {
@@ -81,12 +80,7 @@ fn container(
     report: Option<&compare::Sender>,
 ) -> Result<Exit> {
     // 1. New mount, pid, uts and ipc namespaces (and user, when not root).
-    let flags = namespace::with_user_if_rootless(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC,
-    );
+    let flags = namespace::with_user_if_rootless(namespace::CONTAINER);
     // 2. Interactive (stdin is a terminal): the child will make a pty of its
     //    own and send it back here (docs/ch2-rootfs.md#the-terminal).
     let console = Console::if_interactive()?;

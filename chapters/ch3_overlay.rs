@@ -16,8 +16,6 @@ use common::environment::Environment;
 use common::overlay::{self, Layout};
 use common::terminal::{self, Console};
 use common::{image, mount, namespace, process, rootfs, Result};
-use nix::mount::MsFlags;
-use nix::sched::CloneFlags;
 
 /// Run a command in its own copy-on-write layer over a read-only image.
 #[derive(Parser, Debug)]
@@ -38,7 +36,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    common::cli::main("ch3-overlay", 3, &args.log, || run(&args))
+    common::cli::main(env!("CARGO_BIN_NAME"), 3, &args.log, || run(&args))
 }
 
 fn run(args: &Args) -> Result<ExitCode> {
@@ -56,16 +54,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     let layout = overlay::create_for_run(&root, &overlay::new_id()?)?;
     let result = run_in(args, &vars, &lowers, &layout);
     // 3. Throw the write layer away, unless asked to keep it.
-    if args.keep {
-        overlay::keep(&layout)?;
-        eprintln!(
-            "ch3-overlay: kept this run's layers in {}",
-            layout.dir.display()
-        );
-    } else {
-        overlay::remove(&layout)?;
-    }
-    result
+    overlay::finish_run(&layout, args.keep, result)
 }
 
 fn run_in(
@@ -75,12 +64,7 @@ fn run_in(
     layout: &Layout,
 ) -> Result<ExitCode> {
     let options = overlay::options(lowers, layout)?;
-    let flags = namespace::with_user_if_rootless(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC,
-    );
+    let flags = namespace::with_user_if_rootless(namespace::CONTAINER);
     // Interactive: a pty of the container's own; the command in its own
     // environment, under --init if asked: as in chapter 2.
     let console = Console::if_interactive()?;
@@ -115,14 +99,7 @@ fn child(
     let new_root = &layout.merged;
     // 4. As in chapter 2: /proc, /dev and /tmp, then pivot_root. The overlay
     //    is already a mount point, so it needs no bind onto itself.
-    rootfs::prepare_mount_points(new_root)?;
-    mount::proc(new_root.join("proc"))?;
-    mount::minimal_dev(new_root.join("dev"))?;
-    mount::tmpfs(
-        new_root.join("tmp"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        None,
-    )?;
+    rootfs::mount_proc_dev_tmp(new_root)?;
     rootfs::pivot_root(new_root)?;
     // 5. Become the command (as in chapter 2: on a pty of our own when
     //    interactive, in a clean environment, under --init if asked).

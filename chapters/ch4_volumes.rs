@@ -15,8 +15,6 @@ use common::overlay::{self, Layout};
 use common::terminal::{self, Console};
 use common::volume::{self, Volume};
 use common::{image, mount, namespace, process, rootfs, Result};
-use nix::mount::MsFlags;
-use nix::sched::CloneFlags;
 
 /// Run a command over a read-only image, with host directories bind-mounted in.
 #[derive(Parser, Debug)]
@@ -41,7 +39,7 @@ struct Args {
 fn main() -> ExitCode {
     // From this chapter on `-v` means --volume, as in Docker; detail is --verbose.
     let args: Args = cli::parse_with_volume_flag();
-    cli::main("ch4-volumes", 4, &args.log, || run(&args))
+    cli::main(env!("CARGO_BIN_NAME"), 4, &args.log, || run(&args))
 }
 
 fn run(args: &Args) -> Result<ExitCode> {
@@ -61,16 +59,7 @@ fn run(args: &Args) -> Result<ExitCode> {
     let layout = overlay::create_for_run(&root, &overlay::new_id()?)?;
     let result = run_in(args, &vars, &lowers, &layout, &volumes);
     // 3. Throw the write layer away, unless asked to keep it.
-    if args.keep {
-        overlay::keep(&layout)?;
-        eprintln!(
-            "ch4-volumes: kept this run's layers in {}",
-            layout.dir.display()
-        );
-    } else {
-        overlay::remove(&layout)?;
-    }
-    result
+    overlay::finish_run(&layout, args.keep, result)
 }
 
 fn run_in(
@@ -92,12 +81,7 @@ fn run_in(
     // 2b. Missing host directories are created, as `docker run -v` does; if
     //     the container then fails to start, they are removed again.
     let created = volume::create_missing_host_dirs(volumes)?;
-    let flags = namespace::with_user_if_rootless(
-        CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWIPC,
-    );
+    let flags = namespace::with_user_if_rootless(namespace::CONTAINER);
     let spawned = process::spawn(flags, || {
         child(args, &options, layout, volumes, &command, console.as_ref())
     });
@@ -129,14 +113,7 @@ fn child(
     overlay::mount_overlay(options, layout)?;
     let new_root = &layout.merged;
     // 4. As in chapter 2: /proc, /dev and /tmp.
-    rootfs::prepare_mount_points(new_root)?;
-    mount::proc(new_root.join("proc"))?;
-    mount::minimal_dev(new_root.join("dev"))?;
-    mount::tmpfs(
-        new_root.join("tmp"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        None,
-    )?;
+    rootfs::mount_proc_dev_tmp(new_root)?;
     // 5. The new idea: each volume bound onto its target, resolved inside the
     //    new root, while the host path can still be named
     //    (docs/ch4-volumes.md#why-before-pivot_root).

@@ -154,12 +154,7 @@ impl Container {
 
     /// The write layer's directories.
     pub fn layout(&self) -> Layout {
-        Layout {
-            dir: self.dir.clone(),
-            upper: self.dir.join("upper"),
-            work: self.dir.join("work"),
-            merged: self.dir.join("merged"),
-        }
+        Layout::in_dir(&self.dir)
     }
 
     pub fn log_path(&self) -> PathBuf {

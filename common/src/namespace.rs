@@ -21,6 +21,13 @@ use crate::narrate;
 
 pub use crate::privilege::rootless;
 
+/// A container's namespaces from chapter 2 on: its own mount table, pids,
+/// hostname and System V IPC.
+pub const CONTAINER: CloneFlags = CloneFlags::CLONE_NEWNS
+    .union(CloneFlags::CLONE_NEWPID)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWIPC);
+
 /// The namespaces a chapter asks for, plus `CLONE_NEWUSER` when not root.
 pub fn with_user_if_rootless(flags: CloneFlags) -> CloneFlags {
     if rootless() {

@@ -36,7 +36,12 @@ pub struct Layout {
 impl Layout {
     /// The layout of `containers/<name>/` (whether or not it exists yet).
     pub fn of(root: &DataRoot, name: &str) -> Layout {
-        let dir = root.path().join("containers").join(name);
+        Layout::in_dir(root.path().join("containers").join(name))
+    }
+
+    /// `dir`'s upper/, work/ and merged/.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Layout {
+        let dir = dir.into();
         Layout {
             upper: dir.join("upper"),
             work: dir.join("work"),
@@ -73,12 +78,7 @@ pub fn create_for_run(root: &DataRoot, id: &str) -> Result<Layout> {
     // Built in a scratch directory and renamed into place with its owner
     // record, so a run killed at any moment leaves nothing unaccounted for.
     let scratch = root.scratch("run")?;
-    let staged = Layout {
-        dir: scratch.path().to_path_buf(),
-        upper: scratch.path().join("upper"),
-        work: scratch.path().join("work"),
-        merged: scratch.path().join("merged"),
-    };
+    let staged = Layout::in_dir(scratch.path());
     create_parts(&staged)?;
     let me = std::process::id() as i32;
     let owner = Owner {
@@ -118,6 +118,27 @@ pub fn create_parts(layout: &Layout) -> Result<()> {
 pub fn keep(layout: &Layout) -> Result<()> {
     let owner = layout.dir.join(OWNER_FILE);
     fs::remove_file(&owner).map_err(|e| Error::io("removing", &owner, e))
+}
+
+/// The end of a foreground run (ch3, ch4): its directories kept if asked
+/// (and said so on stderr, as `program: kept ...`), else removed; a failed
+/// removal is reported beside the run's own error, never instead of it.
+pub fn finish_run<T>(layout: &Layout, keep_it: bool, result: Result<T>) -> Result<T> {
+    let cleanup = if keep_it {
+        keep(layout).map(|()| {
+            crate::error::notice(format!(
+                "kept this run's layers in {}",
+                layout.dir.display()
+            ))
+        })
+    } else {
+        remove(layout)
+    };
+    match (result, cleanup) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(error)) => Err(error),
+        (Err(error), cleanup) => Err(error.with_cleanup(cleanup)),
+    }
 }
 
 /// Remove a container's directories. Nothing is mounted on them in the
@@ -180,9 +201,34 @@ pub fn check_data_root(root: &DataRoot) -> Result<()> {
 /// Rootless overlays use `userxattr`: overlayfs then keeps its own metadata in
 /// `user.overlay.*` xattrs, which an unprivileged user may write.
 pub fn options(lowers_bottom_first: &[PathBuf], layout: &Layout) -> Result<String> {
-    let mut paths: Vec<&Path> = lowers_bottom_first.iter().map(PathBuf::as_path).collect();
-    paths.extend([layout.upper.as_path(), layout.work.as_path()]);
-    for path in &paths {
+    check_option_paths(&[layout.upper.as_path(), layout.work.as_path()])?;
+    let mut options = format!(
+        "{},upperdir={},workdir={}",
+        lowerdir(lowers_bottom_first)?,
+        layout.upper.display(),
+        layout.work.display()
+    );
+    if namespace::rootless() {
+        options.push_str(",userxattr");
+    }
+    Ok(options)
+}
+
+/// `lowerdir=TOP:...:BOTTOM`: overlayfs lists the layers topmost first.
+fn lowerdir(lowers_bottom_first: &[PathBuf]) -> Result<String> {
+    let paths: Vec<&Path> = lowers_bottom_first.iter().map(PathBuf::as_path).collect();
+    check_option_paths(&paths)?;
+    let lower: Vec<String> = paths
+        .iter()
+        .rev()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    Ok(format!("lowerdir={}", lower.join(":")))
+}
+
+/// Paths in overlay options cannot hold the options' own separators.
+fn check_option_paths(paths: &[&Path]) -> Result<()> {
+    for path in paths {
         let text = path.to_string_lossy();
         if text.contains([',', ':', '\n']) {
             return Err(Error::Invalid(format!(
@@ -191,21 +237,7 @@ pub fn options(lowers_bottom_first: &[PathBuf], layout: &Layout) -> Result<Strin
             )));
         }
     }
-    let lower: Vec<String> = lowers_bottom_first
-        .iter()
-        .rev()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    let mut options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        layout.upper.display(),
-        layout.work.display()
-    );
-    if namespace::rootless() {
-        options.push_str(",userxattr");
-    }
-    Ok(options)
+    Ok(())
 }
 
 /// Mount the overlay on `merged` (in the child's own mount namespace).
@@ -245,20 +277,7 @@ pub fn mount_readonly_view(
 ) -> Result<()> {
     let mut all: Vec<PathBuf> = lowers_bottom_first.to_vec();
     all.push(upper.to_path_buf());
-    for path in &all {
-        if path.to_string_lossy().contains([',', ':', '\n']) {
-            return Err(Error::Invalid(format!(
-                "path {} holds ',', ':' or a newline, which overlay mount options cannot carry",
-                path.display()
-            )));
-        }
-    }
-    let lower: Vec<String> = all
-        .iter()
-        .rev()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    let mut options = format!("lowerdir={}", lower.join(":"));
+    let mut options = lowerdir(&all)?;
     if userxattr {
         options.push_str(",userxattr");
     }

@@ -95,9 +95,22 @@ impl Child {
 ///
 /// Returns once `child_main` has exec'd its command. If the child fails
 /// before that, its error is returned here, as `Error::Child`.
-pub fn spawn<F>(flags: CloneFlags, mut child_main: F) -> Result<Child>
+pub fn spawn<F>(flags: CloneFlags, child_main: F) -> Result<Child>
 where
     F: FnMut() -> Result<Infallible>,
+{
+    spawn_with(flags, |_| Ok(()), child_main)
+}
+
+/// As [`spawn`], with `before_release` run here on the host side between
+/// `clone` and the go byte, while the child still waits: what must be true
+/// before its first step (ch7 puts it into its cgroup). Writing the user
+/// namespace's id maps is the first such step. If one fails, the child is
+/// killed and the error returned.
+pub fn spawn_with<F, H>(flags: CloneFlags, before_release: H, mut child_main: F) -> Result<Child>
+where
+    F: FnMut() -> Result<Infallible>,
+    H: FnOnce(Pid) -> Result<()>,
 {
     let (go_read, go_write) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(go)".into())?;
     let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(error)".into())?;
@@ -150,11 +163,13 @@ where
     forward_signals_to(pid)?;
     let child = Child { pid };
 
-    if flags.contains(CloneFlags::CLONE_NEWUSER) {
-        if let Err(error) = namespace::write_id_maps(pid) {
-            kill_and_reap(&child);
-            return Err(error);
-        }
+    let id_maps = |pid| match flags.contains(CloneFlags::CLONE_NEWUSER) {
+        true => namespace::write_id_maps(pid),
+        false => Ok(()),
+    };
+    if let Err(error) = id_maps(pid).and_then(|()| before_release(pid)) {
+        kill_and_reap(&child);
+        return Err(error);
     }
     // Our folded steps are printed before the child's lines.
     crate::narration::flush();

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{chdir, fork, pipe2, ForkResult};
@@ -363,6 +364,20 @@ pub fn looks_like_a_root(dir: &Path) -> bool {
 
 /// What to say of an image that is not a root filesystem.
 pub const NOT_A_ROOT: &str = "the image has no bin, sbin, usr/bin or usr/sbin: it is not a root filesystem; give an image that holds one (bin/sh and the rest)";
+
+/// Chapter 2's mounts in `new_root`, before the switch: `/proc` for the new
+/// pid namespace, a minimal `/dev` (bound from the host's while it can still
+/// be named) and chapter 1's private `/tmp` (ch3 onwards; ch2 shows each).
+pub fn mount_proc_dev_tmp(new_root: &Path) -> Result<()> {
+    prepare_mount_points(new_root)?;
+    mount::proc(new_root.join("proc"))?;
+    mount::minimal_dev(new_root.join("dev"))?;
+    mount::tmpfs(
+        new_root.join("tmp"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None,
+    )
+}
 
 /// Make sure `/proc`, `/dev` and `/tmp` in `new_root` are plain directories
 /// to mount on: created if missing, refused if the image made one a symlink
