@@ -135,7 +135,11 @@ pub struct ImageArgs {
 /// Parse a chapter's arguments with `-v` left free for `--volume` (chapter 4
 /// on, as in Docker): the narration's extra detail is then `--verbose` only.
 pub fn parse_with_volume_flag<T: Parser>() -> T {
-    let command = T::command().mut_arg("verbose", |arg| arg.short(None));
-    let matches = command.get_matches();
+    let matches = with_volume_flag(T::command()).get_matches();
     T::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+/// `command` with `-v` taken off `--verbose`, free for `--volume`.
+pub fn with_volume_flag(command: clap::Command) -> clap::Command {
+    command.mut_arg("verbose", |arg| arg.short(None))
 }

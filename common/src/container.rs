@@ -60,6 +60,10 @@ pub struct State {
     /// Whether stepbox is the container's PID 1 (`--init`).
     #[serde(default)]
     pub init: bool,
+    /// The chapter's own `run` flags (chapter 7's limits), as it wrote them;
+    /// nothing for a chapter that has none.
+    #[serde(default, skip_serializing_if = "nothing")]
+    pub chapter: serde_json::Value,
     /// Seconds since the epoch.
     pub created: u64,
     pub status: Status,
@@ -72,6 +76,11 @@ pub struct State {
     pub finished: Option<u64>,
     /// Whether it runs in a user namespace of its own (started without root).
     pub rootless: bool,
+}
+
+/// No flags recorded: none at all, or an empty set.
+fn nothing(value: &serde_json::Value) -> bool {
+    value.is_null() || value.as_object().is_some_and(|o| o.is_empty())
 }
 
 /// Seconds since the epoch, now.

@@ -20,6 +20,7 @@
 //! | layers, overlayfs, per-run write layers   | [`overlay`]     | ch3           |
 //! | volumes: -v parsing, in-root bind mounts  | [`volume`]      | ch4           |
 //! | named containers, state, locks, listing   | [`container`]   | ch5           |
+//! | the container verbs; what a chapter adds  | [`lifecycle`]   | ch5           |
 
 pub mod cli;
 pub mod container;
@@ -29,6 +30,7 @@ pub mod environment;
 pub mod error;
 pub mod image;
 pub mod init;
+pub mod lifecycle;
 pub mod mount;
 pub mod namespace;
 pub mod narration;

@@ -1,0 +1,203 @@
+//! The container verbs every chapter from 5 on shares: `run` (and its
+//! monitor), `ps`, `logs`, `exec`, `stop`, `rm`, `commit`, `images`
+//! (ch5 onwards). One file per verb, as youki splits its container.
+//!
+//! A chapter brings what is its own through [`Chapter`]: the container's
+//! story (the child's steps, from its first to `exec`), the story of
+//! `exec`, its extra `run` flags (recorded in the container's state), and
+//! two host-side hooks: one between clone and release (chapter 7 puts the
+//! child into its cgroup there), one after `rm` (chapter 7 removes it).
+//! Chapter 5 has no flags and no hooks; chapter 6 adds restrictions to both
+//! stories; chapter 7 adds flags and both hooks.
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use nix::unistd::Pid;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{self, LogArgs};
+use crate::container::{Container, State};
+use crate::dataroot::{check_name, DataRoot};
+use crate::process;
+use crate::terminal::Console;
+use crate::{overlay, volume, Result};
+
+pub mod commit;
+pub mod exec;
+pub mod list;
+pub mod run;
+pub mod stop;
+
+pub use exec::ExecArgs;
+pub use run::{RunArgs, Spec, Stdio};
+
+/// What a chapter adds to the shared lifecycle.
+pub trait Chapter: 'static {
+    /// The chapter's own `run` flags (chapter 7: `--memory`, `--cpus`),
+    /// flattened into `run`'s and recorded in the container's state.
+    type RunFlags: Args + Serialize + DeserializeOwned + Clone + Debug + Default;
+    /// The chapter's number: its own steps are narrated in full.
+    const NUMBER: u8;
+    /// One line for `--help`.
+    const ABOUT: &'static str;
+
+    /// Check the chapter's flags, before anything is created.
+    fn check(_flags: &Self::RunFlags) -> Result<()> {
+        Ok(())
+    }
+
+    /// The container's story: in the cloned child, once released, from its
+    /// first step to `command.exec()`.
+    fn container_main(
+        spec: &Spec<Self::RunFlags>,
+        stdio: Stdio,
+        command: &process::Command,
+    ) -> Result<Infallible>;
+
+    /// `exec`'s story: in the forked child, inside the container's
+    /// namespaces, up to `command.exec()`.
+    fn exec_main(
+        state: &State,
+        console: Option<&Console>,
+        command: &process::Command,
+    ) -> Result<Infallible>;
+
+    /// On the host, between clone (and the id maps) and the child's release.
+    fn before_release(
+        _container: &Container,
+        _spec: &Spec<Self::RunFlags>,
+        _child: Pid,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// On the host, after the container's directory was removed (by `rm`,
+    /// or when a `run --rm` ends).
+    fn after_remove(_container: &Container) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The `run` flags of a chapter that adds none (chapter 5).
+#[derive(Args, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct NoFlags {}
+
+/// The command line of a lifecycle chapter.
+#[derive(Parser, Debug)]
+#[command(version)]
+pub struct Cli<F: Args> {
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Data root [default: /var/lib/stepbox as root, else ~/.local/share/stepbox; env STEPBOX_ROOT]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// What to do (none with --doctor)
+    #[command(subcommand)]
+    pub command: Option<Verb<F>>,
+}
+
+/// The verbs, in Docker's words.
+#[derive(Subcommand, Debug)]
+pub enum Verb<F: Args> {
+    /// Create and start a container
+    Run(RunArgs<F>),
+    /// List containers
+    Ps {
+        /// Show all containers, not only running ones
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Print what a detached container wrote
+    Logs { name: String },
+    /// Stop containers: SIGTERM, then SIGKILL after the timeout
+    Stop {
+        /// Seconds to wait after SIGTERM before SIGKILL
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove containers
+    Rm {
+        /// Kill a running container first
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Write a container's files as a new image (images/IMAGE.tar.gz)
+    Commit {
+        name: String,
+        image: String,
+        /// Write the tarball to FILE instead of the image store
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// List images
+    Images,
+}
+
+/// The `main` of a lifecycle chapter `C`, the binary `name`.
+pub fn main<C: Chapter>(name: &'static str) -> ExitCode {
+    // `ps | head` closes the pipe early: end quietly, as other tools do.
+    // SAFETY: resetting a signal disposition to its default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // `-v` means --volume, as in Docker; detail is --verbose.
+    let command = cli::with_volume_flag(Cli::<C::RunFlags>::command())
+        .name(name)
+        .bin_name(name)
+        .about(C::ABOUT);
+    let matches = command.clone().get_matches();
+    let parsed = Cli::<C::RunFlags>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli::main(name, C::NUMBER, &parsed.log, || {
+        dispatch::<C>(&parsed, command)
+    })
+}
+
+fn dispatch<C: Chapter>(cli: &Cli<C::RunFlags>, mut command: clap::Command) -> Result<ExitCode> {
+    let Some(verb) = &cli.command else {
+        command
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a command is required (or --doctor): see --help",
+            )
+            .exit()
+    };
+    // Refuse a bad name, volume, variable or flag before even the data root is created.
+    let vars = match verb {
+        Verb::Run(args) => {
+            if let Some(name) = &args.name {
+                check_name("container", name)?;
+            }
+            volume::parse_all(&args.volumes)?;
+            C::check(&args.chapter)?;
+            args.start.env.parse()?
+        }
+        Verb::Exec(args) => args.env.parse()?,
+        _ => Vec::new(),
+    };
+    let root = DataRoot::open(cli.root.as_deref())?;
+    // overlayfs options are comma-separated: a data root path must not hold one.
+    overlay::check_data_root(&root)?;
+    match verb {
+        Verb::Run(args) => run::run::<C>(&root, args, vars),
+        Verb::Ps { all } => list::ps(&root, *all),
+        Verb::Exec(args) => exec::exec::<C>(&root, args, &vars),
+        Verb::Logs { name } => list::logs(&root, name),
+        Verb::Stop { time, names } => stop::stop(&root, names, *time),
+        Verb::Rm { force, names } => stop::rm::<C>(&root, names, *force),
+        Verb::Commit {
+            name,
+            image,
+            output,
+        } => commit::commit(&root, name, image, output.as_deref()),
+        Verb::Images => commit::images(&root),
+    }
+}

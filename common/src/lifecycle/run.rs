@@ -1,0 +1,291 @@
+//! `run`: claim a name, record the container, and start it in the
+//! foreground or under a monitor (`-d`) (ch5 onwards).
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::OwnedFd;
+use std::process::ExitCode;
+
+use clap::Args;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+use super::Chapter;
+use crate::cli::StartArgs;
+use crate::container::{self, Container, State, Status};
+use crate::dataroot::DataRoot;
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::overlay::{self, Layout};
+use crate::process::{self, Ready};
+use crate::terminal::{self, Console};
+use crate::volume::{self, Volume};
+use crate::{image, namespace, narrate};
+
+/// `run`'s arguments: Docker's, plus the chapter's own flags `F`.
+#[derive(Args, Debug)]
+pub struct RunArgs<F: Args> {
+    /// Accepted for Docker's `-i`: without -d, the container's stdin is this one's
+    #[arg(short)]
+    pub interactive: bool,
+    /// Accepted for Docker's `-t`: without -d, a pty is made whenever stdin is a terminal
+    #[arg(short)]
+    pub tty: bool,
+    /// Run in the background under a monitor; output goes to `logs`
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Container name [default: a generated one]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Bind-mount a host path into the container (repeatable)
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro|:rw]")]
+    pub volumes: Vec<String>,
+    #[command(flatten)]
+    pub start: StartArgs,
+    #[command(flatten)]
+    pub chapter: F,
+    /// Image name, or path to a rootfs tarball or directory
+    pub image: String,
+    /// Command and arguments [default: /bin/sh]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Everything a container's process needs, prepared on the host side, and
+/// the chapter's own flags.
+#[derive(Debug)]
+pub struct Spec<F> {
+    pub name: String,
+    pub layout: Layout,
+    pub overlay_options: String,
+    pub volumes: Vec<Volume>,
+    pub argv: Vec<String>,
+    pub vars: Vec<(String, String)>,
+    pub init: bool,
+    pub clone_flags: CloneFlags,
+    pub chapter: F,
+}
+
+impl<F> Spec<F> {
+    /// What the container's child finally runs (TERM set with a terminal).
+    pub fn command(&self, terminal: bool) -> process::Command {
+        process::Command {
+            argv: self.argv.clone(),
+            env: Environment::container(&self.name, &self.vars).with_terminal(terminal),
+            init: self.init,
+        }
+    }
+}
+
+/// Where the container's stdin, stdout and stderr go.
+#[derive(Clone, Copy)]
+pub enum Stdio<'a> {
+    /// `run`: this terminal through a pty of its own (if stdin is one), or
+    /// whatever the caller gave.
+    Foreground(Option<&'a Console>),
+    /// `run -d`: stdin from /dev/null, stdout and stderr to the log; never a terminal.
+    Detached(&'a OwnedFd, &'a OwnedFd),
+}
+
+/// In the container, after the switch: connect its stdin, stdout and
+/// stderr as `stdio` says. Detached, from here on our stderr is the
+/// container's log: nothing more is narrated.
+pub fn connect(stdio: Stdio) -> Result<()> {
+    match stdio {
+        Stdio::Detached(stdin, out) => {
+            narrate!(5, "dup2(log, 1); dup2(log, 2); dup2(/dev/null, 0)");
+            // Whatever is still folded goes to the caller's stderr, not the log.
+            crate::narration::flush();
+            process::redirect_stdio(stdin, out)?;
+            log::set_max_level(log::LevelFilter::Off);
+            Ok(())
+        }
+        Stdio::Foreground(Some(console)) => terminal::attach(console),
+        Stdio::Foreground(None) => Ok(()),
+    }
+}
+
+pub fn run<C: Chapter>(
+    root: &DataRoot,
+    args: &RunArgs<C::RunFlags>,
+    vars: Vec<(String, String)>,
+) -> Result<ExitCode> {
+    let volumes = volume::parse_all(&args.volumes)?;
+    // 1. The image's read-only layers, as in chapter 3.
+    let image = image::find(root, &args.image)?;
+    let layers = image::layers(root, &image)?;
+    // 2. Claim the name with one atomic mkdir and record the container
+    //    (docs/ch5-commit.md#container-state).
+    let id = overlay::new_id()?;
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => container::generate_name(root, &id),
+    };
+    let container = Container::claim(root, &name)?;
+    let argv = if args.command.is_empty() {
+        vec!["/bin/sh".to_string()]
+    } else {
+        args.command.clone()
+    };
+    let state = State {
+        id,
+        name: name.clone(),
+        image: args.image.clone(),
+        layers: layers.clone(),
+        command: argv.clone(),
+        volumes: args.volumes.clone(),
+        env: vars.clone(),
+        init: args.start.init,
+        chapter: serde_json::to_value(&args.chapter).unwrap_or_default(),
+        created: container::now(),
+        status: Status::Created,
+        pid: None,
+        pid_start_time: None,
+        monitor_pid: None,
+        exit_code: None,
+        finished: None,
+        rootless: namespace::rootless(),
+    };
+    let prepared = (if args.rm {
+        // Should this run be killed, the next command removes what it leaves.
+        container.remove_on_exit()
+    } else {
+        Ok(())
+    })
+    .and_then(|()| container.save(&state))
+    .and_then(|()| {
+        let layout = container.layout();
+        overlay::create_parts(&layout)?;
+        Ok(Spec {
+            name: name.clone(),
+            overlay_options: overlay::options(&layers, &layout)?,
+            layout,
+            volumes,
+            argv,
+            vars,
+            init: args.start.init,
+            clone_flags: namespace::with_user_if_rootless(namespace::CONTAINER),
+            chapter: args.chapter.clone(),
+        })
+    })
+    // 3. Missing volume directories are created, as in chapter 4.
+    .and_then(|spec| Ok((volume::create_missing_host_dirs(&spec.volumes)?, spec)));
+    let (created, spec) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => return Err(error.with_cleanup(remove::<C>(&container))),
+    };
+    // 4. Start it: in the background under a monitor (-d), or right here.
+    let started = if args.detach {
+        process::detach(|ready| monitor::<C>(&container, &spec, args.rm, ready)).map(|_| None)
+    } else {
+        foreground::<C>(&container, &spec).map(Some)
+    };
+    match started {
+        Ok(None) => {
+            println!("{name}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Some(code)) => {
+            if args.rm {
+                remove::<C>(&container)?;
+            }
+            Ok(ExitCode::from(code))
+        }
+        Err(error) => {
+            // It never started: nothing of it stays (docs/ch5-commit.md#run).
+            volume::remove_created(&created);
+            Err(error.with_cleanup(remove::<C>(&container)))
+        }
+    }
+}
+
+/// Remove the container's directory, then the chapter's own remains.
+pub fn remove<C: Chapter>(container: &Container) -> Result<()> {
+    container.remove()?;
+    C::after_remove(container)
+}
+
+/// Clone the container's child, with the chapter's host-side hook before
+/// its release.
+fn spawn<C: Chapter>(
+    container: &Container,
+    spec: &Spec<C::RunFlags>,
+    stdio: Stdio,
+    command: &process::Command,
+) -> Result<process::Child> {
+    process::spawn_with(
+        spec.clone_flags,
+        |child: Pid| C::before_release(container, spec, child),
+        || C::container_main(spec, stdio, command),
+    )
+}
+
+/// `run` without -d: this process is the container's parent, and relays
+/// its pty when stdin is a terminal (as in chapter 2).
+fn foreground<C: Chapter>(container: &Container, spec: &Spec<C::RunFlags>) -> Result<u8> {
+    let console = Console::if_interactive()?;
+    let command = spec.command(console.is_some());
+    let child = spawn::<C>(
+        container,
+        spec,
+        Stdio::Foreground(console.as_ref()),
+        &command,
+    )?;
+    record_started(container, child.pid(), None)?;
+    let exit = terminal::wait(child, console)?;
+    record_exit(container, exit.code());
+    Ok(exit.code())
+}
+
+/// The monitor (`run -d`): in its own session, it starts the container with
+/// its output going to container.log, tells `run` it is up, then waits for
+/// it and records how it ended, so nothing depends on the CLI staying alive
+/// (docs/ch5-commit.md#the-monitor).
+fn monitor<C: Chapter>(
+    container: &Container,
+    spec: &Spec<C::RunFlags>,
+    remove_it: bool,
+    ready: &mut Ready,
+) -> Result<()> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(container.log_path())
+        .map_err(|e| Error::io("opening", container.log_path(), e))?;
+    let null = File::open("/dev/null").map_err(|e| Error::io("opening", "/dev/null", e))?;
+    let (stdin, out) = (OwnedFd::from(null), OwnedFd::from(log));
+    let command = spec.command(false);
+    let child = spawn::<C>(container, spec, Stdio::Detached(&stdin, &out), &command)?;
+    record_started(container, child.pid(), Some(std::process::id() as i32))?;
+    ready.ok(&spec.name);
+    let exit = child.wait()?;
+    record_exit(container, exit.code());
+    if remove_it {
+        let _lock = container.lock();
+        remove::<C>(container)?;
+    }
+    Ok(())
+}
+
+fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Result<()> {
+    let start_time = process::start_time(pid.as_raw());
+    container
+        .update(|state| {
+            state.status = Status::Running;
+            state.pid = Some(pid.as_raw());
+            state.pid_start_time = start_time;
+            state.monitor_pid = monitor;
+        })
+        .map(drop)
+}
+
+/// Best effort: after `rm -f` the container's directory may be gone already.
+fn record_exit(container: &Container, code: u8) {
+    let _ = container.update(|state| {
+        state.status = Status::Exited;
+        state.exit_code = Some(code.into());
+        state.finished = Some(container::now());
+    });
+}

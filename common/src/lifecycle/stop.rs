@@ -1,0 +1,96 @@
+//! `stop` and `rm`: end a container, then remove it (ch5 onwards).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::Chapter;
+use crate::container::{self, Container, State, Status};
+use crate::dataroot::DataRoot;
+use crate::error::{Error, Result};
+use crate::narrate;
+
+/// Signal the container's init (only if it is still the process we started).
+fn signal(state: &State, sig: Signal) -> Result<()> {
+    if let (true, Some(pid)) = (state.is_running(), state.pid) {
+        narrate!(5, "kill({pid}, {sig})");
+        nix::sys::signal::kill(Pid::from_raw(pid), sig)
+            .map_err(|errno| Error::sys(format!("kill({pid}, {sig})"), errno))?;
+    }
+    Ok(())
+}
+
+/// Wait up to `limit` for the container's init to be gone.
+fn wait_gone(state: &State, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while state.is_running() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+pub fn stop(root: &DataRoot, names: &[String], seconds: u64) -> Result<ExitCode> {
+    let timeout = Duration::from_secs(seconds);
+    for name in names {
+        let container = Container::existing(root, name)?;
+        let state = container.state()?;
+        // 1. Ask politely. A PID 1 only gets signals it has a handler for
+        //    (docs/ch5-commit.md#stop-and-pid-1).
+        signal(&state, Signal::SIGTERM)?;
+        // 2. Then insist: SIGKILL cannot be ignored, even by PID 1.
+        if !wait_gone(&state, timeout) {
+            signal(&state, Signal::SIGKILL)?;
+            wait_gone(&state, Duration::from_secs(10));
+        }
+        // 3. Give the monitor a moment to record the exit code.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while container.state().is_ok_and(|s| s.status == Status::Running)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        println!("{name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<ExitCode> {
+    // Each name on its own, as Docker does: one that fails is reported and
+    // the rest are still removed (exit status 1).
+    Ok(container::for_each_name(names, |name| {
+        let container = Container::existing(root, name)?;
+        let _lock = container.lock()?;
+        match container.state() {
+            Ok(state) if state.is_running() => {
+                if !force {
+                    return Err(Error::Conflict(format!(
+                        "container {name:?} is running: stop it first, or use rm -f"
+                    )));
+                }
+                signal(&state, Signal::SIGKILL)?;
+                wait_gone(&state, Duration::from_secs(10));
+            }
+            Ok(state) if state.status == Status::Created && !force => {
+                return Err(Error::Conflict(format!(
+                    "container {name:?} is still being created: wait for it, or use rm -f"
+                )));
+            }
+            Ok(_) => {}
+            Err(error) if !force => {
+                return Err(Error::Conflict(format!(
+                    "container {name:?} is half-created ({error}): remove it with rm -f"
+                )));
+            }
+            Err(_) => {}
+        }
+        // Volumes are not on the host's merged/: this cannot reach them.
+        super::run::remove::<C>(&container)?;
+        println!("{name}");
+        Ok(())
+    }))
+}
