@@ -473,3 +473,170 @@ fn a_directory_image_without_a_mount_point_is_refused_naming_it() {
     fs::create_dir(rootfs.join("dev")).unwrap();
     assert_eq!(image::unpack_rootfs(&root, &found).unwrap(), rootfs);
 }
+
+// ----------------------------------------- image::layers: a saved image's layers
+
+/// A member of a hand-made `docker save` archive.
+enum Member<'a> {
+    File(&'a str, Vec<u8>),
+    Symlink(&'a str, &'a str),
+}
+
+/// A `docker save` archive of `members` whose manifest lists `listed`.
+fn saved_with(members: &[Member], listed: &[&str]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for member in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        match member {
+            Member::File(path, bytes) => {
+                header.set_size(bytes.len() as u64);
+                builder.append_data(&mut header, path, &bytes[..]).unwrap();
+            }
+            Member::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_link_name_literal(target).unwrap();
+                builder.append_data(&mut header, path, &[][..]).unwrap();
+            }
+        }
+    }
+    let manifest = serde_json::json!([{ "Layers": listed }]).to_string();
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o644);
+    header.set_size(manifest.len() as u64);
+    builder
+        .append_data(&mut header, "manifest.json", manifest.as_bytes())
+        .unwrap();
+    builder.into_inner().unwrap()
+}
+
+fn layers_of(root: &DataRoot, path: &Path) -> common::Result<Vec<PathBuf>> {
+    let found = image::find(root, path.to_str().unwrap())?;
+    image::layers(root, &found)
+}
+
+#[test]
+fn a_saved_image_gives_one_layer_directory_per_layer_bottom_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root_dir, root) = data_root();
+    let saved = docker_save(&[rootfs_tar(), tar_of(&[("etc/motd", b"hi")])]);
+    let path = write(dir.path(), "saved.tar", &saved);
+    let layers = layers_of(&root, &path).unwrap();
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    assert!(layers[0].join("bin/sh").is_file() && !layers[0].join("etc/motd").exists());
+    assert_eq!(fs::read(layers[1].join("etc/motd")).unwrap(), b"hi");
+}
+
+#[test]
+fn a_flat_tarball_is_one_layer_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root_dir, root) = data_root();
+    let path = write(dir.path(), "flat.tar.gz", &gzip(&rootfs_tar()));
+    let layers = layers_of(&root, &path).unwrap();
+    assert_eq!(layers.len(), 1);
+    assert!(layers[0].join("bin/sh").is_file());
+}
+
+#[test]
+fn a_directory_image_is_its_own_single_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root_dir, root) = data_root();
+    let rootfs = dir.path().join("alpine");
+    fs::create_dir(&rootfs).unwrap();
+    let layers = layers_of(&root, &rootfs).unwrap();
+    assert_eq!(layers, [rootfs]);
+}
+
+#[test]
+fn a_layer_member_linked_to_an_earlier_one_is_one_layer_directory() {
+    // Older docker save stores a repeated layer once and links to it; overlayfs
+    // refuses one directory twice, so the layer is kept once, at its last place.
+    let dir = tempfile::tempdir().unwrap();
+    let (_root_dir, root) = data_root();
+    let saved = saved_with(
+        &[
+            Member::File("0/layer.tar", rootfs_tar()),
+            Member::File("1/layer.tar", tar_of(&[("etc/motd", b"hi")])),
+            Member::Symlink("2/layer.tar", "../0/layer.tar"),
+        ],
+        &["0/layer.tar", "1/layer.tar", "2/layer.tar"],
+    );
+    let path = write(dir.path(), "linked.tar", &saved);
+    assert_eq!(image::layer_count(&path).unwrap(), 3);
+    let layers = layers_of(&root, &path).unwrap();
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    assert!(layers[0].join("etc/motd").is_file(), "{layers:?}");
+    assert!(layers[1].join("bin/sh").is_file(), "{layers:?}");
+}
+
+#[test]
+fn a_manifest_listing_a_layer_the_archive_lacks_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root_dir, root) = data_root();
+    let saved = saved_with(
+        &[Member::File("0/layer.tar", rootfs_tar())],
+        &["0/layer.tar", "9/layer.tar"],
+    );
+    let path = write(dir.path(), "short.tar", &saved);
+    assert_eq!(
+        layers_of(&root, &path).unwrap_err().to_string(),
+        format!(
+            "image {}: manifest.json lists layer \"9/layer.tar\", which the archive does not hold",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_layer_link_climbing_above_the_archive_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root_dir, root) = data_root();
+    let saved = saved_with(
+        &[
+            Member::File("0/layer.tar", rootfs_tar()),
+            Member::Symlink("1/layer.tar", "../../0/layer.tar"),
+        ],
+        &["0/layer.tar", "1/layer.tar"],
+    );
+    let path = write(dir.path(), "climbing.tar", &saved);
+    assert_eq!(
+        layers_of(&root, &path).unwrap_err().to_string(),
+        format!(
+            "image {}: manifest.json lists layer \"1/layer.tar\", which the archive does not hold",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_manifest_listing_no_layers_is_refused_and_counted_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root_dir, root) = data_root();
+    let path = write(dir.path(), "nolayers.tar", &saved_with(&[], &[]));
+    assert_eq!(image::layer_count(&path).unwrap(), 0);
+    assert_eq!(
+        layers_of(&root, &path).unwrap_err().to_string(),
+        format!(
+            "image {}: manifest.json lists no layers: re-save the image",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_flat_tarball_with_no_entries_is_refused_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root_dir, root) = data_root();
+    let empty = tar::Builder::new(Vec::new()).into_inner().unwrap();
+    let path = write(dir.path(), "empty.tar", &empty);
+    assert_eq!(image::layer_count(&path).unwrap(), 1);
+    assert_eq!(
+        layers_of(&root, &path).unwrap_err().to_string(),
+        format!(
+            "image {} holds no files (an empty archive): give a root filesystem tarball \
+             (e.g. made by docker export) or directory",
+            path.display()
+        )
+    );
+}

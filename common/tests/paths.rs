@@ -200,3 +200,49 @@ fn a_mount_point_that_is_a_file_is_refused_as_not_a_directory() {
         "the image's /tmp is not a directory: a container's /tmp must be a directory (fix or rebuild the image)"
     );
 }
+
+// ------------------------------ the same cleaning, as an unpack applies it
+
+/// A one-entry tar whose path is written raw into the header, as a hostile
+/// archive would (tar::Builder itself refuses to write `..`).
+fn tar_with_raw_path(path: &str) -> Vec<u8> {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+    header.set_mode(0o644);
+    header.set_size(4);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut bytes = header.as_bytes().to_vec();
+    let mut data = b"evil".to_vec();
+    data.resize(512, 0);
+    bytes.extend(data);
+    bytes.extend([0; 1024]);
+    bytes
+}
+
+#[test]
+fn an_archive_entry_climbing_out_is_refused_and_nothing_is_written_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    let archive = tar_with_raw_path("../escaped");
+    let error = common::image::unpack::unpack(&archive[..], &dest).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "image entry \"../escaped\" refused: its path contains '..'"
+    );
+    assert!(!dir.path().join("escaped").exists());
+}
+
+#[test]
+fn an_absolute_archive_entry_is_refused_as_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("{}/absolute", dir.path().display());
+    let error =
+        common::image::unpack::unpack(&tar_with_raw_path(&name)[..], dir.path()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("image entry {name:?} refused: its path is absolute")
+    );
+    assert!(!Path::new(&name).exists());
+}
