@@ -279,8 +279,9 @@ pub fn make_removable(path: &Path) {
 /// The chapter that provisions busybox for every test, whichever chapter
 /// the test is about: the one that introduces the default image. Every
 /// chapter from ch2 on provisions it with the same code
-/// (common/src/image/provision.rs), into the same bytes (one fixed time for
-/// every entry), so the image does not depend on which chapter made it.
+/// (common/src/image/provision.rs), into the same entries, modes, owners and
+/// contents (only the one time stamped on every entry may differ from one
+/// provisioning to the next), so no chapter needs a way of its own.
 const PROVISIONER: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
 
 /// The busybox image tarball, provisioned by running `PROVISIONER` once as
