@@ -15,7 +15,7 @@ const METHODS: [&str; 2] = ["pivot-root", "chroot"];
 /// A sandbox whose data root already holds the busybox image.
 fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
-    sandbox.with_busybox(CH2);
+    sandbox.with_busybox();
     sandbox
 }
 
@@ -189,7 +189,7 @@ fn gzip(bytes: &[u8], path: &std::path::Path) {
 #[test]
 fn image_may_be_a_tarball_gzip_tarball_or_directory() {
     let sandbox = Sandbox::new(Who::Caller);
-    let tar = fs::read(support::busybox_image(CH2)).unwrap();
+    let tar = fs::read(support::busybox_image()).unwrap();
     let plain = sandbox.path().join("mini.tar");
     fs::write(&plain, &tar).unwrap();
     let gz = sandbox.path().join("minigz.tar.gz");
@@ -238,7 +238,7 @@ fn image_may_be_a_tarball_gzip_tarball_or_directory() {
 #[test]
 fn image_is_a_path_with_a_slash_or_tar_suffix_else_a_name() {
     let sandbox = sandbox(Who::Caller);
-    let tar = fs::read(support::busybox_image(CH2)).unwrap();
+    let tar = fs::read(support::busybox_image()).unwrap();
     // In the current directory (the sandbox): a tarball named like a name,
     // one named .tar, and a gzip one named plain .tar.
     fs::write(sandbox.path().join("cwdimage"), &tar).unwrap();
@@ -278,7 +278,7 @@ fn bad_images_and_commands_fail_cleanly() {
     let root = sandbox.data_root();
     let before = mount_table();
 
-    let mut tar = fs::read(support::busybox_image(CH2)).unwrap();
+    let mut tar = fs::read(support::busybox_image()).unwrap();
     tar.truncate(tar.len() / 2);
     let truncated = sandbox.path().join("truncated.tar");
     fs::write(&truncated, &tar).unwrap();
@@ -375,7 +375,7 @@ fn a_static_busybox_on_path_is_used_and_a_dynamic_one_skipped() {
     fs::create_dir_all(&dynamic).unwrap();
     fs::create_dir_all(&static_dir).unwrap();
     fs::copy("/bin/true", dynamic.join("busybox")).unwrap();
-    let mut archive = tar::Archive::new(fs::File::open(support::busybox_image(CH2)).unwrap());
+    let mut archive = tar::Archive::new(fs::File::open(support::busybox_image()).unwrap());
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         if entry.path().unwrap().as_os_str() == "bin/busybox" {
@@ -405,7 +405,7 @@ fn a_static_busybox_on_path_is_used_and_a_dynamic_one_skipped() {
 #[test]
 fn another_tarball_of_the_same_name_is_refused() {
     let sandbox = sandbox(Who::Caller);
-    let tar = fs::read(support::busybox_image(CH2)).unwrap();
+    let tar = fs::read(support::busybox_image()).unwrap();
     let (a, b) = (sandbox.path().join("a"), sandbox.path().join("b"));
     fs::create_dir_all(&a).unwrap();
     fs::create_dir_all(&b).unwrap();

@@ -16,7 +16,7 @@ const CH3: &str = env!("CARGO_BIN_EXE_ch3-overlay");
 
 fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
-    sandbox.with_busybox(CH3);
+    sandbox.with_busybox();
     sandbox
 }
 
@@ -146,7 +146,7 @@ root_and_rootless!(claim_run_leaves_nothing: run_leaves_no_directories_and_no_mo
 fn claim_saved_image_view(who: Who) {
     let sandbox = sandbox(who);
     sandbox.run(CH3, &["-q", "--", "true"]).assert_ok(); // the flat busybox image
-    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let busybox = fs::read(support::busybox_image()).unwrap();
     let middle = tarball(&[
         Entry::Dir("opt/"),
         Entry::Dir("opt/data/"),
@@ -318,7 +318,7 @@ fn killed_run_dies_and_the_next_run_removes_its_directory() {
 #[test]
 fn missing_mount_points_are_made_and_symlinked_ones_refused() {
     let sandbox = sandbox(Who::Caller);
-    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let busybox = fs::read(support::busybox_image()).unwrap();
     let without = tarball(&[
         Entry::File(".wh.proc", ""),
         Entry::File(".wh.dev", ""),
@@ -376,7 +376,7 @@ fn setuid_and_setgid_bits_survive_the_unpack() {
         builder.append_data(&mut header, path, &b"x"[..]).unwrap();
     }
     let layer = builder.into_inner().unwrap();
-    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let busybox = fs::read(support::busybox_image()).unwrap();
     let image = sandbox.path().join("suid.tar");
     fs::write(&image, docker_save(&[busybox, layer])).unwrap();
     let out = sandbox.run(
@@ -402,7 +402,7 @@ fn setuid_and_setgid_bits_survive_the_unpack() {
 #[test]
 fn repeated_and_symlinked_saved_layers_are_resolved() {
     let sandbox = sandbox(Who::Caller);
-    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let busybox = fs::read(support::busybox_image()).unwrap();
     let one = tarball(&[Entry::File("f", "1")]);
     let two = tarball(&[Entry::File("f", "2")]);
     let manifest = r#"[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar","c/layer.tar","d/layer.tar","c/layer.tar"]}]"#;
@@ -557,7 +557,7 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 // overlay is mounted with userxattr exactly when the run is rootless.
 fn claim_markers_stored(who: Who) {
     let sandbox = sandbox(who);
-    let busybox = fs::read(support::busybox_image(CH3)).unwrap();
+    let busybox = fs::read(support::busybox_image()).unwrap();
     let top = tarball(&[
         Entry::File("etc/.wh.motd", ""),
         Entry::File("opt/data/.wh..wh..opq", ""),
@@ -671,7 +671,7 @@ fn a_data_root_with_a_comma_or_colon_is_refused() {
         let sandbox = Sandbox::new(Who::Caller);
         let root = sandbox.path().join(name);
         fs::create_dir_all(root.join("images")).unwrap();
-        fs::copy(support::busybox_image(CH3), root.join("images/busybox.tar")).unwrap();
+        fs::copy(support::busybox_image(), root.join("images/busybox.tar")).unwrap();
         let before = mount_table();
         let out = sandbox.run(CH3, &["-q", "--root", root.to_str().unwrap(), "--", "true"]);
         assert_eq!(out.code, Some(125), "{out:#?}");

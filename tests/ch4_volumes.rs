@@ -17,7 +17,7 @@ const CH4: &str = env!("CARGO_BIN_EXE_ch4-volumes");
 
 fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
-    sandbox.with_busybox(CH4);
+    sandbox.with_busybox();
     sandbox
 }
 
@@ -228,7 +228,7 @@ fn claim_symlinked_targets_stay_inside(who: Who) {
         Entry::Symlink("away", &to_outside),
         Entry::Symlink("abs", Box::leak(format!("/{unique}-abs").into_boxed_str())),
     ]);
-    let busybox = fs::read(support::busybox_image(CH4)).unwrap();
+    let busybox = fs::read(support::busybox_image()).unwrap();
     let image = sandbox.path().join("symlinks.tar");
     fs::write(&image, docker_save(&[busybox, layer])).unwrap();
     chown_to_sandbox_user(&sandbox, &image);

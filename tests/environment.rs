@@ -22,7 +22,7 @@ const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 
 fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
-    sandbox.with_busybox(CH2);
+    sandbox.with_busybox();
     sandbox
 }
 

@@ -19,9 +19,9 @@ const CH3: &str = env!("CARGO_BIN_EXE_ch3-overlay");
 const CH4: &str = env!("CARGO_BIN_EXE_ch4-volumes");
 const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 
-fn sandbox(who: Who, bin: &str) -> Sandbox {
+fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
-    sandbox.with_busybox(bin);
+    sandbox.with_busybox();
     sandbox
 }
 
@@ -59,7 +59,7 @@ fn claim_data_root_owned_by_someone_else_is_refused(who: Who) {
     if !suite_is_root() {
         return; // an ordinary user cannot give a directory away
     }
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     let other = someone_else(&sandbox);
     chown(sandbox.data_root(), Some(other), Some(other)).unwrap();
     let out = quiet(&sandbox, CH3, &["--", "true"]);
@@ -71,7 +71,7 @@ root_and_rootless!(claim_data_root_owned_by_someone_else_is_refused:
     rootless_a_data_root_owned_by_someone_else_is_refused);
 
 fn claim_writable_data_root_is_refused(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     for mode in [0o770, 0o707] {
         fs::set_permissions(sandbox.data_root(), fs::Permissions::from_mode(mode)).unwrap();
         let out = quiet(&sandbox, CH3, &["--", "true"]);
@@ -84,7 +84,7 @@ root_and_rootless!(claim_writable_data_root_is_refused:
     rootless_a_group_or_world_writable_data_root_is_refused);
 
 fn claim_symlinked_top_level_refused(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     // The attack: containers -> a directory of someone else's, holding
     // directories with a dead run's owner record.
     let victim = sandbox.path().join("victim");
@@ -105,7 +105,7 @@ root_and_rootless!(claim_symlinked_top_level_refused:
     rootless_a_symlinked_top_level_directory_is_refused_and_nothing_behind_it_removed);
 
 fn claim_sweep_never_follows_symlink(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     let victim = sandbox.path().join("victim");
     fs::create_dir_all(&victim).unwrap();
     let record = format!("{{\"pid\":{},\"start_time\":1}}", dead_pid());
@@ -131,7 +131,7 @@ root_and_rootless!(claim_sweep_never_follows_symlink:
     rootless_the_sweeps_never_follow_a_symlink);
 
 fn claim_index_digests_validated(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     quiet(&sandbox, CH3, &["--", "true"]).assert_ok();
     // A layer "digest" that climbs out of layers/ to a directory of the attacker's.
     let outside = sandbox.path().join("outside");
@@ -164,7 +164,7 @@ root_and_rootless!(claim_index_digests_validated:
 
 #[test]
 fn a_state_file_over_1_mib_is_refused() {
-    let sandbox = sandbox(Who::Caller, CH5);
+    let sandbox = sandbox(Who::Caller);
     quiet(&sandbox, CH5, &["run", "--name", "big", "busybox", "true"]).assert_ok();
     let path = sandbox.data_root().join("containers/big/state.json");
     let mut bytes = fs::read(&path).unwrap();
@@ -181,7 +181,7 @@ fn a_state_file_over_1_mib_is_refused() {
 const DEEP: &str = "i=0; while [ $i -lt 2000 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done";
 
 fn claim_deep_tree_removed(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     let mut first = sandbox.command(CH3, &["-q", "--", "sh", "-c", DEEP]);
     limit_open_files(&mut first, 256);
     let out = support::run(first);
@@ -199,7 +199,7 @@ root_and_rootless!(claim_deep_tree_removed:
     rootless_a_2000_level_tree_is_removed_with_256_open_files);
 
 fn claim_deep_tree_committed(who: Who) {
-    let sandbox = sandbox(who, CH5);
+    let sandbox = sandbox(who);
     quiet(
         &sandbox,
         CH5,
@@ -223,7 +223,7 @@ fn a_run_that_cannot_remove_a_killed_runs_directory_never_fails_later_runs() {
     if !suite_is_root() {
         return; // the undeletable file is root's, in a data root of the test uid
     }
-    let sandbox = sandbox(Who::Unprivileged, CH3);
+    let sandbox = sandbox(Who::Unprivileged);
     let containers = sandbox.data_root().join("containers");
     let stale = containers.join("0123456789ab");
     fs::create_dir_all(stale.join("upper/locked")).unwrap();
@@ -243,7 +243,7 @@ fn a_run_that_cannot_remove_a_killed_runs_directory_never_fails_later_runs() {
 // ---------------------------------------------------------------- 3. rm -f
 
 fn claim_rm_f_damaged_state(who: Who) {
-    let sandbox = sandbox(who, CH5);
+    let sandbox = sandbox(who);
     for (i, damage) in ["", "{\"id\":", "[1,2,3]"].iter().enumerate() {
         let name = format!("d{i}");
         quiet(
@@ -282,7 +282,7 @@ root_and_rootless!(claim_rm_f_damaged_state:
 // ---------------------------------------------------------------- 4. non-regular images
 
 fn claim_non_regular_images_refused(who: Who) {
-    let sandbox = sandbox(who, CH5);
+    let sandbox = sandbox(who);
     let fifo = sandbox.path().join("fifo.tar");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     chown_to_sandbox_user(&sandbox, &fifo);
@@ -308,7 +308,7 @@ root_and_rootless!(claim_non_regular_images_refused:
 // ---------------------------------------------------------------- 5. control bytes
 
 fn claim_control_bytes_escaped(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     let mut hostile = raw_header(
         b"\x1b[2J\x1b]0;owned\x07\x1b]52;c;cm0gLXJmIH4=\x07",
         b'0',
@@ -349,7 +349,7 @@ root_and_rootless!(claim_control_bytes_escaped:
 
 #[test]
 fn a_killed_commits_partial_file_is_removed_by_the_next_command() {
-    let sandbox = sandbox(Who::Caller, CH5);
+    let sandbox = sandbox(Who::Caller);
     let images = sandbox.data_root().join("images");
     let dead = images.join(format!(".img.partial.{}", dead_pid()));
     let alive = images.join(format!(".other.partial.{}", std::process::id()));
@@ -363,7 +363,7 @@ fn a_killed_commits_partial_file_is_removed_by_the_next_command() {
 // ---------------------------------------------------------------- 7. whiteout chmod
 
 fn claim_deferred_mode(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     let layer = tarball(&[
         Entry::Dir("bin"),
         Entry::File("bin/prog", "#!/bin/sh\n"),
@@ -398,7 +398,7 @@ root_and_rootless!(claim_deferred_mode:
 // ---------------------------------------------------------------- 9. layer cache
 
 fn claim_rewritten_tarball_noticed(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     let busybox = sandbox.data_root().join("images/busybox.tar");
     let path = sandbox.path().join("mine.tar");
     put(&sandbox, &path, &plus_file(&busybox, "v", "one\n"));
@@ -423,7 +423,7 @@ root_and_rootless!(claim_rewritten_tarball_noticed:
 /// Needs ch5's `run` to record `--rm` (one line, after the name is claimed:
 /// `if args.rm { container.remove_on_exit()?; }`): until then, ignored.
 fn claim_killed_run_rm_removed(who: Who) {
-    let sandbox = sandbox(who, CH5);
+    let sandbox = sandbox(who);
     let mut running = sandbox.spawn(
         CH5,
         &[
@@ -479,7 +479,7 @@ fn rootless_a_killed_foreground_run_rm_is_removed_by_the_next_command() {
 // ---------------------------------------------------------------- 11. messages
 
 fn claim_dot_dot_whiteout(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     let path = sandbox.path().join("wh.tar");
     put(
         &sandbox,
@@ -501,14 +501,14 @@ root_and_rootless!(claim_dot_dot_whiteout:
 
 #[test]
 fn ch5s_missing_image_error_names_no_option_ch5_lacks() {
-    let sandbox = sandbox(Who::Caller, CH5);
+    let sandbox = sandbox(Who::Caller);
     let out = quiet(&sandbox, CH5, &["run", "nosuch", "true"]);
     assert_eq!(out.code, Some(125), "{out:#?}");
     assert!(!out.stderr.contains("--image"), "{out:#?}");
 }
 
 fn claim_created_volume_announced(who: Who) {
-    let sandbox = sandbox(who, CH4);
+    let sandbox = sandbox(who);
     let host = sandbox.path().join("typo/data");
     let spec = format!("{}:/mnt", host.display());
     let out = quiet(&sandbox, CH4, &["-v", &spec, "--", "true"]);
@@ -618,7 +618,7 @@ fn a_full_disk_during_unpack_is_not_called_a_refusal() {
         return; // mounting the small disk needs root
     }
     let sandbox = Sandbox::new(Who::Caller);
-    let image = support::busybox_image(CH3);
+    let image = support::busybox_image();
     let out = on_small_disk(
         &sandbox,
         "600k",
@@ -636,7 +636,7 @@ fn a_full_disk_during_commit_names_the_image_being_written() {
         return;
     }
     let sandbox = Sandbox::new(Who::Caller);
-    let image = support::busybox_image(CH5);
+    let image = support::busybox_image();
     let script = "mkdir \"$STEPBOX_ROOT/images\" && cp \"$2\" \"$STEPBOX_ROOT/images/busybox.tar\" && \
         \"$1\" -q run --name full busybox sh -c 'cat /bin/busybox > /copy; dd if=/dev/zero of=/fill bs=4k 2>/dev/null; true' && \
         exec \"$1\" -q commit full img";
@@ -666,7 +666,7 @@ fn a_data_root_with_a_comma_is_refused_before_busybox_is_provisioned() {
 /// go pipe of process::spawn to survive a child that is gone (no SIGPIPE):
 /// ignored until then.
 fn claim_exec_race(who: Who) {
-    let sandbox = sandbox(who, CH5);
+    let sandbox = sandbox(who);
     for i in 0..12 {
         let name = format!("race{i}");
         quiet(
@@ -712,7 +712,7 @@ fn rootless_exec_racing_rm_says_the_container_is_not_running() {
 /// ... Ok(()) }))`): ignored until then.
 #[test]
 fn rm_f_of_several_names_reports_each_unknown_one_and_goes_on() {
-    let sandbox = sandbox(Who::Caller, CH5);
+    let sandbox = sandbox(Who::Caller);
     for name in ["a", "c"] {
         quiet(&sandbox, CH5, &["run", "--name", name, "busybox", "true"]).assert_ok();
     }
@@ -727,7 +727,7 @@ fn rm_f_of_several_names_reports_each_unknown_one_and_goes_on() {
 }
 
 fn claim_layer_names_escaped(who: Who) {
-    let sandbox = sandbox(who, CH3);
+    let sandbox = sandbox(who);
     let member = "l\u{1b}]0;owned\u{7}.tar";
     let layer = fs::read(sandbox.data_root().join("images/busybox.tar")).unwrap();
     let manifest = format!(

@@ -21,7 +21,7 @@ const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 /// that the runs compared below print the same steps.
 fn warm_sandbox(who: Who, bin: &str, args: &[&str]) -> Sandbox {
     let sandbox = Sandbox::new(who);
-    sandbox.with_busybox(CH3);
+    sandbox.with_busybox();
     let mut quiet = vec!["-q"];
     quiet.extend_from_slice(args);
     sandbox.run(bin, &quiet);

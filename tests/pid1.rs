@@ -17,9 +17,9 @@ use support::{Sandbox, Who};
 const CH2: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
 const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 
-fn sandbox(who: Who, bin: &str) -> Sandbox {
+fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
-    sandbox.with_busybox(bin);
+    sandbox.with_busybox();
     sandbox
 }
 
@@ -53,7 +53,7 @@ fn ended(status: std::process::ExitStatus) -> i32 {
 // `sh -c` (which handles SIGINT, but not SIGTERM). Under --init, the shell
 // is PID 2 and dies of it.
 fn claim_pid_1_ignores_signals_it_has_no_handler_for(who: Who) {
-    let sandbox = sandbox(who, CH2);
+    let sandbox = sandbox(who);
     let script = "kill -TERM 1; echo still here";
     let alone = sandbox.run(CH2, &["-q", "--", "sh", "-c", script]);
     alone.assert_ok();
@@ -82,7 +82,7 @@ root_and_rootless!(claim_pid_1_ignores_signals_it_has_no_handler_for: pid_1_igno
 // PID 1 ignores it and keeps running; under --init, stepbox (PID 1) passes
 // it on to `sleep`, which ends at once with 143.
 fn claim_sigterm_stops_the_command_only_under_init(who: Who) {
-    let sandbox = sandbox(who, CH2);
+    let sandbox = sandbox(who);
     for init in [false, true] {
         let mut args = vec!["-q"];
         if init {
@@ -118,7 +118,7 @@ root_and_rootless!(claim_sigterm_stops_the_command_only_under_init: sigterm_stop
 // Claim 3: an orphan re-parented to PID 1 is reaped under --init. The
 // control: `sleep` as PID 1 never waits, so the same orphan stays a zombie.
 fn claim_init_reaps_orphans(who: Who) {
-    let sandbox = sandbox(who, CH2);
+    let sandbox = sandbox(who);
     // The subshell starts `sleep 0.1` in the background and exits at once:
     // the sleep is orphaned to PID 1, then ends.
     let script = "(sleep 0.1 &); echo READY; exec sleep 300";
@@ -158,7 +158,7 @@ root_and_rootless!(claim_init_reaps_orphans: init_reaps_orphans, rootless_init_r
 // 128 + N when signal N killed it, 127 with the reason when it is not found;
 // and PID 1 is stepbox itself, the command PID 2.
 fn claim_init_passes_the_status_through(who: Who) {
-    let sandbox = sandbox(who, CH2);
+    let sandbox = sandbox(who);
     for (script, code) in [
         ("exit 3", 3),
         ("kill -KILL $$", 128 + libc::SIGKILL),
@@ -193,7 +193,7 @@ root_and_rootless!(claim_init_passes_the_status_through: init_passes_the_status_
 // --init it ends the command at once (143); without, PID 1 ignores it and
 // stop has to wait out its timeout and SIGKILL (137).
 fn claim_stop_is_prompt_under_init(who: Who) {
-    let sandbox = sandbox(who, CH5);
+    let sandbox = sandbox(who);
     for (init, name) in [(true, "with-init"), (false, "without")] {
         let mut args = vec!["-q", "run", "-d", "--name", name];
         if init {

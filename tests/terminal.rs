@@ -81,7 +81,7 @@ fn helper() -> PathBuf {
 
 /// The busybox image plus /bin/tiocsti, as a tarball in the sandbox.
 fn image_with_helper(sandbox: &Sandbox) -> PathBuf {
-    let busybox = support::busybox_image(CH2);
+    let busybox = support::busybox_image();
     let path = sandbox.path().join("tiocsti.tar");
     let mut builder = tar::Builder::new(fs::File::create(&path).unwrap());
     let mut archive = tar::Archive::new(fs::File::open(busybox).unwrap());
@@ -322,7 +322,7 @@ impl Drop for Terminal {
 
 fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
-    sandbox.with_busybox(CH2);
+    sandbox.with_busybox();
     sandbox
 }
 

@@ -25,18 +25,75 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// One test per user, from one claim function: as the caller (root in CI)
 /// and as an unprivileged uid, as ripgrep's `rgtest!` runs each test twice:
 /// `root_and_rootless!(claim_x: x_holds, rootless_x_holds);`
+/// A claim that takes arguments before its `Who` (the chapter binary it
+/// proves the claim of, say) names them in parentheses:
+/// `root_and_rootless!(lifecycle::claim_x(CH5): x_holds, rootless_x_holds);`
 #[macro_export]
 macro_rules! root_and_rootless {
     ($claim:ident: $root:ident, $rootless:ident) => {
+        $crate::root_and_rootless!($claim(): $root, $rootless);
+    };
+    ($($claim:ident)::+ ($($arg:expr),*): $root:ident, $rootless:ident) => {
         #[test]
         fn $root() {
-            $claim($crate::support::Who::Caller);
+            $($claim)::+($($arg,)* $crate::support::Who::Caller);
         }
         #[test]
         fn $rootless() {
-            $claim($crate::support::Who::Unprivileged);
+            $($claim)::+($($arg,)* $crate::support::Who::Unprivileged);
         }
     };
+}
+
+/// A chapter's whole set of tests, from the claim functions of `module`,
+/// each given `chapter` (so that a later chapter re-proves an earlier one's
+/// claims against its own binary). Each line makes the tests of one claim:
+/// `fn name();` one test, as the caller, of claim `module::name(chapter)`;
+/// `claim: fn name(), fn rootless_name();` a root/rootless pair, from
+/// `root_and_rootless!`, of `module::claim(chapter, who)`. The test names are
+/// written out as `fn name(` so that tests/docs.rs finds those the docs'
+/// claims tables cite.
+/// ```ignore
+/// chapter_tests! {
+///     lifecycle for CH5;
+///     claim_exec: fn exec_errors_are_clear(), fn rootless_exec_errors_are_clear();
+///     fn stop_kills_a_pid_1_that_ignores_sigterm();
+/// }
+/// ```
+#[macro_export]
+macro_rules! chapter_tests {
+    ($module:ident for $chapter:expr; $($line:tt)*) => {
+        $crate::chapter_tests!(@lines $module, $chapter; $($line)*);
+    };
+    (@lines $module:ident, $chapter:expr;) => {};
+    (@lines $module:ident, $chapter:expr; fn $test:ident(); $($rest:tt)*) => {
+        #[test]
+        fn $test() {
+            $module::$test($chapter);
+        }
+        $crate::chapter_tests!(@lines $module, $chapter; $($rest)*);
+    };
+    (@lines $module:ident, $chapter:expr;
+        $claim:ident: fn $root:ident(), fn $rootless:ident(); $($rest:tt)*) => {
+        $crate::root_and_rootless!($module::$claim($chapter): $root, $rootless);
+        $crate::chapter_tests!(@lines $module, $chapter; $($rest)*);
+    };
+}
+
+/// A chapter binary under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chapter {
+    /// Its path: `env!("CARGO_BIN_EXE_ch5-commit")`.
+    pub bin: &'static str,
+    /// Its name, which starts each error it prints (`ch5-commit: ...`).
+    pub name: &'static str,
+}
+
+impl Chapter {
+    /// The line the chapter prints for an error: its name, then `message`.
+    pub fn error_line(&self, message: &str) -> String {
+        format!("{}: {message}", self.name)
+    }
 }
 
 /// Who runs the chapter.
@@ -106,11 +163,11 @@ impl Sandbox {
     }
 
     /// Give this sandbox's data root the busybox image, provisioned once per
-    /// test binary by chapter `bin` (so the tests do not each download it).
-    pub fn with_busybox(&self, bin: &str) -> &Self {
+    /// test binary (so the tests do not each download it).
+    pub fn with_busybox(&self) -> &Self {
         let images = self.data_root().join("images");
         fs::create_dir_all(&images).unwrap();
-        fs::copy(busybox_image(bin), images.join("busybox.tar")).unwrap();
+        fs::copy(busybox_image(), images.join("busybox.tar")).unwrap();
         if let Some(id) = self.switch_to {
             for path in [self.data_root(), images.clone(), images.join("busybox.tar")] {
                 chown(&path, Some(id), Some(id)).unwrap();
@@ -219,21 +276,25 @@ pub fn make_removable(path: &Path) {
     }
 }
 
-/// The busybox image tarball, provisioned by running chapter `bin` once into a
-/// cache shared by the tests of one test binary.
-pub fn busybox_image(bin: &str) -> PathBuf {
+/// The chapter that provisions busybox for every test, whichever chapter
+/// the test is about: the one that introduces the default image. Every
+/// chapter from ch2 on provisions it with the same code
+/// (common/src/image/provision.rs), into the same entries, modes, owners and
+/// contents (only the one time stamped on every entry may differ from one
+/// provisioning to the next), so no chapter needs a way of its own.
+const PROVISIONER: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
+
+/// The busybox image tarball, provisioned by running `PROVISIONER` once as
+/// the caller, into a cache shared by the tests of one test binary (and
+/// kept in the target directory for the next ones).
+pub fn busybox_image() -> PathBuf {
     static CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     CACHE
         .get_or_init(|| {
             let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox.tar");
             if !cache.is_file() {
                 let sandbox = Sandbox::new(Who::Caller);
-                let args: &[&str] = if bin.ends_with("ch5-commit") {
-                    &["-q", "run", "--rm", "busybox", "true"]
-                } else {
-                    &["-q", "--", "true"]
-                };
-                sandbox.run(bin, args).assert_ok();
+                sandbox.run(PROVISIONER, &["-q", "--", "true"]).assert_ok();
                 let made = sandbox.data_root().join("images/busybox.tar");
                 let partial = cache.with_extension(format!("tar.{}", std::process::id()));
                 fs::copy(made, &partial).unwrap();
