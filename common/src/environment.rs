@@ -294,7 +294,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("vars");
         std::fs::write(&file, "A=1\nnot a name=2\n").unwrap();
-        let error = parse(&[], &[file.clone()]).unwrap_err().to_string();
+        let error = parse(&[], std::slice::from_ref(&file))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.starts_with(&format!("--env-file {}, line 2: ", quote(&file))),
             "{error}"
@@ -310,7 +312,9 @@ mod tests {
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
         for path in [fifo, dir.path().to_path_buf(), "/dev/zero".into()] {
-            let error = parse(&[], &[path.clone()]).unwrap_err().to_string();
+            let error = parse(&[], std::slice::from_ref(&path))
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("is not a regular file"), "{path:?}: {error}");
         }
         let error = parse(&[], &[dir.path().join("missing")])

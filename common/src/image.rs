@@ -11,7 +11,7 @@ pub(crate) mod provision;
 pub mod unpack;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::dataroot::{check_name, DataRoot};
@@ -152,10 +152,13 @@ fn not_regular(path: &Path, meta: &std::fs::Metadata) -> Error {
 
 /// The tar stream in `reader`: gunzipped if it starts with gzip's magic bytes.
 pub fn decompress<'a>(mut reader: impl BufRead + 'a) -> Result<Box<dyn Read + 'a>> {
-    if layers::peek_gzip(&mut reader).map_err(unpack::not_a_tar)? {
-        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
+    let (gzip, taken) = layers::peek_gzip(&mut reader).map_err(unpack::not_a_tar)?;
+    let stream = io::Cursor::new(taken).chain(reader);
+    if gzip {
+        let stream = BufReader::new(stream);
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(stream)))
     } else {
-        Ok(Box::new(reader))
+        Ok(Box::new(stream))
     }
 }
 

@@ -362,9 +362,19 @@ fn remember(root: &DataRoot, tarball: &Path, layers: &[String]) -> Result<()> {
     crate::dataroot::write_atomically(&path, &json)
 }
 
-/// Peek at the first bytes: gzip is decompressed, anything else is read as is.
-pub(super) fn peek_gzip(reader: &mut impl BufRead) -> io::Result<bool> {
-    Ok(reader.fill_buf()?.starts_with(&[0x1f, 0x8b]))
+/// Whether the stream starts with gzip's magic number (0x1f 0x8b), and the
+/// bytes taken off it to see that, to be put back in front. A reader may
+/// hand its bytes over one at a time (a layer inside a compressed archive):
+/// then the first is taken, to look at the second.
+pub(super) fn peek_gzip(reader: &mut impl BufRead) -> io::Result<(bool, Vec<u8>)> {
+    let first = match reader.fill_buf()? {
+        [] => return Ok((false, Vec::new())),
+        [a, b, ..] => return Ok(([*a, *b] == [0x1f, 0x8b], Vec::new())),
+        [a] => *a,
+    };
+    reader.consume(1);
+    let second = reader.fill_buf()?.first().copied();
+    Ok((first == 0x1f && second == Some(0x8b), vec![first]))
 }
 
 #[cfg(test)]

@@ -130,10 +130,36 @@ pub fn images(root: &DataRoot) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `512 B`, `1.5 KiB`, `3.2 MiB`: a unit is left once its number would
+/// round to 1024.
 fn human_size(bytes: u64) -> String {
-    match bytes {
-        0..=1023 => format!("{bytes} B"),
-        1024..=1_048_575 => format!("{:.1} KiB", bytes as f64 / 1024.0),
-        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    let kib = bytes as f64 / 1024.0;
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if kib < 1023.95 {
+        format!("{kib:.1} KiB")
+    } else {
+        format!("{:.1} MiB", kib / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_change_unit_before_they_would_read_1024() {
+        for (bytes, shown) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (1_048_524, "1023.9 KiB"),
+            (1_048_575, "1.0 MiB"),
+            (1_048_576, "1.0 MiB"),
+            (5 * 1_048_576 + 1_048_576 / 2, "5.5 MiB"),
+        ] {
+            assert_eq!(human_size(bytes), shown, "{bytes}");
+        }
     }
 }
