@@ -497,3 +497,34 @@ pub fn detach(body: impl FnOnce(&mut Ready) -> Result<()>) -> Result<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_childs_report_is_its_exit_code_then_its_message() {
+        let error = parse_report("127\nexecvp(\"x\"): No such file or directory");
+        assert_eq!(error.exit_code(), 127);
+        assert_eq!(
+            error.to_string(),
+            "execvp(\"x\"): No such file or directory"
+        );
+    }
+
+    #[test]
+    fn a_report_without_a_code_is_a_setup_failure_with_all_its_text() {
+        for report in ["garbled", "x\nmount failed"] {
+            let error = parse_report(report);
+            assert_eq!(error.exit_code(), EXIT_SETUP_FAILED, "{report:?}");
+        }
+        assert_eq!(parse_report("garbled").to_string(), "garbled");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(Exit::Code(3).code(), 3);
+        assert_eq!(Exit::Signal(Signal::SIGKILL).code(), 137);
+        assert_eq!(Exit::Signal(Signal::SIGTERM).code(), 143);
+    }
+}
