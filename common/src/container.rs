@@ -180,6 +180,16 @@ impl Container {
         let path = self.state_path();
         let bytes =
             dataroot::read_small(&path, STATE_LIMIT).map_err(|e| match e.raw_os_error() {
+                // Removed by a racing `rm` since we found it.
+                Some(libc::ENOENT) if !self.dir.exists() => Error::Invalid(format!(
+                    "no such container {:?}: see `ps -a` for the containers there are",
+                    self.name
+                )),
+                // ...or being removed (its files go first), or being created.
+                Some(libc::ENOENT) => Error::Conflict(format!(
+                    "container {:?} is not running: it has no state yet or any more (being created or removed); see `ps -a`",
+                    self.name
+                )),
                 Some(_) => Error::io("reading", &path, e),
                 None => Error::Conflict(format!(
                     "{} is damaged ({e}): remove the container with rm -f",
