@@ -16,6 +16,22 @@ if [ "$(id -u)" = 0 ] && ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/nul
   echo "test.sh: apt has no package lists yet: running apt-get update" >&2
   apt-get update -qq
 fi
+# The real tools some tests compare stepbox with, or make images with
+# (tests/oci.rs: umoci and skopeo make OCI layouts and archives; xz and
+# bzip2 make the tarballs stepbox must refuse). As root, what is missing is
+# installed; otherwise the tests that need it fail with the install line.
+packages=(skopeo umoci xz-utils bzip2)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "test.sh: installing ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
+elif [ "${#missing[@]}" -gt 0 ]; then
+  echo "test.sh: missing ${missing[*]}: sudo apt-get install ${missing[*]} (the tests that need them will fail)" >&2
+fi
 for tool in unshare dpkg-deb apt-get; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (Debian/Ubuntu ship it)" >&2; exit 1; }
 done

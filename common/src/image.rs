@@ -7,6 +7,7 @@
 
 pub mod export;
 mod layers;
+pub mod oci;
 pub(crate) mod provision;
 pub mod unpack;
 
@@ -150,15 +151,64 @@ fn not_regular(path: &Path, meta: &std::fs::Metadata) -> Error {
     ))
 }
 
-/// The tar stream in `reader`: gunzipped if it starts with gzip's magic bytes.
+/// How a tar stream is compressed, told by its first bytes (its magic
+/// number), whatever the file is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    Xz,
+    Bzip2,
+}
+
+impl Compression {
+    /// The compression whose magic number `start` begins with.
+    pub fn of(start: &[u8]) -> Compression {
+        match start {
+            [0x1f, 0x8b, ..] => Compression::Gzip,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Compression::Xz,
+            [b'B', b'Z', b'h', ..] => Compression::Bzip2,
+            _ => Compression::None,
+        }
+    }
+}
+
+/// The tar stream in `reader`: gunzipped or zstd-decompressed if it starts
+/// with their magic bytes; xz and bzip2 are refused, naming them.
 pub fn decompress<'a>(mut reader: impl BufRead + 'a) -> Result<Box<dyn Read + 'a>> {
-    let (gzip, taken) = layers::peek_gzip(&mut reader).map_err(unpack::not_a_tar)?;
-    let stream = io::Cursor::new(taken).chain(reader);
-    if gzip {
-        let stream = BufReader::new(stream);
-        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(stream)))
-    } else {
-        Ok(Box::new(stream))
+    // The magic numbers are up to 6 bytes long; a reader may give them in pieces.
+    let mut start = Vec::with_capacity(6);
+    while start.len() < 6 {
+        let buf = reader.fill_buf().map_err(unpack::not_a_tar)?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len().min(6 - start.len());
+        start.extend_from_slice(&buf[..n]);
+        reader.consume(n);
+    }
+    let compression = Compression::of(&start);
+    let stream = io::Cursor::new(start).chain(reader);
+    match compression {
+        Compression::None => Ok(Box::new(stream)),
+        Compression::Gzip => Ok(Box::new(flate2::bufread::MultiGzDecoder::new(
+            BufReader::new(stream),
+        ))),
+        Compression::Zstd => Ok(Box::new(
+            zstd::stream::read::Decoder::new(stream).map_err(unpack::not_a_tar)?,
+        )),
+        Compression::Xz | Compression::Bzip2 => {
+            let (name, tool) = match compression {
+                Compression::Xz => ("xz", "unxz"),
+                _ => ("bzip2", "bunzip2"),
+            };
+            Err(Error::Invalid(format!(
+                "the image is {name}-compressed, which stepbox does not read: \
+                 decompress it first ({tool} FILE), or give a plain, gzip or zstd tarball"
+            )))
+        }
     }
 }
 
@@ -168,6 +218,14 @@ pub fn decompress<'a>(mut reader: impl BufRead + 'a) -> Result<Box<dyn Read + 'a
 pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
     let tarball = match &image.source {
         Source::Directory(dir) => {
+            if oci::Blobs::in_dir(dir).is_some() {
+                return Err(Error::Invalid(format!(
+                    "image directory {} is an OCI image layout (layers and a manifest), not a \
+                     root filesystem: chapter 3 on run such images; here, give a root \
+                     filesystem directory or a flat tarball",
+                    dir.display()
+                )));
+            }
             if !crate::rootfs::looks_like_a_root(dir) {
                 return Err(Error::Invalid(format!(
                     "image directory {}: {}",
@@ -213,9 +271,9 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
     }
     if layers::is_saved(tarball)? {
         return Err(Error::Invalid(format!(
-            "image {} is a docker save archive (layers and a manifest.json), not a root \
-             filesystem: chapter 3 on run such images; here, give a flat rootfs tarball \
-             (docker export)",
+            "image {} is a saved image (layers and a manifest: docker save, or an OCI \
+             archive), not a root filesystem: chapter 3 on run such images; here, give a \
+             flat rootfs tarball (docker export)",
             tarball.display()
         )));
     }

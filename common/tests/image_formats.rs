@@ -411,8 +411,9 @@ fn chapter_two_refuses_a_docker_save_archive_as_not_a_root_filesystem() {
     assert_eq!(
         image::unpack_rootfs(&root, &found).unwrap_err().to_string(),
         format!(
-            "image {} is a docker save archive (layers and a manifest.json), not a root \
-             filesystem: chapter 3 on run such images; here, give a flat rootfs tarball \
+            "image {} is a saved image (layers and a manifest: docker save, or an OCI \
+             archive), not a root filesystem: chapter 3 on run such images; here, give a \
+             flat rootfs tarball \
              (docker export)",
             path.display()
         )

@@ -14,14 +14,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{decompress, unpack, Image, Source};
+use super::{decompress, oci, unpack, Image, Source};
 use crate::dataroot::DataRoot;
 use crate::error::{Error, Result};
 use crate::{detail, narrate};
@@ -29,7 +29,14 @@ use crate::{detail, narrate};
 /// The image's layer directories, bottom first, unpacking what is not cached.
 pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
     let tarball = match &image.source {
-        Source::Directory(dir) => return Ok(vec![dir.clone()]),
+        Source::Directory(dir) => match oci::Blobs::in_dir(dir) {
+            // An OCI image layout: its layers are unpacked as an archive's are.
+            Some(blobs) => {
+                let oci = oci::open(blobs, &dir.display().to_string())?;
+                return layer_dirs(root, &import_oci(root, &oci)?);
+            }
+            None => return Ok(vec![dir.clone()]),
+        },
         Source::Tarball(path) => path,
     };
     let layers_dir = root.dir("layers")?;
@@ -39,9 +46,10 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
             digests
         }
         _ => {
-            let digests = match saved_manifest(tarball)? {
-                Some(members) => import_saved(root, tarball, &members)?,
-                None => {
+            let digests = match identify(tarball)? {
+                Archive::Oci(oci) => import_oci(root, &oci)?,
+                Archive::Saved(members) => import_saved(root, tarball, &members)?,
+                Archive::Flat => {
                     let (file, size) = super::open_regular(tarball)?;
                     let what = tarball.display().to_string();
                     vec![import_layer(root, file.take(size), &what, true)?]
@@ -51,10 +59,103 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
             digests
         }
     };
-    Ok(without_repeats(&digests)
+    layer_dirs(root, &digests)
+}
+
+/// The directories of layers `digests`, bottom first.
+fn layer_dirs(root: &DataRoot, digests: &[String]) -> Result<Vec<PathBuf>> {
+    let layers_dir = root.dir("layers")?;
+    Ok(without_repeats(digests)
         .iter()
         .map(|d| layers_dir.join(d))
         .collect())
+}
+
+/// What an image tarball holds.
+enum Archive {
+    /// An OCI image layout (an oci-archive, or Docker ≥ 25's save).
+    Oci(Box<oci::Image>),
+    /// A `docker save` archive: its manifest.json's layer members.
+    Saved(Vec<String>),
+    /// One root filesystem.
+    Flat,
+}
+
+/// Tell an OCI archive, a docker save archive and a flat root filesystem
+/// apart. An uncompressed tarball is read header by header (seeking past
+/// each member's data); a compressed one is only ever a flat root
+/// filesystem or a docker save archive.
+fn identify(tarball: &Path) -> Result<Archive> {
+    let bad = unpack::not_a_tar;
+    let (mut file, _) = super::open_regular(tarball)?;
+    let mut magic = [0u8; 6];
+    let got = file.read(&mut magic).map_err(bad)?;
+    if super::Compression::of(&magic[..got]) != super::Compression::None {
+        return Ok(match saved_manifest(tarball)? {
+            Some(members) => Archive::Saved(members),
+            None => Archive::Flat,
+        });
+    }
+    std::io::Seek::rewind(&mut file).map_err(bad)?;
+    // (Unbuffered on purpose: a buffered reader drops its buffer on every seek.)
+    let members = oci::members(file)?;
+    let what = tarball.display().to_string();
+    if let Some(blobs) = oci::Blobs::in_archive(tarball, members.clone()) {
+        return Ok(Archive::Oci(Box::new(oci::open(blobs, &what)?)));
+    }
+    let Some(&(offset, size)) = members.get("manifest.json") else {
+        return Ok(Archive::Flat);
+    };
+    let (mut file, _) = super::open_regular(tarball)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(bad)?;
+    let mut text = String::new();
+    file.take(size.min(INDEX_LIMIT))
+        .read_to_string(&mut text)
+        .map_err(bad)?;
+    Ok(match docker_save_layers(&text) {
+        Some(layers) => Archive::Saved(layers),
+        None => Archive::Flat,
+    })
+}
+
+/// Unpack every layer an OCI image lists (bottom first), skipping those
+/// already in layers/ (each was checked against its digest when made).
+fn import_oci(root: &DataRoot, image: &oci::Image) -> Result<Vec<String>> {
+    let layers_dir = root.dir("layers")?;
+    let all = image.manifest.layers();
+    if all.is_empty() {
+        return Err(Error::Invalid(format!(
+            "image {}: its manifest lists no layers: re-save the image",
+            image.what
+        )));
+    }
+    let mut digests = Vec::with_capacity(all.len());
+    for (n, descriptor) in all.iter().enumerate() {
+        let what = format!("layer {} of {} of image {}", n + 1, all.len(), image.what);
+        oci::check_layer_type(descriptor, &what)?;
+        let hex = descriptor.digest().digest().to_string();
+        if is_digest(&hex) && layers_dir.join(&hex).is_dir() {
+            detail!(3, "layer {hex} already present");
+            digests.push(hex);
+            continue;
+        }
+        // The checked reader fails at its end unless size and digest are
+        // the descriptor's: only then does the scratch directory become a layer.
+        let blob = image.blobs.blob(descriptor, &what)?;
+        match import_layer(root, blob, &what, false) {
+            Ok(digest) => digests.push(digest),
+            // A damaged blob often breaks the decompressor before its end
+            // is reached: then its digest is the error to report.
+            Err(error) => {
+                let mut again = image.blobs.blob(descriptor, &what)?;
+                return match io::copy(&mut again, &mut io::sink()) {
+                    Err(e) if oci::checked_failure(&e) => Err(Error::Invalid(e.to_string())),
+                    _ => Err(error),
+                };
+            }
+        }
+    }
+    Ok(digests)
 }
 
 /// overlayfs refuses one directory twice in lowerdir (ELOOP). A layer that
@@ -135,26 +236,16 @@ struct ManifestEntry {
     layers: Vec<String>,
 }
 
-/// The layer members listed by a `docker save` tarball's manifest.json
-/// (bottom first), or None for a flat root filesystem tarball.
+/// The layer members listed by a compressed `docker save` tarball's
+/// manifest.json (bottom first), read as a stream, or None for a flat root
+/// filesystem tarball.
 fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
     let bad = unpack::not_a_tar;
-    let (mut file, _) = super::open_regular(tarball)?;
-    let mut magic = [0u8; 2];
-    let gzip = file.read(&mut magic).map_err(bad)? == 2 && magic == [0x1f, 0x8b];
-    if gzip {
-        return find_manifest(
-            tar::Archive::new(super::open_tarball(tarball)?)
-                .entries()
-                .map_err(bad)?,
-        );
-    }
-    // A plain tarball: seek past each member's data instead of reading it.
-    std::io::Seek::rewind(&mut file).map_err(bad)?;
-    // (Unbuffered on purpose: a buffered reader drops its buffer on every seek.)
-    let mut archive = tar::Archive::new(file);
-    let entries = archive.entries_with_seek().map_err(bad)?;
-    find_manifest(entries)
+    find_manifest(
+        tar::Archive::new(super::open_tarball(tarball)?)
+            .entries()
+            .map_err(bad)?,
+    )
 }
 
 fn find_manifest<R: Read>(entries: tar::Entries<'_, R>) -> Result<Option<Vec<String>>> {
@@ -166,27 +257,31 @@ fn find_manifest<R: Read>(entries: tar::Entries<'_, R>) -> Result<Option<Vec<Str
         }
         let mut text = String::new();
         entry.read_to_string(&mut text).map_err(bad)?;
-        // A root filesystem may hold a manifest.json of its own: only a
-        // docker save manifest makes this a saved image.
-        let Ok(manifest) = serde_json::from_str::<Vec<ManifestEntry>>(&text) else {
-            return Ok(None);
-        };
-        let Some(first) = manifest.into_iter().next() else {
-            return Ok(None);
-        };
-        return Ok(Some(first.layers));
+        return Ok(docker_save_layers(&text));
     }
     Ok(None)
 }
 
-/// Whether the tarball at `path` is a `docker save` image (layers and a manifest).
+/// The layer members a docker save manifest.json lists, or None if the
+/// text is not one: a root filesystem may hold a manifest.json of its own.
+fn docker_save_layers(text: &str) -> Option<Vec<String>> {
+    let manifest = serde_json::from_str::<Vec<ManifestEntry>>(text).ok()?;
+    manifest.into_iter().next().map(|first| first.layers)
+}
+
+/// Whether the tarball at `path` is a saved image (layers and a manifest:
+/// docker save, or an OCI archive), not a root filesystem.
 pub(super) fn is_saved(path: &Path) -> Result<bool> {
-    Ok(saved_manifest(path)?.is_some())
+    Ok(!matches!(identify(path)?, Archive::Flat))
 }
 
 /// How many layers the image tarball at `path` has (1 for a flat rootfs).
 pub fn layer_count(path: &Path) -> Result<usize> {
-    Ok(saved_manifest(path)?.map_or(1, |layers| layers.len()))
+    Ok(match identify(path)? {
+        Archive::Oci(image) => image.manifest.layers().len(),
+        Archive::Saved(layers) => layers.len(),
+        Archive::Flat => 1,
+    })
 }
 
 /// Unpack every layer a saved image lists, in one pass over the tarball.
@@ -360,21 +455,6 @@ fn remember(root: &DataRoot, tarball: &Path, layers: &[String]) -> Result<()> {
     let path = index_file(root, tarball)?;
     let json = serde_json::to_vec(&record).expect("the index record serialises");
     crate::dataroot::write_atomically(&path, &json)
-}
-
-/// Whether the stream starts with gzip's magic number (0x1f 0x8b), and the
-/// bytes taken off it to see that, to be put back in front. A reader may
-/// hand its bytes over one at a time (a layer inside a compressed archive):
-/// then the first is taken, to look at the second.
-pub(super) fn peek_gzip(reader: &mut impl BufRead) -> io::Result<(bool, Vec<u8>)> {
-    let first = match reader.fill_buf()? {
-        [] => return Ok((false, Vec::new())),
-        [a, b, ..] => return Ok(([*a, *b] == [0x1f, 0x8b], Vec::new())),
-        [a] => *a,
-    };
-    reader.consume(1);
-    let second = reader.fill_buf()?.first().copied();
-    Ok((first == 0x1f && second == Some(0x8b), vec![first]))
 }
 
 #[cfg(test)]

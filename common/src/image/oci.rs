@@ -1,0 +1,341 @@
+//! OCI images (ch3): an image layout directory, an oci-archive (a tar of
+//! one, what buildah and skopeo write by default), and Docker ≥ 25's
+//! `docker save`, which is both an OCI layout and a docker-save archive.
+//!
+//! An image layout is content-addressed. `oci-layout` says it is one;
+//! `index.json` lists manifests by *descriptor* (media type, digest, size);
+//! a manifest lists the image's config and its layers, bottom first, the
+//! same way; and each is a file `blobs/sha256/<hex digest>`:
+//!
+//! ```text
+//! oci-layout   index.json ──▶ manifest ──▶ config  (Env, Cmd, WorkingDir, User…)
+//!                                    └──▶ layer 1, layer 2, …  (tar, tar+gzip, tar+zstd)
+//! ```
+//!
+//! Nothing in it is trusted: every blob is checked against its descriptor,
+//! its size and its sha256, before it is used. A layer is hashed while it is
+//! unpacked into a scratch directory, which becomes `layers/<digest>/` only
+//! if both match; a layer already there (unpacked and checked before) is not
+//! read again.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, DigestAlgorithm, ImageIndex, ImageManifest, MediaType};
+use sha2::{Digest as _, Sha256};
+
+use super::unpack;
+use crate::detail;
+use crate::error::{printable, Error, Result};
+
+/// The largest JSON blob read (an index, a manifest, a config): a few kB in
+/// practice.
+const JSON_LIMIT: u64 = 4 << 20;
+
+/// Where an image layout's files are: a directory, or members of an
+/// uncompressed tar (their offsets and sizes, found in one pass).
+#[derive(Debug)]
+pub enum Blobs {
+    Dir(PathBuf),
+    Archive {
+        path: PathBuf,
+        members: HashMap<String, (u64, u64)>,
+    },
+}
+
+/// An OCI image, its manifest chosen and read.
+#[derive(Debug)]
+pub struct Image {
+    pub blobs: Blobs,
+    pub manifest: ImageManifest,
+    /// What the image is called here, for messages.
+    pub what: String,
+}
+
+impl Blobs {
+    /// The image layout in directory `dir`, if it is one (`oci-layout` in it).
+    pub fn in_dir(dir: &Path) -> Option<Blobs> {
+        dir.join("oci-layout")
+            .is_file()
+            .then(|| Blobs::Dir(dir.to_path_buf()))
+    }
+
+    /// The members of the uncompressed tarball `path`, if it holds an image
+    /// layout (`oci-layout` and `index.json`).
+    pub fn in_archive(path: &Path, members: HashMap<String, (u64, u64)>) -> Option<Blobs> {
+        (members.contains_key("oci-layout") && members.contains_key("index.json")).then(|| {
+            Blobs::Archive {
+                path: path.to_path_buf(),
+                members,
+            }
+        })
+    }
+
+    /// The file `name` of the layout (`index.json`, `blobs/sha256/…`), at
+    /// most `limit` bytes of it.
+    fn open(&self, name: &str, limit: u64) -> Result<Box<dyn Read>> {
+        match self {
+            Blobs::Dir(dir) => {
+                let path = dir.join(name);
+                let (file, size) = super::open_regular(&path)?;
+                Ok(Box::new(file.take(size.min(limit))))
+            }
+            Blobs::Archive { path, members } => {
+                let &(offset, size) = members.get(name).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "image {}: the archive has no {name}: it is not a whole image layout",
+                        path.display()
+                    ))
+                })?;
+                let (mut file, _) = super::open_regular(path)?;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(|e| Error::io("reading image", path, e))?;
+                Ok(Box::new(file.take(size.min(limit))))
+            }
+        }
+    }
+
+    /// The blob `descriptor` names, checked against its size and sha256 as
+    /// it is read: the reader fails at its end if either differs.
+    pub fn blob(&self, descriptor: &Descriptor, what: &str) -> Result<Checked<Box<dyn Read>>> {
+        let hex = sha256_of(descriptor, what)?;
+        let size = descriptor.size();
+        // One byte more than promised is enough to tell a longer blob.
+        let inner = self.open(&format!("blobs/sha256/{hex}"), size.saturating_add(1))?;
+        Ok(Checked {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+            size,
+            hex: hex.to_string(),
+            what: what.to_string(),
+        })
+    }
+
+    /// A small JSON blob (a manifest, an index, a config), checked, parsed.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        descriptor: &Descriptor,
+        what: &str,
+    ) -> Result<T> {
+        if descriptor.size() > JSON_LIMIT {
+            return Err(Error::Invalid(format!(
+                "{what} is {} bytes, more than a {} can be: the image is damaged",
+                descriptor.size(),
+                "manifest or config"
+            )));
+        }
+        let mut bytes = Vec::new();
+        self.blob(descriptor, what)?
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Invalid(printable(&e.to_string())))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{what} is not valid JSON of its kind ({e})")))
+    }
+}
+
+/// The sha256 hex digest a descriptor gives (the only algorithm stepbox
+/// uses), or why not.
+fn sha256_of<'d>(descriptor: &'d Descriptor, what: &str) -> Result<&'d str> {
+    let digest = descriptor.digest();
+    if *digest.algorithm() != DigestAlgorithm::Sha256 {
+        return Err(Error::Invalid(format!(
+            "{what} has a {} digest: stepbox checks sha256 digests only",
+            digest.algorithm()
+        )));
+    }
+    Ok(digest.digest())
+}
+
+/// A reader that checks, at its end, that it gave exactly `size` bytes
+/// whose sha256 is `hex`.
+pub struct Checked<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+    size: u64,
+    hex: String,
+    what: String,
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        if self.read > self.size || (n == 0 && !buf.is_empty()) {
+            self.check()?;
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Checked<R> {
+    fn check(&self) -> io::Result<()> {
+        if self.read != self.size {
+            let held = match self.read > self.size {
+                true => format!("more than the {} bytes", self.size),
+                false => format!("{} bytes, not the {}", self.read, self.size),
+            };
+            return Err(corrupt(format!(
+                "{} holds {held} its descriptor says",
+                self.what
+            )));
+        }
+        let got = format!("{:x}", self.hasher.clone().finalize());
+        if got != self.hex {
+            return Err(corrupt(format!(
+                "{} has the digest sha256:{got}, not the sha256:{} its descriptor says",
+                self.what, self.hex
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(text: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{text}: the image is damaged or was altered"),
+    )
+}
+
+/// Whether `error` (as the unpacker reports it) came from a [`Checked`]
+/// reader: then it is the whole story.
+pub fn checked_failure(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::InvalidData
+        && error
+            .to_string()
+            .ends_with("the image is damaged or was altered")
+}
+
+/// Open the image in `blobs`: its index, the one manifest in it (for this
+/// machine's platform, if the index has several), that manifest.
+pub fn open(blobs: Blobs, what: &str) -> Result<Image> {
+    let index: ImageIndex = {
+        let mut text = Vec::new();
+        blobs
+            .open("index.json", JSON_LIMIT)?
+            .read_to_end(&mut text)
+            .map_err(|e| Error::io("reading image", what, e))?;
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "image {what}: index.json is not an OCI image index ({e})"
+            ))
+        })?
+    };
+    let mut descriptor = choose(index.manifests(), what)?;
+    // An index may point at another index (one manifest per platform).
+    for _ in 0..4 {
+        if *descriptor.media_type() != MediaType::ImageIndex {
+            break;
+        }
+        let nested: ImageIndex = blobs.json(&descriptor, &format!("image {what}'s index"))?;
+        descriptor = choose(nested.manifests(), what)?;
+    }
+    let kind = descriptor.media_type().to_string();
+    if !matches!(descriptor.media_type(), MediaType::ImageManifest)
+        && kind != "application/vnd.docker.distribution.manifest.v2+json"
+    {
+        return Err(Error::Invalid(format!(
+            "image {what}: its index names a {kind}, not an image manifest"
+        )));
+    }
+    let manifest: ImageManifest = blobs.json(&descriptor, &format!("image {what}'s manifest"))?;
+    detail!(
+        3,
+        "image {what}: OCI manifest {}, {} layers",
+        descriptor.digest(),
+        manifest.layers().len()
+    );
+    Ok(Image {
+        blobs,
+        manifest,
+        what: what.to_string(),
+    })
+}
+
+/// The manifest for this machine among `manifests`: the only one, or the
+/// one for linux and this architecture; several images are an error that
+/// lists their names.
+fn choose(manifests: &[Descriptor], what: &str) -> Result<Descriptor> {
+    if let [only] = manifests {
+        return Ok(only.clone());
+    }
+    if manifests.is_empty() {
+        return Err(Error::Invalid(format!(
+            "image {what}: its index lists no manifest: the layout holds no image"
+        )));
+    }
+    let here = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let for_here: Vec<&Descriptor> = manifests
+        .iter()
+        .filter(|d| {
+            d.platform().as_ref().is_some_and(|p| {
+                p.os().to_string() == "linux" && p.architecture().to_string() == here
+            })
+        })
+        .collect();
+    if let [only] = for_here.as_slice() {
+        return Ok((*only).clone());
+    }
+    let names: Vec<String> = manifests
+        .iter()
+        .map(|d| {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+                .map_or_else(|| d.digest().to_string(), |name| printable(name))
+        })
+        .collect();
+    Err(Error::Invalid(format!(
+        "image {what} holds {} images ({}): stepbox runs an archive of one image; \
+         save or copy just the one you want",
+        manifests.len(),
+        names.join(", ")
+    )))
+}
+
+/// How a layer's bytes are compressed, from its media type; anything else
+/// is refused, naming it.
+pub fn check_layer_type(descriptor: &Descriptor, what: &str) -> Result<()> {
+    match descriptor.media_type() {
+        MediaType::ImageLayer
+        | MediaType::ImageLayerGzip
+        | MediaType::ImageLayerZstd
+        | MediaType::ImageLayerNonDistributable
+        | MediaType::ImageLayerNonDistributableGzip
+        | MediaType::ImageLayerNonDistributableZstd => Ok(()),
+        MediaType::Other(kind) if kind == "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            Ok(())
+        }
+        other => Err(Error::Invalid(format!(
+            "{what} has the media type {}: stepbox unpacks tar, tar+gzip and tar+zstd layers",
+            printable(other.as_ref())
+        ))),
+    }
+}
+
+/// The members of the uncompressed tar `file` by name, with the offset and
+/// size of each one's data, read from the headers alone (no data is read).
+pub fn members(file: File) -> Result<HashMap<String, (u64, u64)>> {
+    let bad = unpack::not_a_tar;
+    let mut archive = tar::Archive::new(file);
+    let mut members = HashMap::new();
+    for entry in archive.entries_with_seek().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+        let name = name.trim_start_matches("./").to_string();
+        members.insert(name, (entry.raw_file_position(), entry.size()));
+    }
+    Ok(members)
+}
