@@ -16,6 +16,21 @@ if [ "$(id -u)" = 0 ] && ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/nul
   echo "test.sh: apt has no package lists yet: running apt-get update" >&2
   apt-get update -qq
 fi
+# Debian packages the tests use as tools; as an ordinary user a missing one
+# fails its test with the install line. mmdebstrap makes tests/metadata.rs's
+# Debian root filesystem; GNU tar and bsdtar (libarchive-tools) read commits
+# back; getcap (libcap2-bin) reads file capabilities.
+test_packages=(mmdebstrap libarchive-tools tar libcap2-bin)
+if [ "$(id -u)" = 0 ]; then
+  missing=()
+  for pkg in "${test_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "test.sh: installing the tests' tools: ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+fi
 for tool in unshare dpkg-deb apt-get; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (Debian/Ubuntu ship it)" >&2; exit 1; }
 done

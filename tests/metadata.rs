@@ -329,8 +329,11 @@ fn claim_unpack_keeps_metadata(who: Who) {
 
 root_and_rootless!(claim_unpack_keeps_metadata: unpack_keeps_mtimes_and_user_and_capability_xattrs, rootless_unpack_keeps_mtimes_and_user_and_capability_xattrs);
 
-/// Each entry of the gzip tarball `path`: name → (mtime, xattrs from PAX).
-fn committed(path: &Path) -> std::collections::BTreeMap<String, (u64, Vec<(String, Vec<u8>)>)> {
+/// An entry's mtime and its extended attributes (from PAX records).
+type Metadata = (u64, Vec<(String, Vec<u8>)>);
+
+/// Each entry of the gzip tarball `path`, by name.
+fn committed(path: &Path) -> std::collections::BTreeMap<String, Metadata> {
     let file = fs::File::open(path).unwrap();
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut out = std::collections::BTreeMap::new();

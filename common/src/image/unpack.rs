@@ -384,16 +384,19 @@ struct LaterDir {
     mode: u32,
     /// Its (dev, ino) when made.
     made: (u64, u64),
-    xattrs: Vec<(CString, Vec<u8>)>,
+    xattrs: Xattrs,
     mtime: Option<TimeSpec>,
 }
+
+/// Extended attributes to set: names and values.
+type Xattrs = Vec<(CString, Vec<u8>)>;
 
 /// The PAX records of the entry that we use: the extended attributes to
 /// keep (counting the others in `skipped`) and a precise mtime.
 fn pax_metadata(
     entry: &mut tar::Entry<impl Read>,
     skipped: &mut Skipped,
-) -> io::Result<(Vec<(CString, Vec<u8>)>, Option<TimeSpec>)> {
+) -> io::Result<(Xattrs, Option<TimeSpec>)> {
     let mut xattrs = Vec::new();
     let mut mtime = None;
     let Some(records) = entry.pax_extensions()? else {
@@ -441,11 +444,7 @@ fn pax_time(value: &[u8]) -> Option<TimeSpec> {
 
 /// Set `xattrs` on the open file or directory `fd`. What the kernel will
 /// not set for this user or on this filesystem is counted, not fatal.
-fn set_xattrs(
-    fd: &impl AsRawFd,
-    xattrs: &[(CString, Vec<u8>)],
-    skipped: &mut Skipped,
-) -> nix::Result<()> {
+fn set_xattrs(fd: &impl AsRawFd, xattrs: &Xattrs, skipped: &mut Skipped) -> nix::Result<()> {
     for (name, value) in xattrs {
         // SAFETY: fd is open; name is NUL-terminated and value is valid for its length.
         let rc = unsafe {
@@ -664,4 +663,73 @@ fn replacing<T>(
 /// A later entry replaces an earlier one of the same name (tar semantics).
 fn remove_existing(parent: &OwnedFd, name: &Path) {
     let _ = unlinkat(parent, name, UnlinkatFlags::NoRemoveDir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_notice_counts_each_kind_once_in_one_line() {
+        let skipped = Skipped {
+            devices: 23,
+            sockets: 1,
+            ..Skipped::default()
+        };
+        assert_eq!(
+            skipped.notice().as_deref(),
+            Some(
+                "skipped 23 device nodes and 1 socket in the image: a container gets its own /dev"
+            )
+        );
+        assert_eq!(Skipped::default().notice(), None);
+        let xattrs = Skipped {
+            xattrs_not_kept: 2,
+            xattrs_refused: 1,
+            ..Skipped::default()
+        };
+        assert_eq!(
+            xattrs.notice().as_deref(),
+            Some(
+                "skipped 2 extended attributes of namespaces never set (trusted.* or other) and \
+                 1 extended attribute this user or filesystem cannot set in the image"
+            )
+        );
+    }
+
+    #[test]
+    fn only_user_and_capability_xattrs_are_kept() {
+        assert!(kept_xattr(b"user.note"));
+        assert!(kept_xattr(b"security.capability"));
+        assert!(!kept_xattr(b"trusted.overlay.opaque"), "overlayfs reads it");
+        assert!(
+            !kept_xattr(b"user.overlay.redirect"),
+            "a rootless overlay reads it"
+        );
+        assert!(
+            !kept_xattr(b"security.selinux"),
+            "another security module's"
+        );
+        assert!(
+            !kept_xattr(b"system.posix_acl_access"),
+            "not a namespace we keep"
+        );
+    }
+
+    #[test]
+    fn pax_times_keep_their_fraction_and_refuse_the_rest() {
+        assert_eq!(pax_time(b"981158400"), Some(TimeSpec::new(981_158_400, 0)));
+        assert_eq!(pax_time(b"1.5"), Some(TimeSpec::new(1, 500_000_000)));
+        assert_eq!(
+            pax_time(b"1.1234567899"),
+            Some(TimeSpec::new(1, 123_456_789))
+        );
+        assert_eq!(
+            pax_time(b"-1.5"),
+            None,
+            "before 1970: the ustar field is used"
+        );
+        assert_eq!(pax_time(b"12x"), None);
+        assert_eq!(pax_time(b"1.2e3"), None);
+    }
 }
