@@ -125,7 +125,8 @@ fn metadata_entries() -> Vec<u8> {
 }
 
 /// Entries (no end marker) a distro tarball holds in /dev, and a socket
-/// (S_IFSOCK in the mode field, as some writers put it), and /etc/marker.
+/// (S_IFSOCK in the mode field, as some writers put it), a hard link to a
+/// device, and /etc/marker.
 fn device_entries() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, kind, major, minor) in [
@@ -138,6 +139,9 @@ fn device_entries() -> Vec<u8> {
         h.set_device_minor(minor).unwrap();
         b.append_data(&mut h, name, std::io::empty()).unwrap();
     }
+    // GNU tar stores a second link to a device as a hard link to the first.
+    let mut link = header(tar::EntryType::Link, 0o666, FILE_MTIME);
+    b.append_link(&mut link, "dev/null2", "dev/null").unwrap();
     let mut socket = header(tar::EntryType::Regular, 0o140_755, FILE_MTIME);
     b.append_data(&mut socket, "run/socket", std::io::empty())
         .unwrap();
@@ -225,7 +229,7 @@ fn claim_devices_skipped(who: Who) {
     assert_eq!(
         out.error_lines(),
         [
-            "ch3-overlay: skipped 3 device nodes and 1 socket in the image: \
+            "ch3-overlay: skipped 4 device nodes and 1 socket in the image: \
           a container gets its own /dev"
         ],
         "{out:#?}"

@@ -28,6 +28,7 @@
 //! directory carries the xattr `trusted.overlay.opaque=y` (root) or
 //! `user.overlay.opaque=y` (overlay mounted with `userxattr`, rootless).
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
@@ -149,6 +150,8 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     let mut last_parent: Option<(PathBuf, OwnedFd)> = None;
     let mut count = 0;
     let mut skipped = Skipped::default();
+    // Where skipped device nodes were: a hard link to one is skipped too.
+    let mut devices: HashSet<PathBuf> = HashSet::new();
     let entries = archive.entries().map_err(not_a_tar)?;
     for entry in entries {
         let mut entry = entry.map_err(not_a_tar)?;
@@ -174,6 +177,10 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         if full_mode & SFlag::S_IFMT.bits() == SFlag::S_IFSOCK.bits() {
             skipped.sockets += 1;
             continue;
+        }
+        // A later entry of the same name replaces a skipped device node.
+        if !devices.is_empty() {
+            devices.remove(&rel);
         }
         let (parent, name) = split(&rel);
         // Consecutive entries mostly share a directory: reuse its fd. (No
@@ -265,6 +272,11 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                 let target_rel = clean_path(&target)
                     .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?
                     .ok_or_else(|| refuse(&shown, "hard link to the root directory"))?;
+                if devices.contains(&target_rel) {
+                    skipped.devices += 1;
+                    devices.insert(rel);
+                    continue;
+                }
                 let (target_parent, target_name) = split(&target_rel);
                 let target_fd = open_beneath(&dest_fd, &target_parent)
                     .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?;
@@ -296,6 +308,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
             }
             tar::EntryType::Char | tar::EntryType::Block => {
                 skipped.devices += 1;
+                devices.insert(rel);
                 continue;
             }
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
