@@ -16,17 +16,20 @@ if [ "$(id -u)" = 0 ] && ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/nul
   echo "test.sh: apt has no package lists yet: running apt-get update" >&2
   apt-get update -qq
 fi
-# The real tools some tests compare stepbox with, or make images with
-# (tests/oci.rs: umoci and skopeo make OCI layouts and archives; xz and
-# bzip2 make the tarballs stepbox must refuse). As root, what is missing is
-# installed; otherwise the tests that need it fail with the install line.
-packages=(skopeo umoci xz-utils bzip2)
+# Debian packages the tests use as tools: the real tools stepbox is compared
+# with or that make its test images (tests/oci.rs: umoci and skopeo make OCI
+# layouts and archives, xz and bzip2 the tarballs stepbox must refuse;
+# tests/metadata.rs: mmdebstrap makes a Debian root filesystem, GNU tar and
+# bsdtar (libarchive-tools) read commits back, getcap (libcap2-bin) reads file
+# capabilities). As root, what is missing is installed; as an ordinary user,
+# a test whose tool is missing fails with the install line.
+packages=(skopeo umoci xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ]; then
-  echo "test.sh: installing ${missing[*]}" >&2
+  echo "test.sh: installing the tests' tools: ${missing[*]}" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
 elif [ "${#missing[@]}" -gt 0 ]; then

@@ -5,11 +5,16 @@
 //! relative to its parent's fd, so a symlink is stored as a symlink and never
 //! followed, and no path is ever re-resolved from the top (a container that
 //! swaps a directory for a symlink mid-walk cannot redirect us to the host).
+//!
+//! Each entry keeps its metadata: numeric owners, mode, mtime, and the
+//! extended attributes unpack keeps (`user.*`, `security.capability`), read
+//! from the fd we hold and written as PAX `SCHILY.xattr.*` records, as GNU
+//! tar `--xattrs` and bsdtar write them.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -166,9 +171,6 @@ impl<W: Write> Walk<W> {
         match kind {
             SFlag::S_IFDIR => {
                 header.set_entry_type(tar::EntryType::Directory);
-                self.tar
-                    .append_data(&mut header, rel, std::io::empty())
-                    .map_err(io)?;
                 let flags =
                     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
                 let sub = match nix::fcntl::openat(dir, name, flags, Mode::empty()) {
@@ -176,6 +178,11 @@ impl<W: Write> Walk<W> {
                     Err(Errno::ENOENT) => return Ok(None),
                     Err(e) => return Err(Error::io("opening", rel, e.into())),
                 };
+                let xattrs = kept_xattrs(&sub, rel)?;
+                append_pax(&mut self.tar, rel, &xattrs).map_err(io)?;
+                self.tar
+                    .append_data(&mut header, rel, std::io::empty())
+                    .map_err(io)?;
                 self.done.entries += 1;
                 return Ok(Some(sub));
             }
@@ -226,6 +233,8 @@ impl<W: Write> Walk<W> {
                     )));
                 }
                 let size = opened.len();
+                let xattrs = kept_xattrs(&file, rel)?;
+                append_pax(&mut self.tar, rel, &xattrs).map_err(io)?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(size);
                 // Exactly `size` bytes even if the file changes meanwhile:
@@ -252,4 +261,97 @@ impl<W: Write> Walk<W> {
         self.done.entries += 1;
         Ok(None)
     }
+}
+
+/// The extended attributes of the open file `fd` that an image keeps
+/// (see unpack::kept_xattr), names and values.
+fn kept_xattrs(fd: &impl AsRawFd, rel: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let failed = |e: Errno| Error::io("reading the extended attributes of", rel, e.into());
+    let mut names = vec![0u8; 1024];
+    loop {
+        // SAFETY: fd is open; the buffer is valid for its length.
+        let n = unsafe { libc::flistxattr(fd.as_raw_fd(), names.as_mut_ptr().cast(), names.len()) };
+        if n >= 0 {
+            names.truncate(n as usize);
+            break;
+        }
+        match Errno::last() {
+            Errno::ERANGE => names.resize(names.len() * 4, 0),
+            Errno::ENOTSUP => return Ok(Vec::new()),
+            other => return Err(failed(other)),
+        }
+    }
+    let mut kept = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if !super::unpack::kept_xattr(name) {
+            continue;
+        }
+        let c_name = std::ffi::CString::new(name).map_err(|_| failed(Errno::EINVAL))?;
+        let mut value = vec![0u8; 256];
+        loop {
+            // SAFETY: fd is open; c_name is NUL-terminated; the buffer is valid for its length.
+            let n = unsafe {
+                libc::fgetxattr(
+                    fd.as_raw_fd(),
+                    c_name.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
+            };
+            if n >= 0 {
+                value.truncate(n as usize);
+                kept.push((name.to_vec(), value));
+                break;
+            }
+            match Errno::last() {
+                Errno::ERANGE => value.resize(value.len() * 4, 0),
+                // Removed meanwhile (a running container), or a namespaced
+                // file capability whose owner this namespace cannot name.
+                Errno::ENODATA | Errno::EOVERFLOW => {
+                    let shown = crate::error::printable(&String::from_utf8_lossy(name));
+                    detail!(
+                        5,
+                        "extended attribute {shown} of {} not read",
+                        rel.display()
+                    );
+                    break;
+                }
+                other => return Err(failed(other)),
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Write a PAX extended header carrying `xattrs` for the entry `rel` that
+/// follows (nothing if there are none).
+fn append_pax<W: Write>(
+    tar: &mut tar::Builder<W>,
+    rel: &Path,
+    xattrs: &[(Vec<u8>, Vec<u8>)],
+) -> std::io::Result<()> {
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let mut data = Vec::new();
+    for (name, value) in xattrs {
+        // "LEN SCHILY.xattr.NAME=VALUE\n", LEN counting the whole record, itself included.
+        let rest = [b" SCHILY.xattr.", &name[..], b"=", &value[..], b"\n"].concat();
+        let mut len = rest.len() + 1;
+        while len.to_string().len() + rest.len() > len {
+            len += 1;
+        }
+        data.extend_from_slice(len.to_string().as_bytes());
+        data.extend_from_slice(&rest);
+    }
+    let mut header = tar::Header::new_ustar();
+    // Named as GNU tar names them; a reader that knows no PAX sees a file.
+    let base = rel.file_name().map(|n| n.as_bytes()).unwrap_or(b"");
+    let pax_name = [b"PaxHeaders/", &base[..base.len().min(80)]].concat();
+    header.as_old_mut().name[..pax_name.len()].copy_from_slice(&pax_name);
+    header.set_entry_type(tar::EntryType::XHeader);
+    header.set_mode(0o644);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    tar.append(&header, &data[..])
 }

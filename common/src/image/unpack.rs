@@ -6,8 +6,18 @@
 //! unpacked naively. Every entry here is created relative to a directory fd
 //! opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so no path
 //! can leave the destination or pass through a symlink, whatever the archive
-//! holds. Device nodes are refused: an image needs none (the container gets
-//! a minimal /dev of its own) and they could give access to host devices.
+//! holds. Device nodes (and sockets) are skipped, never made: an image needs
+//! none (the container gets a minimal /dev of its own) and they could give
+//! access to host devices; distro tarballs (debootstrap, mmdebstrap) hold a
+//! few in /dev, so one notice per unpack counts them instead of refusing.
+//!
+//! What a file carries besides its bytes is kept: its mtime (set last, a
+//! directory's once its children are made, never through a symlink) and
+//! the extended attributes of two namespaces, from the archive's PAX
+//! `SCHILY.xattr.*` records: `user.*` and `security.capability` (file
+//! capabilities, which `ping` uses instead of setuid). Never `trusted.*` or
+//! any other: those steer the kernel (overlayfs reads `trusted.overlay.*`),
+//! and `user.overlay.*` too, which a rootless overlay reads the same way.
 //!
 //! Layer tarballs (`docker save`) mark deletions with whiteout files: an
 //! entry `.wh.NAME` means "NAME is deleted in this layer", and
@@ -18,6 +28,8 @@
 //! directory carries the xattr `trusted.overlay.opaque=y` (root) or
 //! `user.overlay.opaque=y` (overlay mounted with `userxattr`, rootless).
 
+use std::collections::HashSet;
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -25,10 +37,13 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fchmod, fstatat, mkdirat, mknodat, Mode, SFlag};
+use nix::sys::stat::{
+    fchmod, fstatat, futimens, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
-use crate::error::{Error, Result};
+use crate::error::{notice, Error, Result};
 
 /// How a refused or failed entry is reported: the entry and why, one line.
 fn refuse(entry: &str, why: impl std::fmt::Display) -> Error {
@@ -41,10 +56,6 @@ fn failed(entry: &str, step: &str, why: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("unpacking image entry {entry:?}: {step}: {why}"))
 }
 
-/// Unpack the tar stream `reader` into the empty directory `dest`.
-///
-/// Fails on the first entry that is unsafe or cannot be created, naming it;
-/// the caller then throws the whole directory away.
 /// What an unpack made.
 #[derive(Debug, Clone, Copy)]
 pub struct Unpacked {
@@ -53,6 +64,62 @@ pub struct Unpacked {
     /// Apply it once the directory is in place: a read-only directory
     /// cannot be renamed into a new parent.
     pub root_mode: u32,
+    /// What the archive held that was left out (told in one notice).
+    pub skipped: Skipped,
+}
+
+/// What an unpack left out, counted for its one notice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// Block and character devices (but the 0/0 whiteout, which is made).
+    pub devices: u64,
+    pub sockets: u64,
+    /// Extended attributes of namespaces never set: `trusted.*` and the rest.
+    pub xattrs_not_kept: u64,
+    /// `user.*` or `security.capability` attributes the kernel would not set
+    /// for us (EPERM, EACCES, ENOTSUP, EINVAL): file capabilities without
+    /// root, say, or a filesystem without user xattrs.
+    pub xattrs_refused: u64,
+}
+
+impl Skipped {
+    /// The one line that tells what was skipped, or None if nothing was.
+    pub fn notice(&self) -> Option<String> {
+        let count = |n: u64, one: &str, many: &str| match n {
+            0 => None,
+            1 => Some(format!("1 {one}")),
+            n => Some(format!("{n} {many}")),
+        };
+        let parts: Vec<String> = [
+            count(self.devices, "device node", "device nodes"),
+            count(self.sockets, "socket", "sockets"),
+            count(
+                self.xattrs_not_kept,
+                "extended attribute of a namespace never set (trusted.* or other)",
+                "extended attributes of namespaces never set (trusted.* or other)",
+            ),
+            count(
+                self.xattrs_refused,
+                "extended attribute this user or filesystem cannot set",
+                "extended attributes this user or filesystem cannot set",
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (last, rest) = parts.split_last()?;
+        let list = if rest.is_empty() {
+            last.clone()
+        } else {
+            format!("{} and {last}", rest.join(", "))
+        };
+        let why = if self.devices + self.sockets > 0 {
+            ": a container gets its own /dev"
+        } else {
+            ""
+        };
+        Some(format!("skipped {list} in the image{why}"))
+    }
 }
 
 impl Unpacked {
@@ -66,16 +133,25 @@ impl Unpacked {
     }
 }
 
+/// Unpack the tar stream `reader` into the empty directory `dest`.
+///
+/// Fails on the first entry that is unsafe or cannot be created, naming it;
+/// the caller then throws the whole directory away. What was skipped
+/// (device nodes, sockets, extended attributes) is told in one notice.
 pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     let dest_fd = open_dir(dest)?;
     let keep_owners = !crate::namespace::rootless();
     let mut archive = tar::Archive::new(reader);
-    // Directories get their modes at the end, each with the (dev, ino) it
-    // had when it was made: a later entry may have taken its name since.
-    let mut dirs: Vec<(PathBuf, u32, (u64, u64))> = Vec::new();
+    // Directories get their modes, xattrs and mtimes at the end, each with
+    // the (dev, ino) it had when it was made: a later entry may have taken
+    // its name since.
+    let mut dirs: Vec<LaterDir> = Vec::new();
     let mut root_mode = 0o755;
     let mut last_parent: Option<(PathBuf, OwnedFd)> = None;
     let mut count = 0;
+    let mut skipped = Skipped::default();
+    // Where skipped device nodes were: a hard link to one is skipped too.
+    let mut devices: HashSet<PathBuf> = HashSet::new();
     let entries = archive.entries().map_err(not_a_tar)?;
     for entry in entries {
         let mut entry = entry.map_err(not_a_tar)?;
@@ -86,10 +162,26 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
             root_mode = entry.header().mode().unwrap_or(0o755) & 0o7777;
             continue;
         };
+        let (mut xattrs, pax_mtime) = pax_metadata(&mut entry, &mut skipped).map_err(not_a_tar)?;
         let header = entry.header();
         let kind = header.entry_type();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let full_mode = header.mode().unwrap_or(0o644);
+        let mode = full_mode & 0o7777;
         let owner = (header.uid().ok(), header.gid().ok());
+        let mtime = pax_mtime.or_else(|| {
+            let seconds = header.mtime().ok()?;
+            Some(TimeSpec::new(i64::try_from(seconds).ok()?, 0))
+        });
+        // ustar has no type for a socket, but some writers put S_IFSOCK
+        // in the mode field: such an entry is skipped, as devices are.
+        if full_mode & SFlag::S_IFMT.bits() == SFlag::S_IFSOCK.bits() {
+            skipped.sockets += 1;
+            continue;
+        }
+        // A later entry of the same name replaces a skipped device node.
+        if !devices.is_empty() {
+            devices.remove(&rel);
+        }
         let (parent, name) = split(&rel);
         // Consecutive entries mostly share a directory: reuse its fd. (No
         // entry can turn an existing directory into a symlink: see
@@ -125,7 +217,13 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                     ));
                 }
                 // Its own mode is applied at the end, once nothing more goes inside.
-                dirs.push((rel.clone(), mode, (made.st_dev, made.st_ino)));
+                dirs.push(LaterDir {
+                    rel: rel.clone(),
+                    mode,
+                    made: (made.st_dev, made.st_ino),
+                    xattrs: std::mem::take(&mut xattrs),
+                    mtime,
+                });
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let fd = replacing(parent_fd, &name, || create_file(parent_fd, &name))
@@ -142,8 +240,17 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                     )
                     .map_err(|e| refuse(&shown, format!("chown: {}", e.desc())))?;
                 }
+                // xattrs after chown, which clears security.capability, and
+                // before chmod, which may take away the write permission a
+                // user needs to set user.* attributes.
+                set_xattrs(&file, &xattrs, &mut skipped)
+                    .map_err(|e| failed(&shown, "setting extended attributes", e.desc()))?;
                 fchmod(&file, Mode::from_bits_truncate(mode))
                     .map_err(|e| failed(&shown, "chmod", e.desc()))?;
+                if let Some(mtime) = mtime {
+                    futimens(&file, &TimeSpec::UTIME_OMIT, &mtime)
+                        .map_err(|e| failed(&shown, "setting its mtime", e.desc()))?;
+                }
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -165,6 +272,11 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                 let target_rel = clean_path(&target)
                     .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?
                     .ok_or_else(|| refuse(&shown, "hard link to the root directory"))?;
+                if devices.contains(&target_rel) {
+                    skipped.devices += 1;
+                    devices.insert(rel);
+                    continue;
+                }
                 let (target_parent, target_name) = split(&target_rel);
                 let target_fd = open_beneath(&dest_fd, &target_parent)
                     .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?;
@@ -185,8 +297,19 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                 })
                 .map_err(|e| refuse(&shown, e.desc()))?;
             }
+            tar::EntryType::Char
+                if header.device_major().ok().flatten() == Some(0)
+                    && header.device_minor().ok().flatten() == Some(0) =>
+            {
+                // An overlay whiteout, as a layer may store one: no device at all.
+                whiteout(parent_fd, &name).map_err(|why| refuse(&shown, why))?;
+                count += 1;
+                continue;
+            }
             tar::EntryType::Char | tar::EntryType::Block => {
-                return Err(refuse(&shown, "device nodes are not allowed in an image"));
+                skipped.devices += 1;
+                devices.insert(rel);
+                continue;
             }
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             tar::EntryType::GNULongName | tar::EntryType::GNULongLink => continue,
@@ -207,11 +330,36 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
             )
             .map_err(|e| refuse(&shown, format!("chown: {}", e.desc())))?;
         }
+        if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Fifo) {
+            // Only regular files and directories can carry user.* and
+            // security.capability attributes.
+            skipped.xattrs_refused += xattrs.len() as u64;
+            if let Some(mtime) = mtime {
+                // The link itself, never what it points to.
+                utimensat(
+                    parent_fd,
+                    &name,
+                    &TimeSpec::UTIME_OMIT,
+                    &mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| failed(&shown, "setting its mtime", e.desc()))?;
+            }
+        }
         count += 1;
     }
-    // Deepest first, so a read-only parent never blocks a child's chmod.
-    dirs.sort_by_key(|(rel, _, _)| std::cmp::Reverse(rel.components().count()));
-    for (rel, mode, made) in dirs {
+    // Deepest first, so a read-only parent never blocks a child's chmod, and
+    // a directory's mtime is set after everything inside it is made (making
+    // a child changes its parent's mtime).
+    dirs.sort_by_key(|dir| std::cmp::Reverse(dir.rel.components().count()));
+    for LaterDir {
+        rel,
+        mode,
+        made,
+        xattrs,
+        mtime,
+    } in dirs
+    {
         let shown = rel.display().to_string();
         // By fd, and only if it is still the directory we made: a whiteout
         // and a hard link may have given its name to another file since.
@@ -224,13 +372,113 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         if (st.st_dev, st.st_ino) != made {
             continue;
         }
+        set_xattrs(&dir, &xattrs, &mut skipped)
+            .map_err(|e| failed(&shown, "setting extended attributes", e.desc()))?;
         fchmod(&dir, Mode::from_bits_truncate(mode))
             .map_err(|e| failed(&shown, "chmod", e.desc()))?;
+        if let Some(mtime) = mtime {
+            futimens(&dir, &TimeSpec::UTIME_OMIT, &mtime)
+                .map_err(|e| failed(&shown, "setting its mtime", e.desc()))?;
+        }
+    }
+    if let Some(line) = skipped.notice() {
+        notice(line);
     }
     Ok(Unpacked {
         entries: count,
         root_mode,
+        skipped,
     })
+}
+
+/// A directory whose mode, xattrs and mtime wait for the end of the unpack.
+struct LaterDir {
+    rel: PathBuf,
+    mode: u32,
+    /// Its (dev, ino) when made.
+    made: (u64, u64),
+    xattrs: Xattrs,
+    mtime: Option<TimeSpec>,
+}
+
+/// Extended attributes to set: names and values.
+type Xattrs = Vec<(CString, Vec<u8>)>;
+
+/// The PAX records of the entry that we use: the extended attributes to
+/// keep (counting the others in `skipped`) and a precise mtime.
+fn pax_metadata(
+    entry: &mut tar::Entry<impl Read>,
+    skipped: &mut Skipped,
+) -> io::Result<(Xattrs, Option<TimeSpec>)> {
+    let mut xattrs = Vec::new();
+    let mut mtime = None;
+    let Some(records) = entry.pax_extensions()? else {
+        return Ok((xattrs, mtime));
+    };
+    for record in records {
+        let record = record?;
+        let key = record.key_bytes();
+        if key == b"mtime" {
+            mtime = pax_time(record.value_bytes());
+        } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+            match CString::new(name) {
+                Ok(name) if kept_xattr(name.as_bytes()) => {
+                    xattrs.push((name, record.value_bytes().to_vec()));
+                }
+                _ => skipped.xattrs_not_kept += 1,
+            }
+        }
+    }
+    Ok((xattrs, mtime))
+}
+
+/// Whether an extended attribute of this name is set on unpack (and
+/// written by commit): `user.*` but overlayfs's own, and file capabilities.
+pub fn kept_xattr(name: &[u8]) -> bool {
+    (name.starts_with(b"user.") && !name.starts_with(b"user.overlay."))
+        || name == b"security.capability"
+}
+
+/// A PAX time, `SECONDS[.FRACTION]`; None for one before 1970 or malformed.
+fn pax_time(value: &[u8]) -> Option<TimeSpec> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let seconds: i64 = seconds.parse().ok()?;
+    if seconds < 0 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
+    Some(TimeSpec::new(seconds, digits.parse().ok()?))
+}
+
+/// Set `xattrs` on the open file or directory `fd`. What the kernel will
+/// not set for this user or on this filesystem is counted, not fatal.
+fn set_xattrs(fd: &impl AsRawFd, xattrs: &Xattrs, skipped: &mut Skipped) -> nix::Result<()> {
+    for (name, value) in xattrs {
+        // SAFETY: fd is open; name is NUL-terminated and value is valid for its length.
+        let rc = unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            match Errno::last() {
+                Errno::EPERM | Errno::EACCES | Errno::ENOTSUP | Errno::EINVAL => {
+                    skipped.xattrs_refused += 1
+                }
+                other => return Err(other),
+            }
+        }
+    }
+    Ok(())
 }
 
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -428,4 +676,73 @@ fn replacing<T>(
 /// A later entry replaces an earlier one of the same name (tar semantics).
 fn remove_existing(parent: &OwnedFd, name: &Path) {
     let _ = unlinkat(parent, name, UnlinkatFlags::NoRemoveDir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_notice_counts_each_kind_once_in_one_line() {
+        let skipped = Skipped {
+            devices: 23,
+            sockets: 1,
+            ..Skipped::default()
+        };
+        assert_eq!(
+            skipped.notice().as_deref(),
+            Some(
+                "skipped 23 device nodes and 1 socket in the image: a container gets its own /dev"
+            )
+        );
+        assert_eq!(Skipped::default().notice(), None);
+        let xattrs = Skipped {
+            xattrs_not_kept: 2,
+            xattrs_refused: 1,
+            ..Skipped::default()
+        };
+        assert_eq!(
+            xattrs.notice().as_deref(),
+            Some(
+                "skipped 2 extended attributes of namespaces never set (trusted.* or other) and \
+                 1 extended attribute this user or filesystem cannot set in the image"
+            )
+        );
+    }
+
+    #[test]
+    fn only_user_and_capability_xattrs_are_kept() {
+        assert!(kept_xattr(b"user.note"));
+        assert!(kept_xattr(b"security.capability"));
+        assert!(!kept_xattr(b"trusted.overlay.opaque"), "overlayfs reads it");
+        assert!(
+            !kept_xattr(b"user.overlay.redirect"),
+            "a rootless overlay reads it"
+        );
+        assert!(
+            !kept_xattr(b"security.selinux"),
+            "another security module's"
+        );
+        assert!(
+            !kept_xattr(b"system.posix_acl_access"),
+            "not a namespace we keep"
+        );
+    }
+
+    #[test]
+    fn pax_times_keep_their_fraction_and_refuse_the_rest() {
+        assert_eq!(pax_time(b"981158400"), Some(TimeSpec::new(981_158_400, 0)));
+        assert_eq!(pax_time(b"1.5"), Some(TimeSpec::new(1, 500_000_000)));
+        assert_eq!(
+            pax_time(b"1.1234567899"),
+            Some(TimeSpec::new(1, 123_456_789))
+        );
+        assert_eq!(
+            pax_time(b"-1.5"),
+            None,
+            "before 1970: the ustar field is used"
+        );
+        assert_eq!(pax_time(b"12x"), None);
+        assert_eq!(pax_time(b"1.2e3"), None);
+    }
 }
