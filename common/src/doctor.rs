@@ -182,7 +182,8 @@ fn run_checks() -> Vec<Check> {
     };
     checks.push(subordinate_ids(&who, subuid.as_deref(), subgid.as_deref()));
     // The chapters run the helpers from their fixed paths, never from PATH.
-    let helper = |path: &'static str| namespace::is_program(Path::new(path)).then(|| Path::new(path));
+    let helper =
+        |path: &'static str| namespace::is_program(Path::new(path)).then(|| Path::new(path));
     let (newuidmap, newgidmap) = (helper(namespace::NEWUIDMAP), helper(namespace::NEWGIDMAP));
     checks.push(uidmap_tools(root, newuidmap, newgidmap));
     let passwd = read(bases.etc.join("passwd"));
@@ -817,10 +818,7 @@ pub fn subordinate_ids(who: &Who, subuid: Option<&str>, subgid: Option<&str>) ->
 pub fn uidmap_tools(root: bool, newuidmap: Option<&Path>, newgidmap: Option<&Path>) -> Check {
     const WHAT: &str = "newuidmap/newgidmap";
     match (newuidmap, newgidmap) {
-        (Some(u), Some(g)) => Check::ok(
-            WHAT,
-            format!("{} and {}", u.display(), g.display()),
-        ),
+        (Some(u), Some(g)) => Check::ok(WHAT, format!("{} and {}", u.display(), g.display())),
         _ if root => Check::ok(WHAT, "not found, and not needed as root"),
         _ => Check::new(
             Verdict::Warn,

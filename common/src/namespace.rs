@@ -290,7 +290,12 @@ fn map_ids(pid: &str, target: Pid, map: &IdMap) -> Result<()> {
     match map {
         IdMap::Single { why, .. } => {
             write_proc(pid, "setgroups", "deny", "")?;
-            write_proc(pid, "uid_map", &map.uid_map(), &format!("   /* one uid only: {why} */"))?;
+            write_proc(
+                pid,
+                "uid_map",
+                &map.uid_map(),
+                &format!("   /* one uid only: {why} */"),
+            )?;
             write_proc(pid, "gid_map", &map.gid_map(), "")?;
             Ok(())
         }

@@ -169,11 +169,7 @@ pub fn in_mapped_userns<T: Serialize + DeserializeOwned>(
 }
 
 /// The child's half: its own user namespace, then wait for its maps.
-fn child(
-    mut ready: File,
-    mut go: File,
-    body: impl FnOnce() -> Result<String>,
-) -> Result<String> {
+fn child(mut ready: File, mut go: File, body: impl FnOnce() -> Result<String>) -> Result<String> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|errno| Error::sys("prctl(PR_SET_PDEATHSIG)", errno))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|errno| {
@@ -242,9 +238,8 @@ pub fn may_chown() -> bool {
 /// xattrs.
 pub fn real_root() -> bool {
     Uid::effective().is_root()
-        && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
-            map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
-        })
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }
 
 /// How many uids this process's user namespace maps.
