@@ -16,6 +16,20 @@ if [ "$(id -u)" = 0 ] && ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/nul
   echo "test.sh: apt has no package lists yet: running apt-get update" >&2
   apt-get update -qq
 fi
+# Debian packages the tests need beyond the base system: uidmap's setuid
+# newuidmap/newgidmap for the rootless runs with subordinate ids
+# (tests/subids.rs fails, naming this package, without them).
+packages=(uidmap)
+if [ "$(id -u)" = 0 ]; then
+  missing=()
+  for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
 for tool in unshare dpkg-deb apt-get; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (Debian/Ubuntu ship it)" >&2; exit 1; }
 done

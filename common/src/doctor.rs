@@ -1360,6 +1360,37 @@ mod tests {
         assert_eq!(uidmap_tools(true, None, None).verdict, Verdict::Ok);
     }
 
+    #[test]
+    fn the_id_map_line_names_the_map_a_rootless_run_uses() {
+        let range = namespace::IdMap::Range {
+            uid: 1000,
+            gid: 1001,
+            uids: (100000, 65535),
+            gids: (200000, 65535),
+        };
+        let check = id_map(false, &range);
+        assert_eq!(check.verdict, Verdict::Ok);
+        assert!(
+            check.reason.contains(
+                "map 0 to uid 1000 and 1-65535 to 100000-165534 (gid 1001, and 200000-265534)"
+            ),
+            "{check}"
+        );
+        let single = namespace::IdMap::Single {
+            uid: 1000,
+            gid: 1000,
+            why: "no range for you in /etc/subuid".into(),
+        };
+        let check = id_map(false, &single);
+        assert!(
+            check
+                .reason
+                .contains("map one uid, 0 to uid 1000: no range"),
+            "{check}"
+        );
+        assert!(id_map(true, &single).reason.starts_with("root runs"));
+    }
+
     // cgroups
 
     #[test]

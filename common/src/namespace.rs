@@ -511,3 +511,90 @@ pub fn enter_private_mount_ns() -> Result<()> {
     }
     crate::mount::make_private("/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+    const RANGE: &str = "alice:100000:65536\n";
+
+    fn inputs<'a>(subuid: Option<&'a str>, subgid: Option<&'a str>) -> MapInputs<'a> {
+        MapInputs {
+            uid: 1000,
+            gid: 1000,
+            passwd: Some(PASSWD),
+            subuid,
+            subgid,
+            newuidmap: true,
+            newgidmap: true,
+        }
+    }
+
+    #[test]
+    fn a_range_and_both_helpers_give_the_range_map() {
+        let map = choose_map(&inputs(Some(RANGE), Some(RANGE)));
+        assert_eq!(map.uid_map(), "0 1000 1\n1 100000 65535");
+        assert_eq!(map.gid_map(), "0 1000 1\n1 100000 65535");
+        assert_eq!(
+            map.key().as_deref(),
+            Some("1000.100000.65535-1000.100000.65535")
+        );
+    }
+
+    #[test]
+    fn a_range_by_uid_counts_and_a_small_range_maps_what_it_holds() {
+        let map = choose_map(&inputs(Some("1000:300000:10\n"), Some(RANGE)));
+        assert_eq!(map.uid_map(), "0 1000 1\n1 300000 10");
+    }
+
+    #[test]
+    fn no_range_gives_one_uid_and_the_usermod_line() {
+        let map = choose_map(&inputs(None, Some(RANGE)));
+        let IdMap::Single { why, .. } = &map else {
+            panic!("{map:?}")
+        };
+        assert!(why.contains("no range for you in /etc/subuid ("), "{why}");
+        assert!(why.contains(RANGE_FIX), "{why}");
+        assert!(!why.contains("uidmap"), "{why}");
+        assert_eq!(map.uid_map(), "0 1000 1");
+        assert_eq!(map.key(), None);
+    }
+
+    #[test]
+    fn no_range_and_no_helpers_names_both_fixes() {
+        let mut both_missing = inputs(None, None);
+        both_missing.newuidmap = false;
+        let IdMap::Single { why, .. } = choose_map(&both_missing) else {
+            panic!()
+        };
+        assert!(why.contains("/etc/subuid or /etc/subgid"), "{why}");
+        assert!(why.ends_with("; sudo apt-get install uidmap)"), "{why}");
+    }
+
+    #[test]
+    fn a_missing_helper_gives_one_uid_naming_it() {
+        let mut no_gid_helper = inputs(Some(RANGE), Some(RANGE));
+        no_gid_helper.newgidmap = false;
+        let IdMap::Single { why, .. } = choose_map(&no_gid_helper) else {
+            panic!()
+        };
+        assert_eq!(why, format!("no {NEWGIDMAP} (sudo apt-get install uidmap)"));
+    }
+
+    #[test]
+    fn a_caller_without_a_name_gets_one_uid_as_newuidmap_would_refuse() {
+        let mut nameless = inputs(Some("1000:100000:65536\n"), Some("1000:100000:65536\n"));
+        nameless.passwd = Some("root:x:0:0::/root:/bin/sh\n");
+        let IdMap::Single { why, .. } = choose_map(&nameless) else {
+            panic!()
+        };
+        assert!(why.contains("no name in /etc/passwd"), "{why}");
+    }
+
+    #[test]
+    fn an_empty_range_is_no_range() {
+        let map = choose_map(&inputs(Some("alice:100000:0\n"), Some(RANGE)));
+        assert!(matches!(map, IdMap::Single { .. }), "{map:?}");
+    }
+}
