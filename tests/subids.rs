@@ -521,3 +521,53 @@ fn the_doctor_says_which_map_a_run_will_use() {
         "{line}"
     );
 }
+
+const GIVE_AWAY: &str = "mkdir -p /given/away && echo x > /given/away/f && chmod 700 /given/away \
+                         && chown -R 1234:1234 /given";
+
+fn claim_a_run_leaves_nothing_behind_even_files_it_gave_away(bin: &str, run: &[&str]) {
+    if !range_tests_can_run() {
+        return;
+    }
+    let sandbox = rootless_sandbox();
+    let mut args = vec!["-q"];
+    args.extend_from_slice(run);
+    args.extend(["sh", "-c", GIVE_AWAY]);
+    with_range(&sandbox, bin, &args).assert_ok();
+    assert_eq!(
+        support::list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn with_a_range_a_run_leaves_nothing_behind_even_files_it_gave_away_ch3() {
+    claim_a_run_leaves_nothing_behind_even_files_it_gave_away(CH3, &["--"]);
+}
+
+#[test]
+fn with_a_range_rm_removes_files_the_container_gave_away_ch5() {
+    if !range_tests_can_run() {
+        return;
+    }
+    let sandbox = rootless_sandbox();
+    let script = format!("{GIVE_AWAY} && touch /ready && exec sleep 1000");
+    let args = [
+        "-q", "run", "-d", "--name", "gives", "busybox", "sh", "-c", &script,
+    ];
+    with_range(&sandbox, CH5, &args).assert_ok();
+    let upper = sandbox.data_root().join("containers/gives/upper");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !upper.join("ready").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    with_range(&sandbox, CH5, &["-q", "rm", "-f", "gives"]).assert_ok();
+    assert_eq!(
+        support::list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+}

@@ -82,7 +82,8 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         3,
         "unpacking in a child mapped like the container, so that owners are kept"
     );
-    let made = in_mapped_userns(reader, |tar| {
+    let why = "unpacks in a user namespace mapped like the container's";
+    let made = in_mapped_userns(why, reader, |tar| {
         let unpacked = unpack::unpack(tar, dest);
         if unpacked.is_err() {
             empty(dest);
@@ -93,6 +94,30 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         entries: made.0,
         root_mode: made.1,
     })
+}
+
+/// [`crate::dataroot::remove_tree`], and if that is refused and there is a
+/// range, again from a child mapped like the container: a container may
+/// have given its files to other ids of the range (`chown 1234`), and only
+/// such a namespace may remove what they keep in their own directories.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let refused = match crate::dataroot::remove_tree(path) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => e,
+        done => return done,
+    };
+    if range().is_none() {
+        return Err(refused);
+    }
+    let why = "removes files the container gave to the ids of your range";
+    let removed = in_mapped_userns(why, io::empty(), |_| {
+        Ok(crate::dataroot::remove_tree(path).map_err(|e| (e.raw_os_error(), e.to_string())))
+    });
+    match removed {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err((Some(errno), _))) => Err(io::Error::from_raw_os_error(errno)),
+        Ok(Err((None, text))) => Err(io::Error::other(text)),
+        Err(error) => Err(io::Error::other(error.to_string())),
+    }
 }
 
 /// Remove everything inside `dir` (best effort: the caller reports the
@@ -111,6 +136,7 @@ fn empty(dir: &Path) {
 /// process's id map (newuidmap/newgidmap, run from here), feeding it
 /// `input` through a pipe, and return what it returned.
 pub fn in_mapped_userns<T: Serialize + DeserializeOwned>(
+    why: &str,
     mut input: impl Read,
     f: impl FnOnce(&mut dyn Read) -> Result<T>,
 ) -> Result<T> {
@@ -142,7 +168,7 @@ pub fn in_mapped_userns<T: Serialize + DeserializeOwned>(
             let mut byte = [0u8; 1];
             let unshared = File::from(ready_read).read(&mut byte).is_ok_and(|n| n == 1);
             let mapped = if unshared {
-                narrate!(3, "fork() = {child}   /* unpacks in a user namespace mapped like the container's */");
+                narrate!(3, "fork() = {child}   /* {why} */");
                 namespace::write_id_maps(child)
             } else {
                 Ok(())
