@@ -571,3 +571,46 @@ fn with_a_range_rm_removes_files_the_container_gave_away_ch5() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn with_a_range_commit_keeps_the_owners_the_container_gave() {
+    if !range_tests_can_run() {
+        return;
+    }
+    let sandbox = rootless_sandbox();
+    let script = format!("{GIVE_AWAY} && touch /ready && exec sleep 1000");
+    let args = [
+        "-q", "run", "-d", "--name", "gives", "busybox", "sh", "-c", &script,
+    ];
+    with_range(&sandbox, CH5, &args).assert_ok();
+    let upper = sandbox.data_root().join("containers/gives/upper");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !upper.join("ready").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    with_range(&sandbox, CH5, &["-q", "commit", "gives", "given"]).assert_ok();
+    with_range(&sandbox, CH5, &["-q", "rm", "-f", "gives"]).assert_ok();
+    let out = with_range(
+        &sandbox,
+        CH5,
+        &[
+            "-q",
+            "run",
+            "given",
+            "stat",
+            "-c",
+            "%u:%g %a %n",
+            "/given/away",
+            "/given/away/f",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(
+        out.stdout, "1234:1234 700 /given/away\n1234:1234 644 /given/away/f\n",
+        "{out:#?}"
+    );
+}
