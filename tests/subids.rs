@@ -53,11 +53,16 @@ fn range_tests_can_run() -> bool {
 /// Files in the sandbox to bind over /etc: the host's passwd plus the test
 /// uid as `stepbox-subids`, and its range in subuid and subgid.
 fn ranged_etc(sandbox: &Sandbox, id: u32) -> Vec<(PathBuf, &'static str)> {
+    ranged_etc_of(sandbox, id, 65536)
+}
+
+/// The same, with a range of `count` ids.
+fn ranged_etc_of(sandbox: &Sandbox, id: u32, count: u32) -> Vec<(PathBuf, &'static str)> {
     let dir = sandbox.path().join("etc");
     fs::create_dir_all(&dir).unwrap();
     let mut passwd = fs::read_to_string("/etc/passwd").unwrap();
     passwd.push_str(&format!("{NAME}:x:{id}:{id}::/nonexistent:/bin/sh\n"));
-    let range = format!("{NAME}:{START}:65536\n");
+    let range = format!("{NAME}:{START}:{count}\n");
     let mut binds = Vec::new();
     for (file, text) in [
         ("passwd", passwd),
@@ -612,5 +617,38 @@ fn with_a_range_commit_keeps_the_owners_the_container_gave() {
     assert_eq!(
         out.stdout, "1234:1234 700 /given/away\n1234:1234 644 /given/away/f\n",
         "{out:#?}"
+    );
+}
+
+#[test]
+fn with_a_small_range_the_map_holds_what_it_has_and_an_owner_beyond_it_is_refused() {
+    if !range_tests_can_run() {
+        return;
+    }
+    let sandbox = rootless_sandbox();
+    let binds = ranged_etc_of(&sandbox, support::unprivileged_id(), 500);
+    let run = |args: &[&str]| support::run(command_with_binds(&sandbox, CH3, args, &binds));
+    let out = run(&["-q", "--", "cat", "/proc/self/uid_map"]);
+    out.assert_ok();
+    let last: Vec<&str> = out
+        .stdout
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(last, ["1", &START.to_string(), "500"], "{out:#?}");
+    let image = image_with_owners(&sandbox);
+    let out = run(&["-q", "--image", image.to_str().unwrap(), "--", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.stderr.contains("chown: Invalid argument"), "{out:#?}");
+    assert!(
+        out.stderr.contains("beyond the ids your range maps"),
+        "{out:#?}"
+    );
+    // Nothing half-unpacked is left in the data root's scratch space.
+    assert_eq!(
+        support::list_dir(&sandbox.data_root().join("tmp")),
+        Vec::<String>::new()
     );
 }

@@ -7,6 +7,13 @@
 //! user namespace (`CLONE_NEWUSER`), in which the caller is mapped to uid 0
 //! and holds every capability, over the namespaces it owns and nothing else.
 //! See namespaces(7) and user_namespaces(7).
+//!
+//! Which ids that user namespace maps ([`id_map`]): with a subordinate range
+//! for the caller in /etc/subuid and /etc/subgid and Debian's `uidmap`
+//! helpers, 0 is the caller and 1..=65535 the range, as podman maps them,
+//! so an image's owners, `chown` and `su` work inside; otherwise 0 alone,
+//! and the narration of the `uid_map` write says why. The doctor reaches
+//! the same verdict from the same function ([`choose_map`]).
 
 use std::fs;
 use std::path::Path;

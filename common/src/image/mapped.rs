@@ -88,7 +88,18 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         if unpacked.is_err() {
             empty(dest);
         }
-        unpacked.map(|u| (u.entries, u.root_mode))
+        unpacked
+            .map(|u| (u.entries, u.root_mode))
+            .map_err(|error| match error {
+                // An owner the map has no id for.
+                Error::Invalid(text) if text.ends_with("chown: Invalid argument") => {
+                    Error::Invalid(format!(
+                "{text} (its owner is beyond the ids your range maps: give yourself 65536 ids \
+                 in /etc/subuid and /etc/subgid)"
+            ))
+                }
+                other => other,
+            })
     })?;
     Ok(Unpacked {
         entries: made.0,
