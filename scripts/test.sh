@@ -21,9 +21,10 @@ fi
 # layouts and archives, xz and bzip2 the tarballs stepbox must refuse;
 # tests/metadata.rs: mmdebstrap makes a Debian root filesystem, GNU tar and
 # bsdtar (libarchive-tools) read commits back, getcap (libcap2-bin) reads file
-# capabilities). As root, what is missing is installed; as an ordinary user,
+# capabilities; tests/subids.rs: uidmap's setuid newuidmap/newgidmap for
+# rootless runs with subordinate ids). As root, what is missing is installed; as an ordinary user,
 # a test whose tool is missing fails with the install line.
-packages=(skopeo umoci xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin)
+packages=(skopeo umoci xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin uidmap)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")

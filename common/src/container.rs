@@ -241,7 +241,8 @@ impl Container {
     /// damaged to say so) is killed first: see [`Container::stop_leftovers`].
     pub fn remove(&self) -> Result<()> {
         self.stop_leftovers();
-        dataroot::remove_tree(&self.dir).map_err(|e| Error::io("removing", &self.dir, e))
+        crate::image::mapped::remove_tree(&self.dir)
+            .map_err(|e| Error::io("removing", &self.dir, e))
     }
 
     /// Kill the init of this container if one still runs, found from

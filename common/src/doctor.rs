@@ -181,11 +181,22 @@ fn run_checks() -> Vec<Check> {
         name: user.as_deref(),
     };
     checks.push(subordinate_ids(&who, subuid.as_deref(), subgid.as_deref()));
-    checks.push(uidmap_tools(
-        root,
-        on_path("newuidmap").as_deref(),
-        on_path("newgidmap").as_deref(),
-    ));
+    // The chapters run the helpers from their fixed paths, never from PATH.
+    let helper =
+        |path: &'static str| namespace::is_program(Path::new(path)).then(|| Path::new(path));
+    let (newuidmap, newgidmap) = (helper(namespace::NEWUIDMAP), helper(namespace::NEWGIDMAP));
+    checks.push(uidmap_tools(root, newuidmap, newgidmap));
+    let passwd = read(bases.etc.join("passwd"));
+    let map = namespace::choose_map(&namespace::MapInputs {
+        uid,
+        gid: Gid::effective().as_raw(),
+        passwd: passwd.as_deref(),
+        subuid: subuid.as_deref(),
+        subgid: subgid.as_deref(),
+        newuidmap: newuidmap.is_some(),
+        newgidmap: newgidmap.is_some(),
+    });
+    checks.push(id_map(root, &map));
     // f_type is an i64 on 64-bit Linux, narrower elsewhere.
     #[allow(clippy::unnecessary_cast)]
     let fs_type = |path: PathBuf| {
@@ -754,31 +765,7 @@ fn probe_steps(in_user_ns: bool) -> std::result::Result<(), (Step, Error)> {
 
 // ------------------------------------------------------------------ subordinate ids
 
-/// The name of `uid` in an /etc/passwd text.
-pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.get(2) == Some(&uid.to_string().as_str())).then(|| fields[0].to_string())
-    })
-}
-
-/// The first `start:count` range for this user (by name or uid) in an
-/// /etc/subuid or /etc/subgid text.
-pub fn subid_range(text: &str, name: Option<&str>, uid: u32) -> Option<(u64, u64)> {
-    let uid = uid.to_string();
-    text.lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .find_map(|line| {
-            let mut fields = line.trim().split(':');
-            let owner = fields.next()?;
-            if owner != uid && Some(owner) != name {
-                return None;
-            }
-            let start = fields.next()?.parse().ok()?;
-            let count = fields.next()?.parse().ok()?;
-            Some((start, count))
-        })
-}
+pub use crate::namespace::{subid_range, user_name};
 
 /// Subordinate id ranges: only a warning when missing, since stepbox maps
 /// one id (root in the container) without them.
@@ -794,7 +781,7 @@ pub fn subordinate_ids(who: &Who, subuid: Option<&str>, subgid: Option<&str>) ->
             WHAT,
             format!(
                 "{} has {uc} uids from {us} in /etc/subuid and {gc} gids from {gs} in /etc/subgid \
-                 (stepbox maps one id; a range lets the container have more users)",
+                 (rootless runs map up to 65535 of them: see the id map line)",
                 who.shown()
             ),
         ),
@@ -831,16 +818,55 @@ pub fn subordinate_ids(who: &Who, subuid: Option<&str>, subgid: Option<&str>) ->
 pub fn uidmap_tools(root: bool, newuidmap: Option<&Path>, newgidmap: Option<&Path>) -> Check {
     const WHAT: &str = "newuidmap/newgidmap";
     match (newuidmap, newgidmap) {
-        (Some(u), Some(g)) => Check::ok(
-            WHAT,
-            format!("{} and {}", u.display(), g.display()),
-        ),
+        (Some(u), Some(g)) => Check::ok(WHAT, format!("{} and {}", u.display(), g.display())),
         _ if root => Check::ok(WHAT, "not found, and not needed as root"),
         _ => Check::new(
             Verdict::Warn,
             WHAT,
-            "not found on PATH: stepbox maps one id without them, which every chapter can work with",
+            format!(
+                "no {} and {}: stepbox maps one id without them, which every chapter can work with",
+                namespace::NEWUIDMAP,
+                namespace::NEWGIDMAP
+            ),
             "sudo apt-get install uidmap",
+        ),
+    }
+}
+
+/// Which map a rootless run of this user gets: the same decision the
+/// chapters make ([`namespace::choose_map`]), from the same files.
+pub fn id_map(root: bool, map: &namespace::IdMap) -> Check {
+    const WHAT: &str = "id map";
+    if root {
+        return Check::ok(
+            WHAT,
+            "root runs make no user namespace: every owner in an image is kept as it is",
+        );
+    }
+    match map {
+        namespace::IdMap::Range {
+            uid,
+            gid,
+            uids,
+            gids,
+        } => Check::ok(
+            WHAT,
+            format!(
+                "rootless runs map 0 to uid {uid} and 1-{} to {}-{} (gid {gid}, and {}-{}), through \
+                 newuidmap and newgidmap: owners in images are kept, chown and su work inside",
+                uids.1,
+                uids.0,
+                uids.0 + uids.1 - 1,
+                gids.0,
+                gids.0 + gids.1 - 1
+            ),
+        ),
+        namespace::IdMap::Single { uid, why, .. } => Check::ok(
+            WHAT,
+            format!(
+                "rootless runs map one uid, 0 to uid {uid}: {why}; every owner in an image \
+                 becomes 0, and chown to another id fails inside"
+            ),
         ),
     }
 }
@@ -1332,6 +1358,37 @@ mod tests {
         assert_eq!(check.verdict, Verdict::Warn);
         assert!(check.fix.as_deref().unwrap().contains("uidmap"));
         assert_eq!(uidmap_tools(true, None, None).verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn the_id_map_line_names_the_map_a_rootless_run_uses() {
+        let range = namespace::IdMap::Range {
+            uid: 1000,
+            gid: 1001,
+            uids: (100000, 65535),
+            gids: (200000, 65535),
+        };
+        let check = id_map(false, &range);
+        assert_eq!(check.verdict, Verdict::Ok);
+        assert!(
+            check.reason.contains(
+                "map 0 to uid 1000 and 1-65535 to 100000-165534 (gid 1001, and 200000-265534)"
+            ),
+            "{check}"
+        );
+        let single = namespace::IdMap::Single {
+            uid: 1000,
+            gid: 1000,
+            why: "no range for you in /etc/subuid".into(),
+        };
+        let check = id_map(false, &single);
+        assert!(
+            check
+                .reason
+                .contains("map one uid, 0 to uid 1000: no range"),
+            "{check}"
+        );
+        assert!(id_map(true, &single).reason.starts_with("root runs"));
     }
 
     // cgroups

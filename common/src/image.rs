@@ -7,6 +7,7 @@
 
 pub mod export;
 mod layers;
+pub mod mapped;
 pub mod oci;
 pub(crate) mod provision;
 pub mod unpack;

@@ -146,7 +146,8 @@ pub fn finish_run<T>(layout: &Layout, keep_it: bool, result: Result<T>) -> Resul
 /// ever deletes the container's own files.
 pub fn remove(layout: &Layout) -> Result<()> {
     detail!(3, "removing {}", layout.dir.display());
-    dataroot::remove_tree(&layout.dir).map_err(|e| Error::io("removing", &layout.dir, e))
+    crate::image::mapped::remove_tree(&layout.dir)
+        .map_err(|e| Error::io("removing", &layout.dir, e))
 }
 
 /// Remove per-run directories whose owning process is gone. Only real

@@ -39,7 +39,7 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
         },
         Source::Tarball(path) => path,
     };
-    let layers_dir = root.dir("layers")?;
+    let layers_dir = super::mapped::layers_dir(root)?;
     let digests = match cached(root, tarball) {
         Some(digests) if digests.iter().all(|d| layers_dir.join(d).is_dir()) => {
             detail!(3, "image {}: layers cached", image.name);
@@ -181,7 +181,7 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str, flat: bool) -> R
         inner: reader,
         hasher: Sha256::new(),
     };
-    let unpacked = unpack::unpack(
+    let unpacked = super::mapped::unpack(
         decompress(BufReader::with_capacity(1 << 16, &mut hashing))?,
         scratch.path(),
     )?;
@@ -191,7 +191,7 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str, flat: bool) -> R
     // The tar reader stops at the end marker: hash whatever follows too.
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("reading image", what, e))?;
     let digest = format!("{:x}", hashing.hasher.finalize());
-    let dest = root.dir("layers")?.join(&digest);
+    let dest = super::mapped::layers_dir(root)?.join(&digest);
     if dest.is_dir() {
         detail!(3, "layer {digest} already present");
     } else if scratch.persist(&dest)? {

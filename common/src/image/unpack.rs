@@ -140,7 +140,7 @@ impl Unpacked {
 /// (device nodes, sockets, extended attributes) is told in one notice.
 pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     let dest_fd = open_dir(dest)?;
-    let keep_owners = !crate::namespace::rootless();
+    let keep_owners = super::mapped::may_chown();
     let mut archive = tar::Archive::new(reader);
     // Directories get their modes, xattrs and mtimes at the end, each with
     // the (dev, ino) it had when it was made: a later entry may have taken
@@ -514,7 +514,7 @@ fn mark_opaque(root: &OwnedFd, rel: &Path) -> std::result::Result<(), String> {
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
     let dir = openat2(root, rel, how).map_err(|e| format!("{}: {}", rel.display(), e.desc()))?;
     let mut names = vec![c"user.overlay.opaque"];
-    if !crate::namespace::rootless() {
+    if super::mapped::real_root() {
         names.push(c"trusted.overlay.opaque");
     }
     for xattr in names {
