@@ -64,7 +64,7 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
 
 /// The directories of layers `digests`, bottom first.
 fn layer_dirs(root: &DataRoot, digests: &[String]) -> Result<Vec<PathBuf>> {
-    let layers_dir = root.dir("layers")?;
+    let layers_dir = super::mapped::layers_dir(root)?;
     Ok(without_repeats(digests)
         .iter()
         .map(|d| layers_dir.join(d))
@@ -121,7 +121,7 @@ fn identify(tarball: &Path) -> Result<Archive> {
 /// Unpack every layer an OCI image lists (bottom first), skipping those
 /// already in layers/ (each was checked against its digest when made).
 fn import_oci(root: &DataRoot, image: &oci::Image) -> Result<Vec<String>> {
-    let layers_dir = root.dir("layers")?;
+    let layers_dir = super::mapped::layers_dir(root)?;
     let all = image.manifest.layers();
     if all.is_empty() {
         return Err(Error::Invalid(format!(
