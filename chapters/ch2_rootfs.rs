@@ -86,15 +86,13 @@ fn container(
     let console = Console::if_interactive()?;
     // 3. What it will run: the command, in an environment of its own, alone
     //    or under stepbox as PID 1 (docs/ch2-rootfs.md#pid-1).
-    let command = process::Command {
-        argv: if args.compare && args.command.command.is_empty() {
-            vec!["true".to_string()]
-        } else {
-            args.command.argv()
-        },
-        env: Environment::container(&args.image.hostname, vars).with_terminal(console.is_some()),
-        init: args.start.init,
+    let argv = if args.compare && args.command.command.is_empty() {
+        vec!["true".to_string()]
+    } else {
+        args.command.argv()
     };
+    let env = Environment::container(&args.image.hostname, vars).with_terminal(console.is_some());
+    let command = process::Command::new(argv, env, args.start.init);
     let child = process::spawn(flags, || {
         child(args, method, new_root, &command, report, console.as_ref())
     })?;

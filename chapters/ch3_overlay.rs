@@ -49,10 +49,10 @@ fn run(args: &Args) -> Result<ExitCode> {
     // overlayfs options are comma-separated: a data root path must not hold one.
     overlay::check_data_root(&root)?;
     let image = image::find(&root, &args.image.image)?;
-    let lowers = image::layers(&root, &image)?;
+    let layers = image::layers(&root, &image)?;
     // 2. This run's own write layer: containers/<id>/{upper,work,merged}.
     let layout = overlay::create_for_run(&root, &overlay::new_id()?)?;
-    let result = run_in(args, &vars, &lowers, &layout);
+    let result = run_in(args, &vars, &layers, &layout);
     // 3. Throw the write layer away, unless asked to keep it.
     overlay::finish_run(&layout, args.keep, result)
 }
@@ -60,18 +60,24 @@ fn run(args: &Args) -> Result<ExitCode> {
 fn run_in(
     args: &Args,
     vars: &[(String, String)],
-    lowers: &[std::path::PathBuf],
+    layers: &image::Layers,
     layout: &Layout,
 ) -> Result<ExitCode> {
-    let options = overlay::options(lowers, layout)?;
+    let options = overlay::options(&layers.dirs, layout)?;
     let flags = namespace::with_user_if_rootless(namespace::CONTAINER);
     // Interactive: a pty of the container's own; the command in its own
     // environment, under --init if asked: as in chapter 2.
     let console = Console::if_interactive()?;
+    // The image's config says how to run it: its Entrypoint and Cmd, Env,
+    // WorkingDir and User (docs/ch3-overlay.md#the-images-config).
+    let config = &layers.config;
     let command = process::Command {
-        argv: args.command.argv(),
-        env: Environment::container(&args.image.hostname, vars).with_terminal(console.is_some()),
+        argv: config.argv(None, &args.command.command),
+        env: Environment::for_image(&args.image.hostname, config, vars)
+            .with_terminal(console.is_some()),
         init: args.start.init,
+        user: config.user(),
+        workdir: config.working_dir(),
     };
     let child = process::spawn(flags, || {
         child(args, &options, layout, &command, console.as_ref())

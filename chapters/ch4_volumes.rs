@@ -54,10 +54,10 @@ fn run(args: &Args) -> Result<ExitCode> {
     // overlayfs options are comma-separated: a data root path must not hold one.
     overlay::check_data_root(&root)?;
     let image = image::find(&root, &args.image.image)?;
-    let lowers = image::layers(&root, &image)?;
+    let layers = image::layers(&root, &image)?;
     // 2. This run's own write layer: containers/<id>/{upper,work,merged}.
     let layout = overlay::create_for_run(&root, &overlay::new_id()?)?;
-    let result = run_in(args, &vars, &lowers, &layout, &volumes);
+    let result = run_in(args, &vars, &layers, &layout, &volumes);
     // 3. Throw the write layer away, unless asked to keep it.
     overlay::finish_run(&layout, args.keep, result)
 }
@@ -65,18 +65,24 @@ fn run(args: &Args) -> Result<ExitCode> {
 fn run_in(
     args: &Args,
     vars: &[(String, String)],
-    lowers: &[std::path::PathBuf],
+    layers: &image::Layers,
     layout: &Layout,
     volumes: &[Volume],
 ) -> Result<ExitCode> {
-    let options = overlay::options(lowers, layout)?;
+    let options = overlay::options(&layers.dirs, layout)?;
     // Interactive: a pty of the container's own; the command in its own
     // environment, under --init if asked: as in chapter 2.
     let console = Console::if_interactive()?;
+    // The image's config says how to run it: its Entrypoint and Cmd, Env,
+    // WorkingDir and User (docs/ch3-overlay.md#the-images-config).
+    let config = &layers.config;
     let command = process::Command {
-        argv: args.command.argv(),
-        env: Environment::container(&args.image.hostname, vars).with_terminal(console.is_some()),
+        argv: config.argv(None, &args.command.command),
+        env: Environment::for_image(&args.image.hostname, config, vars)
+            .with_terminal(console.is_some()),
         init: args.start.init,
+        user: config.user(),
+        workdir: config.working_dir(),
     };
     // 2b. Missing host directories are created, as `docker run -v` does; if
     //     the container then fails to start, they are removed again.

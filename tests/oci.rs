@@ -9,21 +9,17 @@
 mod support;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
+use support::oci::{archive, chown_tree, gzip, sha256, zstd, Layer, Layout};
+use support::oci::{LAYER_GZIP, LAYER_TAR, LAYER_ZSTD};
 use support::tarballs::{tarball, Entry};
 use support::{chown_to_sandbox_user, Outcome, Sandbox, Who};
 
 const CH2: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
 const CH3: &str = env!("CARGO_BIN_EXE_ch3-overlay");
 const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
-
-const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
@@ -35,103 +31,6 @@ fn quiet(sandbox: &Sandbox, bin: &str, args: &[&str]) -> Outcome {
     let mut all = vec!["-q"];
     all.extend_from_slice(args);
     sandbox.run(bin, &all)
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
-fn zstd(bytes: &[u8]) -> Vec<u8> {
-    zstd::encode_all(bytes, 3).unwrap()
-}
-
-/// One layer as a layout lists it: its bytes as stored and its media type.
-struct Layer {
-    bytes: Vec<u8>,
-    media_type: String,
-}
-
-/// Image layouts made by hand: blobs by digest, a manifest, an index.
-struct Layout {
-    dir: PathBuf,
-}
-
-impl Layout {
-    fn new(dir: &Path) -> Layout {
-        fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-        fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        Layout {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// Store `bytes` as a blob; its descriptor's digest.
-    fn blob(&self, bytes: &[u8]) -> String {
-        let hex = sha256(bytes);
-        fs::write(self.dir.join("blobs/sha256").join(&hex), bytes).unwrap();
-        hex
-    }
-
-    /// A manifest of `layers` (and a minimal config), as a descriptor JSON.
-    fn manifest(&self, layers: &[Layer], ref_name: &str) -> serde_json::Value {
-        let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
-        let config_hex = self.blob(config);
-        let layers: Vec<serde_json::Value> = layers
-            .iter()
-            .map(|layer| {
-                serde_json::json!({
-                    "mediaType": layer.media_type,
-                    "digest": format!("sha256:{}", self.blob(&layer.bytes)),
-                    "size": layer.bytes.len(),
-                })
-            })
-            .collect();
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": format!("sha256:{config_hex}"),
-                "size": config.len(),
-            },
-            "layers": layers,
-        }))
-        .unwrap();
-        serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": format!("sha256:{}", self.blob(&manifest)),
-            "size": manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": ref_name},
-        })
-    }
-
-    fn index(&self, manifests: &[serde_json::Value]) {
-        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
-        fs::write(self.dir.join("index.json"), index.to_string()).unwrap();
-    }
-
-    /// The blob file of layer `n` (0 = bottom) of the index's first manifest.
-    fn layer_blob(&self, n: usize) -> PathBuf {
-        let read = |path: PathBuf| -> serde_json::Value {
-            serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-        };
-        let index = read(self.dir.join("index.json"));
-        let hex = |d: &serde_json::Value| d["digest"].as_str().unwrap()[7..].to_string();
-        let manifest = read(
-            self.dir
-                .join("blobs/sha256")
-                .join(hex(&index["manifests"][0])),
-        );
-        self.dir
-            .join("blobs/sha256")
-            .join(hex(&manifest["layers"][n]))
-    }
 }
 
 /// The busybox root filesystem as the bottom layer, and a second layer that
@@ -161,33 +60,6 @@ fn layout(sandbox: &Sandbox, name: &str, layers: &[Layer]) -> Layout {
     layout.index(&[manifest]);
     chown_tree(sandbox, &layout.dir);
     layout
-}
-
-/// The layout directory `dir` as an oci-archive (a plain tar of it).
-fn archive(sandbox: &Sandbox, dir: &Path) -> PathBuf {
-    let path = dir.with_extension("tar");
-    let mut builder = tar::Builder::new(fs::File::create(&path).unwrap());
-    builder.append_dir_all(".", dir).unwrap();
-    builder.finish().unwrap();
-    chown_to_sandbox_user(sandbox, &path);
-    path
-}
-
-/// Give `dir` and everything in it to the sandbox's user (symlinks
-/// themselves, never what they point to).
-fn chown_tree(sandbox: &Sandbox, dir: &Path) {
-    let Some(id) = support::sandbox_uid(sandbox) else {
-        return;
-    };
-    std::os::unix::fs::lchown(dir, Some(id), Some(id)).unwrap();
-    for entry in fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            chown_tree(sandbox, &entry.path());
-        } else {
-            std::os::unix::fs::lchown(entry.path(), Some(id), Some(id)).unwrap();
-        }
-    }
 }
 
 fn text(path: &Path) -> &str {

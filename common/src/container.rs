@@ -54,9 +54,16 @@ pub struct State {
     pub layers: Vec<PathBuf>,
     pub command: Vec<String>,
     pub volumes: Vec<String>,
-    /// The variables asked for with `-e` and `--env-file` (`exec` gets them too).
+    /// The image's variables, then those asked for with `-e` and
+    /// `--env-file` (`exec` gets them too).
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// Who its command runs as, and where (`-u`, `-w`, or the image's):
+    /// `exec` runs as the same user in the same directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
     /// Whether stepbox is the container's PID 1 (`--init`).
     #[serde(default)]
     pub init: bool,

@@ -32,6 +32,8 @@ const MAX_ENV_FILE: u64 = 1 << 20;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Environment {
     vars: Vec<(String, String)>,
+    /// Whether HOME was given (by the image or `-e`), not our default.
+    home_given: bool,
 }
 
 impl Environment {
@@ -42,14 +44,35 @@ impl Environment {
         env.set("PATH", CONTAINER_PATH);
         env.set("HOSTNAME", hostname);
         env.set("HOME", "/root");
+        env.home_given = false;
         for (name, value) in extra {
             env.set(name, value);
         }
         env
     }
 
+    /// As [`Environment::container`], with the image's `Env` between our
+    /// defaults and `extra` (ch3 onwards, where images bring a config).
+    pub fn for_image(
+        hostname: &str,
+        image: &crate::image::Config,
+        extra: &[(String, String)],
+    ) -> Environment {
+        Environment::container(hostname, &[image.env_pairs(), extra.to_vec()].concat())
+    }
+
+    /// HOME is the user's home (from the image's /etc/passwd) unless the
+    /// image or `-e` set it.
+    pub fn default_home(&mut self, home: &str) {
+        if !self.home_given {
+            self.set("HOME", home);
+            self.home_given = false;
+        }
+    }
+
     /// Set `name`, replacing an earlier value in its place.
     pub fn set(&mut self, name: &str, value: &str) {
+        self.home_given |= name == "HOME";
         match self.vars.iter_mut().find(|(n, _)| n == name) {
             Some(var) => var.1 = value.to_string(),
             None => self.vars.push((name.to_string(), value.to_string())),

@@ -5,6 +5,7 @@
 //! kept as `images/<name>.tar[.gz]` in the data root, or given by path. ch2
 //! unpacks it once into `rootfs/<name>/` and runs in that directory directly.
 
+mod config;
 pub mod export;
 mod layers;
 pub mod mapped;
@@ -20,7 +21,8 @@ use crate::dataroot::{check_name, DataRoot};
 use crate::error::{Error, Result};
 use crate::{detail, narrate};
 
-pub use layers::{layer_count, layers};
+pub use config::Config;
+pub use layers::{layer_count, layers, Layers};
 
 /// The image every chapter runs when none is named.
 pub const DEFAULT_IMAGE: &str = "busybox";

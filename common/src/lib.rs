@@ -18,6 +18,7 @@
 //! | PID 1 that forwards signals and reaps     | [`init`]        | ch2           |
 //! | the command's clean environment, `-e`     | [`environment`] | ch2           |
 //! | layers, overlayfs, per-run write layers   | [`overlay`]     | ch3           |
+//! | the image's user, looked up in the image  | [`user`]        | ch3           |
 //! | volumes: -v parsing, in-root bind mounts  | [`volume`]      | ch4           |
 //! | named containers, state, locks, listing   | [`container`]   | ch5           |
 //! | the container verbs; what a chapter adds  | [`lifecycle`]   | ch5           |
@@ -39,6 +40,7 @@ pub mod privilege;
 pub mod process;
 pub mod rootfs;
 pub mod terminal;
+pub mod user;
 pub mod volume;
 
 pub use error::{Error, Result};

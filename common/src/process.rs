@@ -357,27 +357,78 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
 }
 
 /// What a container's child finally becomes: the command, in its own clean
-/// environment, alone or under stepbox as PID 1 (`--init`) (ch2 onwards).
+/// environment, in its working directory, as its user, alone or under
+/// stepbox as PID 1 (`--init`) (ch2 onwards; user and working directory
+/// from ch3, where images bring a config).
 #[derive(Debug, Clone)]
 pub struct Command {
     pub argv: Vec<String>,
     pub env: Environment,
     /// Stay PID 1 and run the command as our child ([`crate::init`]).
     pub init: bool,
+    /// `uid[:gid]` or `name[:group]`, resolved in the container ([`crate::user`]).
+    pub user: Option<String>,
+    /// The working directory inside the container, made if missing.
+    pub workdir: Option<String>,
 }
 
 impl Command {
-    /// The last steps of every container's child: its environment, only
-    /// fds 0, 1 and 2, then exec (or fork and exec, under `--init`).
+    /// The command `argv` in `env`, as root in `/`.
+    pub fn new(argv: Vec<String>, env: Environment, init: bool) -> Command {
+        Command {
+            argv,
+            env,
+            init,
+            user: None,
+            workdir: None,
+        }
+    }
+
+    /// The last steps of every container's child, after the switch into its
+    /// root: its working directory, its user looked up in the image, its
+    /// environment, only fds 0, 1 and 2, the user switch, then exec (or
+    /// fork and exec, under `--init`).
     pub fn exec(&self) -> Result<Infallible> {
-        self.env.apply();
+        if let Some(dir) = &self.workdir {
+            enter_workdir(dir)?;
+        }
+        let user = self.user.as_deref().map(crate::user::resolve).transpose()?;
+        let mut env = self.env.clone();
+        if let Some(user) = &user {
+            env.default_home(&user.home);
+        }
+        env.apply();
         close_extra_fds()?;
+        if let Some(user) = &user {
+            user.switch()?;
+        }
         if self.init {
             crate::init::exec_as_child(&self.argv)
         } else {
             exec(&self.argv)
         }
     }
+}
+
+/// chdir into `dir` inside the container, making it (and its parents) if
+/// missing, as Docker does for an image's WorkingDir or `-w`.
+fn enter_workdir(dir: &str) -> Result<()> {
+    narrate!(3, "chdir({})", quote(dir));
+    if let Err(errno) = nix::unistd::chdir(dir) {
+        if errno != Errno::ENOENT {
+            return Err(Error::sys(format!("chdir({})", quote(dir)), errno));
+        }
+        narrate!(
+            3,
+            "mkdir -p {}   /* the working directory is not in the image */",
+            quote(dir)
+        );
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io("creating the working directory", dir, e))?;
+        nix::unistd::chdir(dir)
+            .map_err(|errno| Error::sys(format!("chdir({})", quote(dir)), errno))?;
+    }
+    Ok(())
 }
 
 /// When process `pid` started (clock ticks since boot, /proc/PID/stat field 22),

@@ -512,7 +512,7 @@ fn saved_with(members: &[Member], listed: &[&str]) -> Vec<u8> {
 
 fn layers_of(root: &DataRoot, path: &Path) -> common::Result<Vec<PathBuf>> {
     let found = image::find(root, path.to_str().unwrap())?;
-    image::layers(root, &found)
+    image::layers(root, &found).map(|layers| layers.dirs)
 }
 
 #[test]

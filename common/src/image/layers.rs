@@ -21,45 +21,65 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{decompress, oci, unpack, Image, Source};
+use super::{decompress, oci, unpack, Config, Image, Source};
 use crate::dataroot::DataRoot;
 use crate::error::{Error, Result};
 use crate::{detail, narrate};
 
-/// The image's layer directories, bottom first, unpacking what is not cached.
-pub fn layers(root: &DataRoot, image: &Image) -> Result<Vec<PathBuf>> {
+/// An image ready to run: its layer directories, bottom first, and its config.
+#[derive(Debug, Clone)]
+pub struct Layers {
+    pub dirs: Vec<PathBuf>,
+    pub config: Config,
+}
+
+/// The image's layers, unpacking what is not cached, and its config.
+pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
     let tarball = match &image.source {
         Source::Directory(dir) => match oci::Blobs::in_dir(dir) {
             // An OCI image layout: its layers are unpacked as an archive's are.
             Some(blobs) => {
                 let oci = oci::open(blobs, &dir.display().to_string())?;
-                return layer_dirs(root, &import_oci(root, &oci)?);
+                let digests = import_oci(root, &oci)?;
+                return Ok(Layers {
+                    dirs: layer_dirs(root, &digests)?,
+                    config: oci.config()?,
+                });
             }
-            None => return Ok(vec![dir.clone()]),
+            None => {
+                return Ok(Layers {
+                    dirs: vec![dir.clone()],
+                    config: Config::default(),
+                })
+            }
         },
         Source::Tarball(path) => path,
     };
     let layers_dir = super::mapped::layers_dir(root)?;
-    let digests = match cached(root, tarball) {
-        Some(digests) if digests.iter().all(|d| layers_dir.join(d).is_dir()) => {
+    let (digests, config) = match cached(root, tarball) {
+        Some((digests, config)) if digests.iter().all(|d| layers_dir.join(d).is_dir()) => {
             detail!(3, "image {}: layers cached", image.name);
-            digests
+            (digests, config)
         }
         _ => {
-            let digests = match identify(tarball)? {
-                Archive::Oci(oci) => import_oci(root, &oci)?,
+            let (digests, config) = match identify(tarball)? {
+                Archive::Oci(oci) => (import_oci(root, &oci)?, oci.config()?),
                 Archive::Saved(members) => import_saved(root, tarball, &members)?,
                 Archive::Flat => {
                     let (file, size) = super::open_regular(tarball)?;
                     let what = tarball.display().to_string();
-                    vec![import_layer(root, file.take(size), &what, true)?]
+                    let layer = import_layer(root, file.take(size), &what, true)?;
+                    (vec![layer], Config::default())
                 }
             };
-            remember(root, tarball, &digests)?;
-            digests
+            remember(root, tarball, &digests, &config)?;
+            (digests, config)
         }
     };
-    layer_dirs(root, &digests)
+    Ok(Layers {
+        dirs: layer_dirs(root, &digests)?,
+        config,
+    })
 }
 
 /// The directories of layers `digests`, bottom first.
@@ -75,8 +95,8 @@ fn layer_dirs(root: &DataRoot, digests: &[String]) -> Result<Vec<PathBuf>> {
 enum Archive {
     /// An OCI image layout (an oci-archive, or Docker ≥ 25's save).
     Oci(Box<oci::Image>),
-    /// A `docker save` archive: its manifest.json's layer members.
-    Saved(Vec<String>),
+    /// A `docker save` archive: its manifest.json's first image.
+    Saved(SavedImage),
     /// One root filesystem.
     Flat,
 }
@@ -230,8 +250,11 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// One image of a docker save manifest.json: its config and layer members.
 #[derive(Deserialize)]
-struct ManifestEntry {
+struct SavedImage {
+    #[serde(rename = "Config", default)]
+    config: Option<String>,
     #[serde(rename = "Layers")]
     layers: Vec<String>,
 }
@@ -239,7 +262,7 @@ struct ManifestEntry {
 /// The layer members listed by a compressed `docker save` tarball's
 /// manifest.json (bottom first), read as a stream, or None for a flat root
 /// filesystem tarball.
-fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
+fn saved_manifest(tarball: &Path) -> Result<Option<SavedImage>> {
     let bad = unpack::not_a_tar;
     find_manifest(
         tar::Archive::new(super::open_tarball(tarball)?)
@@ -248,7 +271,7 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<String>>> {
     )
 }
 
-fn find_manifest<R: Read>(entries: tar::Entries<'_, R>) -> Result<Option<Vec<String>>> {
+fn find_manifest<R: Read>(entries: tar::Entries<'_, R>) -> Result<Option<SavedImage>> {
     let bad = unpack::not_a_tar;
     for entry in entries {
         let mut entry = entry.map_err(bad)?;
@@ -262,11 +285,11 @@ fn find_manifest<R: Read>(entries: tar::Entries<'_, R>) -> Result<Option<Vec<Str
     Ok(None)
 }
 
-/// The layer members a docker save manifest.json lists, or None if the
-/// text is not one: a root filesystem may hold a manifest.json of its own.
-fn docker_save_layers(text: &str) -> Option<Vec<String>> {
-    let manifest = serde_json::from_str::<Vec<ManifestEntry>>(text).ok()?;
-    manifest.into_iter().next().map(|first| first.layers)
+/// The first image a docker save manifest.json lists, or None if the text
+/// is not one: a root filesystem may hold a manifest.json of its own.
+fn docker_save_layers(text: &str) -> Option<SavedImage> {
+    let manifest = serde_json::from_str::<Vec<SavedImage>>(text).ok()?;
+    manifest.into_iter().next()
 }
 
 /// Whether the tarball at `path` is a saved image (layers and a manifest:
@@ -279,13 +302,21 @@ pub(super) fn is_saved(path: &Path) -> Result<bool> {
 pub fn layer_count(path: &Path) -> Result<usize> {
     Ok(match identify(path)? {
         Archive::Oci(image) => image.manifest.layers().len(),
-        Archive::Saved(layers) => layers.len(),
+        Archive::Saved(saved) => saved.layers.len(),
         Archive::Flat => 1,
     })
 }
 
-/// Unpack every layer a saved image lists, in one pass over the tarball.
-fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<Vec<String>> {
+/// Unpack every layer a saved image lists, in one pass over the tarball,
+/// reading its config on the way.
+fn import_saved(
+    root: &DataRoot,
+    tarball: &Path,
+    saved: &SavedImage,
+) -> Result<(Vec<String>, Config)> {
+    let members = &saved.layers;
+    let what = format!("image {}", tarball.display());
+    let mut config = Config::default();
     let invalid = |why: String| Error::Invalid(format!("image {}: {why}", tarball.display()));
     if members.is_empty() {
         return Err(invalid(
@@ -317,6 +348,15 @@ fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<V
             }
             continue;
         }
+        if saved.config.as_deref() == Some(path.as_str()) {
+            let mut bytes = Vec::new();
+            entry
+                .take(CONFIG_LIMIT)
+                .read_to_end(&mut bytes)
+                .map_err(bad)?;
+            config = Config::from_blob(&bytes, &what)?;
+            continue;
+        }
         if !wanted.contains(path.as_str()) || digests.contains_key(&path) {
             continue;
         }
@@ -324,7 +364,7 @@ fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<V
         let digest = import_layer(root, entry, &what, false)?;
         digests.insert(path, digest);
     }
-    members
+    let digests = members
         .iter()
         .map(|member| {
             let mut path = member.clone();
@@ -340,8 +380,12 @@ fn import_saved(root: &DataRoot, tarball: &Path, members: &[String]) -> Result<V
                 ))
             })
         })
-        .collect()
+        .collect::<Result<Vec<String>>>()?;
+    Ok((digests, config))
 }
+
+/// The largest image config read: a few kB in practice.
+const CONFIG_LIMIT: u64 = 4 << 20;
 
 /// `a/../b/./c` → `b/c`, or None if it climbs above the archive's top.
 fn normalise(path: &Path) -> Option<String> {
@@ -378,6 +422,9 @@ struct Indexed {
     #[serde(default)]
     ctime_ns: i128,
     layers: Vec<String>,
+    /// The image's config, as read with its layers.
+    #[serde(default)]
+    config: Config,
 }
 
 fn index_file(root: &DataRoot, tarball: &Path) -> Result<PathBuf> {
@@ -398,6 +445,7 @@ fn identity(tarball: &Path, layers: Vec<String>) -> Option<Indexed> {
         mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
         ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
         layers,
+        config: Config::default(),
     })
 }
 
@@ -438,20 +486,22 @@ fn is_digest(text: &str) -> bool {
 }
 
 /// The layers this very file gave last time (same inode, size and mtime).
-fn cached(root: &DataRoot, tarball: &Path) -> Option<Vec<String>> {
+fn cached(root: &DataRoot, tarball: &Path) -> Option<(Vec<String>, Config)> {
     let text = crate::dataroot::read_small(&index_file(root, tarball).ok()?, INDEX_LIMIT).ok()?;
     let indexed: Indexed = serde_json::from_slice(&text).ok()?;
     if !indexed.layers.iter().all(|d| is_digest(d)) {
         return None;
     }
-    let now = identity(tarball, indexed.layers.clone())?;
-    (now == indexed).then_some(indexed.layers)
+    let mut now = identity(tarball, indexed.layers.clone())?;
+    now.config = indexed.config.clone();
+    (now == indexed).then_some((indexed.layers, indexed.config))
 }
 
-fn remember(root: &DataRoot, tarball: &Path, layers: &[String]) -> Result<()> {
-    let Some(record) = identity(tarball, layers.to_vec()) else {
+fn remember(root: &DataRoot, tarball: &Path, layers: &[String], config: &Config) -> Result<()> {
+    let Some(mut record) = identity(tarball, layers.to_vec()) else {
         return Ok(());
     };
+    record.config = config.clone();
     let path = index_file(root, tarball)?;
     let json = serde_json::to_vec(&record).expect("the index record serialises");
     crate::dataroot::write_atomically(&path, &json)

@@ -257,6 +257,26 @@ pub fn open(blobs: Blobs, what: &str) -> Result<Image> {
     })
 }
 
+impl Image {
+    /// The image's config, read from its blob (checked like every blob).
+    pub fn config(&self) -> Result<super::Config> {
+        let what = format!("image {}", self.what);
+        let descriptor = self.manifest.config();
+        if descriptor.size() > JSON_LIMIT {
+            return Err(Error::Invalid(format!(
+                "{what}'s config is {} bytes, more than a config can be: the image is damaged",
+                descriptor.size()
+            )));
+        }
+        let mut bytes = Vec::new();
+        self.blobs
+            .blob(descriptor, &format!("{what}'s config"))?
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Invalid(printable(&e.to_string())))?;
+        super::Config::from_blob(&bytes, &what)
+    }
+}
+
 /// The manifest for this machine among `manifests`: the only one, or the
 /// one for linux and this architecture; several images are an error that
 /// lists their names.

@@ -26,6 +26,12 @@ pub struct ExecArgs {
     /// Also: the variables the container was started with
     #[command(flatten)]
     pub env: EnvArgs,
+    /// Working directory [default: the container's]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run as: uid, uid:gid, name or name:group [default: the container's user]
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
     pub name: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -50,6 +56,8 @@ pub fn exec<C: Chapter>(
         env: Environment::container(&state.name, &[state.env.as_slice(), vars].concat())
             .with_terminal(console.is_some()),
         init: false,
+        user: args.user.clone().or_else(|| state.user.clone()),
+        workdir: args.workdir.clone().or_else(|| state.workdir.clone()),
     };
     let child = process::spawn(CloneFlags::empty(), || {
         C::exec_main(&state, console.as_ref(), &command)

@@ -5,8 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::container::{self, Container};
-use crate::dataroot::DataRoot;
+use crate::dataroot::{check_name, DataRoot};
 use crate::error::{Error, Result};
+use crate::image;
 
 pub fn ps(root: &DataRoot, all: bool) -> Result<ExitCode> {
     println!(
@@ -61,5 +62,22 @@ pub fn logs(root: &DataRoot, name: &str) -> Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("reading", &path, e)),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `inspect`: a container's state.json, or an image's config, as JSON.
+pub fn inspect(root: &DataRoot, name: &str) -> Result<ExitCode> {
+    let json = match check_name("container", name).and_then(|()| Container::existing(root, name)) {
+        Ok(container) => serde_json::to_value(container.state()?),
+        Err(_) => {
+            let found = image::find(root, name)?;
+            serde_json::to_value(image::layers(root, &found)?.config)
+        }
+    }
+    .expect("state and config serialise");
+    let text = serde_json::to_string_pretty(&json).expect("JSON values serialise");
+    std::io::stdout()
+        .write_all(format!("{text}\n").as_bytes())
+        .map_err(|e| Error::io("writing", "stdout", e))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -142,6 +142,11 @@ pub enum Verb<F: Args> {
     },
     /// List images
     Images,
+    /// Print a container's state, or an image's config, as JSON
+    Inspect {
+        /// A container name, or an image name or path
+        name: String,
+    },
 }
 
 /// The `main` of a lifecycle chapter `C`, the binary `name`.
@@ -177,10 +182,14 @@ fn dispatch<C: Chapter>(cli: &Cli<C::RunFlags>, mut command: clap::Command) -> R
                 check_name("container", name)?;
             }
             volume::parse_all(&args.volumes)?;
+            check_workdir(args.workdir.as_deref())?;
             C::check(&args.chapter)?;
             args.start.env.parse()?
         }
-        Verb::Exec(args) => args.env.parse()?,
+        Verb::Exec(args) => {
+            check_workdir(args.workdir.as_deref())?;
+            args.env.parse()?
+        }
         _ => Vec::new(),
     };
     let root = DataRoot::open(cli.root.as_deref())?;
@@ -199,5 +208,17 @@ fn dispatch<C: Chapter>(cli: &Cli<C::RunFlags>, mut command: clap::Command) -> R
             output,
         } => commit::commit(&root, name, image, output.as_deref()),
         Verb::Images => commit::images(&root),
+        Verb::Inspect { name } => list::inspect(&root, name),
+    }
+}
+
+/// `-w` must be absolute, as in Docker.
+fn check_workdir(dir: Option<&str>) -> Result<()> {
+    match dir {
+        Some(dir) if !dir.starts_with('/') => Err(crate::Error::Invalid(format!(
+            "-w {}: the working directory must be an absolute path, e.g. -w /data",
+            crate::error::quote(dir)
+        ))),
+        _ => Ok(()),
     }
 }

@@ -44,6 +44,15 @@ pub struct RunArgs<F: Args> {
     pub volumes: Vec<String>,
     #[command(flatten)]
     pub start: StartArgs,
+    /// Working directory in the container [default: the image's WorkingDir, else /]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run as: uid, uid:gid, name or name:group [default: the image's User, else root]
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// Run PROGRAM instead of the image's Entrypoint ('' for none)
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
     #[command(flatten)]
     pub chapter: F,
     /// Image name, or path to a rootfs tarball or directory
@@ -63,6 +72,10 @@ pub struct Spec<F> {
     pub volumes: Vec<Volume>,
     pub argv: Vec<String>,
     pub vars: Vec<(String, String)>,
+    /// The image's config: its Env comes before `vars`.
+    pub config: image::Config,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
     pub init: bool,
     pub clone_flags: CloneFlags,
     pub chapter: F,
@@ -73,8 +86,11 @@ impl<F> Spec<F> {
     pub fn command(&self, terminal: bool) -> process::Command {
         process::Command {
             argv: self.argv.clone(),
-            env: Environment::container(&self.name, &self.vars).with_terminal(terminal),
+            env: Environment::for_image(&self.name, &self.config, &self.vars)
+                .with_terminal(terminal),
             init: self.init,
+            user: self.user.clone(),
+            workdir: self.workdir.clone(),
         }
     }
 }
@@ -115,7 +131,10 @@ pub fn run<C: Chapter>(
     let volumes = volume::parse_all(&args.volumes)?;
     // 1. The image's read-only layers, as in chapter 3.
     let image = image::find(root, &args.image)?;
-    let layers = image::layers(root, &image)?;
+    let image::Layers {
+        dirs: layers,
+        config,
+    } = image::layers(root, &image)?;
     // 2. Claim the name with one atomic mkdir and record the container
     //    (docs/ch5-commit.md#container-state).
     let id = overlay::new_id()?;
@@ -124,11 +143,10 @@ pub fn run<C: Chapter>(
         None => container::generate_name(root, &id),
     };
     let container = Container::claim(root, &name)?;
-    let argv = if args.command.is_empty() {
-        vec!["/bin/sh".to_string()]
-    } else {
-        args.command.clone()
-    };
+    // The image's config, as Docker combines it with the command line.
+    let argv = config.argv(args.entrypoint.as_deref(), &args.command);
+    let user = args.user.clone().or_else(|| config.user());
+    let workdir = args.workdir.clone().or_else(|| config.working_dir());
     let state = State {
         id,
         name: name.clone(),
@@ -136,7 +154,9 @@ pub fn run<C: Chapter>(
         layers: layers.clone(),
         command: argv.clone(),
         volumes: args.volumes.clone(),
-        env: vars.clone(),
+        env: [config.env_pairs(), vars.clone()].concat(),
+        user: user.clone(),
+        workdir: workdir.clone(),
         init: args.start.init,
         chapter: serde_json::to_value(&args.chapter).unwrap_or_default(),
         created: container::now(),
@@ -165,6 +185,9 @@ pub fn run<C: Chapter>(
             volumes,
             argv,
             vars,
+            config: config.clone(),
+            user,
+            workdir,
             init: args.start.init,
             clone_flags: namespace::with_user_if_rootless(namespace::CONTAINER),
             chapter: args.chapter.clone(),
