@@ -46,8 +46,8 @@
 #   BENCH_RSS_RUNS     runs for peak RSS       (default 20)
 #   BENCH_BIG_RUNS     runs of the ~200 MB unpack and commit (default 5)
 #   BENCH_ONLY         interactive: only the interactive-start rows (and the
-#                      untimed runs that provision their images); default:
-#                      every row
+#                      untimed runs that provision their images); minbase:
+#                      only the Debian minbase first unpack; default: every row
 #
 # Run as root, it installs what it lacks with apt-get (hyperfine, time,
 # bubblewrap, jq, gcc for the pty wrapper). It never touches /var/lib/stepbox: the chapters get a
@@ -63,8 +63,8 @@ RSS_RUNS=${BENCH_RSS_RUNS:-20}
 BIG_RUNS=${BENCH_BIG_RUNS:-5}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-  '' | interactive) ;;
-  *) echo "bench.sh: BENCH_ONLY=$ONLY: the only value known is interactive" >&2; exit 2 ;;
+  '' | interactive | minbase) ;;
+  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive and minbase" >&2; exit 2 ;;
 esac
 
 # ---------------------------------------------------------------------------
@@ -82,6 +82,7 @@ declare -A PACKAGE=(
   [tar]=tar
   [gzip]=gzip
   [cc]=gcc
+  [mmdebstrap]=mmdebstrap
 )
 
 command -v cargo >/dev/null ||
@@ -127,9 +128,9 @@ cleanup() {
     git -C "$repo" worktree remove --force "$old_src" ||
       echo "bench.sh: could not remove the git worktree $old_src" >&2
   fi
-  rm -rf "$STEPBOX_ROOT" "$results" "$work"
+  rm -rf "$STEPBOX_ROOT" "$results" "$work" "${scratch_dirs[@]}"
 }
-STEPBOX_ROOT='' results='' work='' old_src=''
+STEPBOX_ROOT='' results='' work='' old_src='' scratch_dirs=()
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -361,8 +362,8 @@ echo "stepbox benchmark: $(nproc) cores, Linux $(uname -r), $RUNS runs after $WA
 #   compare CHAPTER TOOL RATIO               rss_target CHAPTER KIB
 # ---------------------------------------------------------------------------
 
-# The chapters' own rows; BENCH_ONLY=interactive skips them.
-if [ "$ONLY" != interactive ]; then
+# The chapters' own rows; BENCH_ONLY=interactive or minbase skips them.
+if [ -z "$ONLY" ]; then
   echo
   echo "== ch1: a new mount namespace with a private /tmp =="
   time_cmd "${unshare_m[*]}" -- "${unshare_m[@]}" /bin/true
@@ -543,6 +544,8 @@ if [ "$ONLY" != interactive ]; then
   "${ch5[@]}" rm -f bigfiles >/dev/null
 fi
 
+# BENCH_ONLY=minbase skips the interactive rows.
+if [ "$ONLY" != minbase ]; then
 echo
 echo "== from ch2 on: an interactive start (stdin a terminal) =="
 # Interactive, a chapter gives the container a pty of its own devpts: the
@@ -683,6 +686,52 @@ else
   compare "$now" "$old" 1.05
   echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
     ch2_now_times ch2_old_times) ms"
+fi
+fi   # BENCH_ONLY=minbase skips the interactive rows
+
+# ---------------------------------------------------------------------------
+# A distro root filesystem (issue 12): the first run of ch3 on a Debian
+# minbase tarball made by mmdebstrap, against `tar -xf` of the same file into
+# the same filesystem, pair by pair, on disk (/var/tmp) and on tmpfs
+# (/dev/shm). Each ch3 run gets an empty data root, so it unpacks the whole
+# layer (hashing it as it goes) and then runs /bin/true; each tar run an
+# empty directory. The tarball is made once (two minutes) and kept in the
+# target directory.
+
+if [ -z "$ONLY" ] || [ "$ONLY" = minbase ]; then
+  echo
+  echo "== first unpack of a Debian minbase root filesystem =="
+  minbase="${CARGO_TARGET_DIR:-$repo/target}/bench/minbase.tar"
+  if [ ! -s "$minbase" ]; then
+    echo "making $minbase with mmdebstrap (once)..." >&2
+    mkdir -p "$(dirname "$minbase")"
+    mmdebstrap --quiet --variant=minbase --format=tar bookworm "$minbase.partial"
+    mv "$minbase.partial" "$minbase"
+  fi
+  echo "  image: $minbase, $(size_of "$minbase"), $(tar -tf "$minbase" | wc -l) entries"
+  for place in /var/tmp /dev/shm; do
+    dir=$(mktemp -d "$place/stepbox-bench.XXXXXX")
+    scratch_dirs+=("$dir")
+    label=$([ "$place" = /dev/shm ] && echo tmpfs || echo disk)
+    minbase_ch3=() minbase_tar=()
+    for ((i = 1; i <= BIG_RUNS; i++)); do
+      echo "timing the minbase first unpack on $label, run $i of $BIG_RUNS..." >&2
+      mkdir "$dir/tar-$i"
+      for turn in $(if ((i % 2)); then echo ch3 tar; else echo tar ch3; fi); do
+        sync
+        if [ "$turn" = ch3 ]; then
+          time_once minbase_ch3 -- "$bin/ch3-overlay" -q --root "$dir/root-$i" \
+            --image "$minbase" -- /bin/true
+        else
+          time_once minbase_tar -- tar -xf "$minbase" -C "$dir/tar-$i"
+        fi
+      done
+    done
+    summarize "ch3 first run, minbase, $label" "${minbase_ch3[@]}"
+    summarize "tar -xf, minbase, $label" "${minbase_tar[@]}"
+    compare "ch3 first run, minbase, $label" "tar -xf, minbase, $label" 1.0
+    rm -rf "$dir"
+  done
 fi
 
 # ---------------------------------------------------------------------------
