@@ -278,3 +278,39 @@ fn claim_a_bad_config_is_refused_naming_the_field(who: Who) {
     );
 }
 root_and_rootless!(claim_a_bad_config_is_refused_naming_the_field: a_bad_config_is_refused_naming_the_field, rootless_a_bad_config_is_refused_naming_the_field);
+
+// Claim 6: the user is looked up in the container's own /etc/passwd, which
+// the container may have replaced: a FIFO there (or anything else that is
+// not a regular file) is refused at once, never waited on.
+fn claim_a_passwd_that_is_not_a_file_is_refused_at_once(who: Who) {
+    let sandbox = sandbox(who);
+    quiet(
+        &sandbox,
+        CH5,
+        &["run", "-d", "--name", "tricky", "busybox", "sleep", "300"],
+    )
+    .assert_ok();
+    quiet(
+        &sandbox,
+        CH5,
+        &[
+            "exec",
+            "tricky",
+            "sh",
+            "-c",
+            "rm /etc/passwd && mkfifo /etc/passwd",
+        ],
+    )
+    .assert_ok();
+    let mut command = sandbox.command(CH5, &["-q", "exec", "-u", "nobody", "tricky", "id"]);
+    command.stdin(std::process::Stdio::null());
+    let out = support::run_within(command, std::time::Duration::from_secs(20));
+    quiet(&sandbox, CH5, &["rm", "-f", "tricky"]).assert_ok();
+    let out = out.expect("exec -u hung on a FIFO /etc/passwd");
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(
+        out.error_lines(),
+        ["ch5-commit: the image's /etc/passwd is not a regular file: fix or rebuild the image"]
+    );
+}
+root_and_rootless!(claim_a_passwd_that_is_not_a_file_is_refused_at_once: a_passwd_that_is_not_a_file_is_refused_at_once, rootless_a_passwd_that_is_not_a_file_is_refused_at_once);

@@ -317,9 +317,24 @@ impl Container {
     /// exiting process loses its namespace files (ENOENT) while its start
     /// time still reads as running, and a fork into a pid namespace whose
     /// init is gone fails with ENOMEM (the init is then no longer running).
+    /// Once joined, /proc is the container's, where the init's host pid
+    /// names nothing: whether it is still there is asked of kill(2), which
+    /// still takes host pids (its start time was checked before the join).
     pub fn explain(&self, state: &State, error: Error) -> Error {
         let gone = matches!(error.errno(), Some(Errno::ENOENT | Errno::ESRCH));
-        if gone || !state.is_running() {
+        let alive = state.pid.is_some_and(|pid| match process::start_time(pid) {
+            Some(start) => Some(start) == state.pid_start_time,
+            // Not in this /proc as a live process: a zombie (then gone), or
+            // the container's /proc, once joined (then kill(2) can tell).
+            None => {
+                !Path::new(&format!("/proc/{pid}")).exists()
+                    && matches!(
+                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                        Ok(()) | Err(Errno::EPERM)
+                    )
+            }
+        });
+        if gone || !alive {
             self.not_running("it ended while exec joined it".into())
         } else {
             error

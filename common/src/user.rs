@@ -128,7 +128,13 @@ pub fn resolve(spec: &str) -> Result<User> {
 
 /// The image's `path`, or nothing if it has none; at most 1 MiB, text.
 fn read_etc(path: &str) -> Result<String> {
-    let file = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO in the image's place of /etc/passwd must not hang us.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
         Err(e) => return Err(Error::io("reading the image's", path, e)),
