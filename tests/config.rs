@@ -314,3 +314,47 @@ fn claim_a_passwd_that_is_not_a_file_is_refused_at_once(who: Who) {
     );
 }
 root_and_rootless!(claim_a_passwd_that_is_not_a_file_is_refused_at_once: a_passwd_that_is_not_a_file_is_refused_at_once, rootless_a_passwd_that_is_not_a_file_is_refused_at_once);
+
+// Claim 7: `ps` shows the container's command escaped: an image's
+// Entrypoint is the image's bytes, and a terminal escape in it (an OSC
+// title here) must not reach the terminal raw.
+fn claim_ps_shows_an_images_command_escaped(who: Who) {
+    let sandbox = sandbox(who);
+    let sly = image(
+        &sandbox,
+        "sly",
+        serde_json::json!({"Entrypoint": ["/bin/echo", "\u{1b}]0;OWNED\u{7}"]}),
+    );
+    quiet(&sandbox, CH5, &["run", "-d", "--name", "sly", &sly]).assert_ok();
+    let ps = quiet(&sandbox, CH5, &["ps", "-a"]);
+    quiet(&sandbox, CH5, &["rm", "-f", "sly"]).assert_ok();
+    assert!(!ps.stdout.contains('\u{1b}'), "{ps:#?}");
+    assert!(ps.stdout.contains("/bin/echo \\x1b]0;OWNE..."), "{ps:#?}");
+}
+root_and_rootless!(claim_ps_shows_an_images_command_escaped: ps_shows_an_images_command_escaped, rootless_ps_shows_an_images_command_escaped);
+
+// Claim 8: an /etc/passwd over 1 MiB is refused saying so, never read in
+// part (a user listed past the first MiB would seem not to exist).
+fn claim_a_huge_passwd_is_refused_saying_so(who: Who) {
+    let sandbox = sandbox(who);
+    quiet(
+        &sandbox,
+        CH5,
+        &["run", "-d", "--name", "big", "busybox", "sleep", "300"],
+    )
+    .assert_ok();
+    quiet(
+        &sandbox,
+        CH5,
+        &["exec", "big", "sh", "-c", "head -c 1200000 /dev/zero | tr '\\0' x > /etc/passwd; echo 'app:x:5:5::/h:/bin/sh' >> /etc/passwd"],
+    )
+    .assert_ok();
+    let out = quiet(&sandbox, CH5, &["exec", "-u", "app", "big", "id"]);
+    quiet(&sandbox, CH5, &["rm", "-f", "big"]).assert_ok();
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(
+        out.error_lines(),
+        ["ch5-commit: the image's /etc/passwd is larger than 1 MiB: fix or rebuild the image"]
+    );
+}
+root_and_rootless!(claim_a_huge_passwd_is_refused_saying_so: a_huge_passwd_is_refused_saying_so, rootless_a_huge_passwd_is_refused_saying_so);

@@ -510,3 +510,105 @@ fn claim_debian_ch5(who: Who) {
 }
 
 root_and_rootless!(claim_debian_ch5: a_debian_minbase_tarball_runs_in_ch5, rootless_a_debian_minbase_tarball_runs_in_ch5);
+
+// An extended attribute the kernel will not take (a name longer than 255
+// bytes: ERANGE; a value over 64 KiB: E2BIG) is counted in the notice and
+// left out; it does not fail the unpack.
+fn claim_overlong_xattrs_are_skipped(who: Who) {
+    let sandbox = sandbox(who);
+    let long_name = format!("SCHILY.xattr.user.{}", "n".repeat(300));
+    let huge_value = vec![b'v'; 70_000];
+    let mut b = tar::Builder::new(Vec::new());
+    pax(
+        &mut b,
+        &[
+            (long_name.as_str(), b"x"),
+            ("SCHILY.xattr.user.huge", &huge_value),
+        ],
+    );
+    let mut file = header(tar::EntryType::Regular, 0o644, FILE_MTIME);
+    file.set_size(3);
+    b.append_data(&mut file, "odd-xattrs", &b"ok\n"[..])
+        .unwrap();
+    let image = image_file(&sandbox, "odd.tar", &busybox_plus(&without_end(b)));
+    let out = sandbox.run(
+        CH3,
+        &[
+            "-q",
+            "--image",
+            image.to_str().unwrap(),
+            "--",
+            "cat",
+            "/odd-xattrs",
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "ok\n");
+    assert_eq!(
+        out.error_lines(),
+        ["ch3-overlay: skipped 2 extended attributes this user or filesystem cannot set in the image"],
+        "{out:#?}"
+    );
+}
+root_and_rootless!(claim_overlong_xattrs_are_skipped: overlong_xattrs_are_skipped_and_counted, rootless_overlong_xattrs_are_skipped_and_counted);
+
+// commit leaves out an extended attribute whose name holds '=' (a PAX
+// record splits at its first '=', so it would come back as another
+// attribute), saying so; the others are committed.
+fn claim_commit_skips_xattr_names_with_equals(who: Who) {
+    let sandbox = sandbox(who);
+    sandbox
+        .run(
+            CH5,
+            &[
+                "-q",
+                "run",
+                "-d",
+                "--name",
+                "eq",
+                "busybox",
+                "sh",
+                "-c",
+                "echo hi > /f; sleep 300",
+            ],
+        )
+        .assert_ok();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let file = sandbox.data_root().join("containers/eq/upper/f");
+    for (name, value) in [("user.a=b", "val"), ("user.plain", "kept")] {
+        let c_path = CString::new(file.as_os_str().as_bytes()).unwrap();
+        let c_name = CString::new(name).unwrap();
+        // SAFETY: NUL-terminated strings and a value valid for its length.
+        let rc = unsafe {
+            libc::lsetxattr(
+                c_path.as_ptr(),
+                c_name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "setxattr {name}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let out = sandbox.run(CH5, &["-q", "commit", "eq", "eqimage"]);
+    sandbox.run(CH5, &["-q", "rm", "-f", "eq"]).assert_ok();
+    out.assert_ok();
+    assert_eq!(
+        out.error_lines(),
+        ["ch5-commit: not committed: the extended attribute user.a=b of /f (its name holds '=')"],
+        "{out:#?}"
+    );
+    let entries = committed(&sandbox.data_root().join("images/eqimage.tar.gz"));
+    let f = &entries["f"];
+    assert!(
+        f.1.contains(&("user.plain".to_string(), b"kept".to_vec())),
+        "{f:?}"
+    );
+    assert!(!f.1.iter().any(|(k, _)| k.starts_with("user.a")), "{f:?}");
+}
+root_and_rootless!(claim_commit_skips_xattr_names_with_equals: commit_leaves_out_an_xattr_whose_name_holds_equals, rootless_commit_leaves_out_an_xattr_whose_name_holds_equals);

@@ -371,3 +371,26 @@ fn claim_images_made_by_umoci_and_skopeo_run(who: Who) {
     }
 }
 root_and_rootless!(claim_images_made_by_umoci_and_skopeo_run: images_made_by_umoci_and_skopeo_run, rootless_images_made_by_umoci_and_skopeo_run);
+
+// Claim 6: a layout's blob that is a symlink (to a host file, say
+// /etc/shadow) is refused as one, never followed: neither its bytes nor
+// its size reach the learner.
+fn claim_a_symlinked_blob_is_refused_not_followed(who: Who) {
+    let sandbox = sandbox(who);
+    let layout = layout(&sandbox, "linked", &two_layers(LAYER_TAR, LAYER_TAR));
+    let blob = layout.layer_blob(1);
+    fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", &blob).unwrap();
+    let out = quiet(&sandbox, CH3, &["--image", text(&layout.dir), "--", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{out:#?}");
+    assert!(
+        errors[0].ends_with(
+            "is a symlink, or lies behind one: an image layout's files must be regular files in it"
+        ),
+        "{out:#?}"
+    );
+    assert!(!errors[0].contains("bytes"), "{out:#?}");
+}
+root_and_rootless!(claim_a_symlinked_blob_is_refused_not_followed: a_symlinked_blob_is_refused_not_followed, rootless_a_symlinked_blob_is_refused_not_followed);

@@ -145,6 +145,11 @@ fn read_etc(path: &str) -> Result<String> {
             "the image's {path} is not a regular file: fix or rebuild the image"
         )));
     }
+    if meta.len() > FILE_LIMIT {
+        return Err(Error::Invalid(format!(
+            "the image's {path} is larger than 1 MiB: fix or rebuild the image"
+        )));
+    }
     let mut bytes = Vec::new();
     file.take(FILE_LIMIT)
         .read_to_end(&mut bytes)

@@ -300,7 +300,17 @@ fn kept_xattrs(fd: &impl AsRawFd, rel: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>>
             };
             if n >= 0 {
                 value.truncate(n as usize);
-                kept.push((name.to_vec(), value));
+                // A PAX record splits at its first '=': such a name would
+                // come back as another attribute. Not committed.
+                if name.contains(&b'=') {
+                    let shown = crate::error::printable(&String::from_utf8_lossy(name));
+                    crate::error::notice(format!(
+                        "not committed: the extended attribute {shown} of /{} (its name holds '=')",
+                        crate::error::printable(&rel.display().to_string())
+                    ));
+                } else {
+                    kept.push((name.to_vec(), value));
+                }
                 break;
             }
             match Errno::last() {

@@ -78,8 +78,7 @@ impl Blobs {
     fn open(&self, name: &str, limit: u64) -> Result<Box<dyn Read>> {
         match self {
             Blobs::Dir(dir) => {
-                let path = dir.join(name);
-                let (file, size) = super::open_regular(&path)?;
+                let (file, size) = open_beneath(dir, name)?;
                 Ok(Box::new(file.take(size.min(limit))))
             }
             Blobs::Archive { path, members } => {
@@ -134,6 +133,41 @@ impl Blobs {
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("{what} is not valid JSON of its kind ({e})")))
     }
+}
+
+/// The regular file `name` inside the layout directory `dir`, opened
+/// through no symlink (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): a
+/// layout's blobs are its own files, never links to the host's. A FIFO or
+/// a device is refused at once (O_NONBLOCK, then fstat).
+fn open_beneath(dir: &Path, name: &str) -> Result<(File, u64)> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let shown = format!("{}/{name}", dir.display());
+    let refuse = |why: String| {
+        Error::Invalid(format!(
+            "image {}: {name} {why}: an image layout's files must be regular files in it",
+            dir.display()
+        ))
+    };
+    let top = File::open(dir).map_err(|e| Error::io("opening image", dir, e))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let fd = openat2(&top, name, how).map_err(|errno| match errno {
+        nix::errno::Errno::ELOOP | nix::errno::Errno::EXDEV => {
+            refuse("is a symlink, or lies behind one".into())
+        }
+        other => Error::Io {
+            what: "opening image",
+            path: PathBuf::from(&shown),
+            source: io::Error::from(other),
+        },
+    })?;
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|e| Error::io("stat", &shown, e))?;
+    if !meta.is_file() {
+        return Err(refuse("is not a regular file".into()));
+    }
+    Ok((file, meta.len()))
 }
 
 /// The sha256 hex digest a descriptor gives (the only algorithm stepbox

@@ -471,9 +471,13 @@ fn set_xattrs(fd: &impl AsRawFd, xattrs: &Xattrs, skipped: &mut Skipped) -> nix:
         };
         if rc != 0 {
             match Errno::last() {
-                Errno::EPERM | Errno::EACCES | Errno::ENOTSUP | Errno::EINVAL => {
-                    skipped.xattrs_refused += 1
-                }
+                // ERANGE, E2BIG: a name or value longer than the kernel takes.
+                Errno::EPERM
+                | Errno::EACCES
+                | Errno::ENOTSUP
+                | Errno::EINVAL
+                | Errno::ERANGE
+                | Errno::E2BIG => skipped.xattrs_refused += 1,
                 other => return Err(other),
             }
         }

@@ -33,7 +33,8 @@ pub fn ps(root: &DataRoot, all: bool) -> Result<ExitCode> {
             (true, Some(pid)) => pid.to_string(),
             _ => "-".to_string(),
         };
-        let mut command = state.command.join(" ");
+        // An image's Entrypoint and Cmd are the image's bytes: shown escaped.
+        let mut command = crate::error::printable(&state.command.join(" "));
         if command.chars().count() > 24 {
             command = command.chars().take(21).collect::<String>() + "...";
         }
