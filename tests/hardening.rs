@@ -5,6 +5,7 @@
 mod support;
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
@@ -628,6 +629,51 @@ fn a_full_disk_during_unpack_is_not_called_a_refusal() {
     assert_eq!(out.code, Some(125), "{out:#?}");
     assert!(out.stderr.contains("No space left on device"), "{out:#?}");
     assert!(!out.stderr.contains("refused"), "{out:#?}");
+}
+
+// A small layer that expands to far more than it stores (a decompression
+// bomb: 256 MiB of zeros in a few hundred kB of zstd) stops before the data
+// root's filesystem is full, saying why: the host keeps its reserve.
+#[test]
+fn a_decompression_bomb_stops_before_the_disk_is_full() {
+    if !suite_is_root() {
+        return; // mounting the small disk needs root
+    }
+    let sandbox = Sandbox::new(Who::Caller);
+    let bomb = sandbox.path().join("bomb.tar.zst");
+    {
+        let file = fs::File::create(&bomb).unwrap();
+        let encoder = zstd::Encoder::new(file, 3).unwrap().auto_finish();
+        let mut builder = tar::Builder::new(encoder);
+        let mut busybox = tar::Archive::new(fs::File::open(support::busybox_image()).unwrap());
+        for entry in busybox.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let header = entry.header().clone();
+            builder.append(&header, &mut entry).unwrap();
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(256 << 20);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "bomb", std::io::repeat(0).take(256 << 20))
+            .unwrap();
+        builder.finish().unwrap();
+    }
+    assert!(fs::metadata(&bomb).unwrap().len() < 4 << 20);
+    let out = on_small_disk(
+        &sandbox,
+        "64m",
+        "exec \"$1\" -q --image \"$2\" -- true",
+        &[CH3, bomb.to_str().unwrap()],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("the data root's filesystem would be left with less than 3 MiB free"),
+        "{out:#?}"
+    );
+    assert!(!out.stderr.contains("No space left on device"), "{out:#?}");
 }
 
 #[test]

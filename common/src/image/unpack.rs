@@ -619,10 +619,21 @@ fn open_parent(root: &OwnedFd, rel: &Path) -> std::result::Result<OwnedFd, Strin
     Ok(dir)
 }
 
+/// Bytes written by unpacks in this process, to check the free space every
+/// [`SPACE_CHECK`] of them.
+static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How often (in bytes written) the data root's free space is checked.
+const SPACE_CHECK: u64 = 1 << 20;
+
 /// Copy an entry's data into the file made for it. A failure to read is the
 /// archive's fault; a failure to write (a full disk) is not a refusal.
+/// An unpack never takes the data root's filesystem below a reserve (5 % of
+/// it, at most 1 GiB): a small compressed layer may expand to gigabytes (a
+/// decompression bomb), and the host needs its disk.
 fn copy_data(entry: &mut impl Read, file: &mut File, shown: &str) -> Result<()> {
     use std::io::Write;
+    use std::sync::atomic::Ordering;
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = match entry.read(&mut buf) {
@@ -631,9 +642,37 @@ fn copy_data(entry: &mut impl Read, file: &mut File, shown: &str) -> Result<()> 
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(not_a_tar(e)),
         };
+        let before = WRITTEN.fetch_add(n as u64, Ordering::Relaxed);
+        if before / SPACE_CHECK != (before + n as u64) / SPACE_CHECK {
+            check_space(file, shown)?;
+        }
         file.write_all(&buf[..n])
             .map_err(|e| failed(shown, "writing", e))?;
     }
+}
+
+/// Fail if the filesystem holding `file` has less than its reserve free.
+fn check_space(file: &File, shown: &str) -> Result<()> {
+    let Ok(stat) = nix::sys::statvfs::fstatvfs(file) else {
+        return Ok(());
+    };
+    let block = stat.fragment_size() as u64;
+    let total = stat.blocks() as u64 * block;
+    let free = stat.blocks_available() as u64 * block;
+    let reserve = (total / 20).min(1 << 30);
+    if free >= reserve {
+        return Ok(());
+    }
+    Err(failed(
+        shown,
+        "writing",
+        format!(
+            "the data root's filesystem would be left with less than {} MiB free: the image \
+             is larger than the space there, or expands to far more than it stores; free \
+             some space, or use another --root",
+            reserve >> 20
+        ),
+    ))
 }
 
 /// The directory `rel` below `root`, opened for fchmod (never through a
