@@ -656,9 +656,9 @@ fn check_space(file: &File, shown: &str) -> Result<()> {
     let Ok(stat) = nix::sys::statvfs::fstatvfs(file) else {
         return Ok(());
     };
-    let block = stat.fragment_size() as u64;
-    let total = stat.blocks() as u64 * block;
-    let free = stat.blocks_available() as u64 * block;
+    let block = stat.fragment_size();
+    let total = stat.blocks() * block;
+    let free = stat.blocks_available() * block;
     let reserve = (total / 20).min(1 << 30);
     if free >= reserve {
         return Ok(());
