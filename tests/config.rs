@@ -168,7 +168,7 @@ fn claim_the_command_runs_as_the_images_user(who: Who) {
         serde_json::json!({"User": "app", "WorkingDir": "/home/app", "Cmd": ["sh", "-c", "id; pwd; echo $HOME"]}),
     );
     let out = quiet(&sandbox, CH3, &["--image", &app]);
-    if sandbox.rootless() && !subordinate_range() {
+    if sandbox.rootless() && !subordinate_range(&sandbox) {
         assert_eq!(out.code, Some(125), "{out:#?}");
         let errors = out.error_lines();
         assert_eq!(errors.len(), 1, "{out:#?}");
@@ -225,10 +225,19 @@ fn claim_the_command_runs_as_the_images_user(who: Who) {
 }
 root_and_rootless!(claim_the_command_runs_as_the_images_user: the_command_runs_as_the_images_user, rootless_the_command_runs_as_the_images_user);
 
-/// Whether the suite's unprivileged user has a subordinate id range (it
-/// never has, unless a test gives it one).
-fn subordinate_range() -> bool {
-    false
+/// Whether the user the sandbox runs chapters as has a subordinate id range
+/// in /etc/subuid (by uid or name): then other uids exist in its containers.
+fn subordinate_range(sandbox: &Sandbox) -> bool {
+    let uid = support::sandbox_uid(sandbox).unwrap_or_else(|| nix::unistd::getuid().as_raw());
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.name);
+    fs::read_to_string("/etc/subuid")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split(':').next())
+        .any(|owner| owner == uid.to_string() || Some(owner) == name.as_deref())
 }
 
 // Claim 4: `inspect IMAGE` prints the image's config, `inspect CONTAINER`
