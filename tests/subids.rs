@@ -550,17 +550,14 @@ fn with_a_range_a_run_leaves_nothing_behind_even_files_it_gave_away_ch3() {
     claim_a_run_leaves_nothing_behind_even_files_it_gave_away(CH3, &["--"]);
 }
 
-#[test]
-fn with_a_range_rm_removes_files_the_container_gave_away_ch5() {
-    if !range_tests_can_run() {
-        return;
-    }
-    let sandbox = rootless_sandbox();
+/// Start ch5 container `gives` under a range, its files given to other ids
+/// of the range, and wait until it is ready (/ready in its upper dir).
+fn start_giving_container(sandbox: &Sandbox) {
     let script = format!("{GIVE_AWAY} && touch /ready && exec sleep 1000");
     let args = [
         "-q", "run", "-d", "--name", "gives", "busybox", "sh", "-c", &script,
     ];
-    with_range(&sandbox, CH5, &args).assert_ok();
+    with_range(sandbox, CH5, &args).assert_ok();
     let upper = sandbox.data_root().join("containers/gives/upper");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !upper.join("ready").exists() {
@@ -570,6 +567,15 @@ fn with_a_range_rm_removes_files_the_container_gave_away_ch5() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+#[test]
+fn with_a_range_rm_removes_files_the_container_gave_away_ch5() {
+    if !range_tests_can_run() {
+        return;
+    }
+    let sandbox = rootless_sandbox();
+    start_giving_container(&sandbox);
     with_range(&sandbox, CH5, &["-q", "rm", "-f", "gives"]).assert_ok();
     assert_eq!(
         support::list_dir(&sandbox.data_root().join("containers")),
@@ -583,20 +589,7 @@ fn with_a_range_commit_keeps_the_owners_the_container_gave() {
         return;
     }
     let sandbox = rootless_sandbox();
-    let script = format!("{GIVE_AWAY} && touch /ready && exec sleep 1000");
-    let args = [
-        "-q", "run", "-d", "--name", "gives", "busybox", "sh", "-c", &script,
-    ];
-    with_range(&sandbox, CH5, &args).assert_ok();
-    let upper = sandbox.data_root().join("containers/gives/upper");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !upper.join("ready").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the container never got ready"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    start_giving_container(&sandbox);
     with_range(&sandbox, CH5, &["-q", "commit", "gives", "given"]).assert_ok();
     with_range(&sandbox, CH5, &["-q", "rm", "-f", "gives"]).assert_ok();
     let out = with_range(
