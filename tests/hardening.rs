@@ -58,7 +58,8 @@ fn someone_else(sandbox: &Sandbox) -> u32 {
 
 fn claim_data_root_owned_by_someone_else_is_refused(who: Who) {
     if !suite_is_root() {
-        return; // an ordinary user cannot give a directory away
+        eprintln!("skipped (needs root): an ordinary user cannot give a directory away");
+        return;
     }
     let sandbox = sandbox(who);
     let other = someone_else(&sandbox);
@@ -222,7 +223,10 @@ root_and_rootless!(claim_deep_tree_committed:
 #[test]
 fn a_run_that_cannot_remove_a_killed_runs_directory_never_fails_later_runs() {
     if !suite_is_root() {
-        return; // the undeletable file is root's, in a data root of the test uid
+        eprintln!(
+            "skipped (needs root): the undeletable file is root's, in a data root of the test uid"
+        );
+        return;
     }
     let sandbox = sandbox(Who::Unprivileged);
     let containers = sandbox.data_root().join("containers");
@@ -616,7 +620,8 @@ fn on_small_disk(sandbox: &Sandbox, size: &str, script: &str, args: &[&str]) -> 
 #[test]
 fn a_full_disk_during_unpack_is_not_called_a_refusal() {
     if !suite_is_root() {
-        return; // mounting the small disk needs root
+        eprintln!("skipped (needs root): mounting the small disk needs root");
+        return;
     }
     let sandbox = Sandbox::new(Who::Caller);
     let image = support::busybox_image();
@@ -680,6 +685,7 @@ fn a_decompression_bomb_stops_before_the_disk_is_full() {
 #[test]
 fn a_full_disk_during_commit_names_the_image_being_written() {
     if !suite_is_root() {
+        eprintln!("skipped (needs root): mounting the small disk needs root");
         return;
     }
     let sandbox = Sandbox::new(Who::Caller);
