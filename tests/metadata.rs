@@ -372,10 +372,14 @@ fn claim_commit_writes_metadata(who: Who) {
         "true",
     ];
     sandbox.run(CH5, &run).assert_ok();
+    // export writes the whole tree; commit's layer is written the same way.
+    let tarball = sandbox.path().join("kept.tar.gz");
     sandbox
-        .run(CH5, &["-q", "commit", "meta", "kept"])
+        .run(
+            CH5,
+            &["-q", "export", "meta", "-o", tarball.to_str().unwrap()],
+        )
         .assert_ok();
-    let tarball = sandbox.data_root().join("images/kept.tar.gz");
     let entries = committed(&tarball);
     let mut want_file = vec![("user.note".to_string(), b"hello".to_vec())];
     if !sandbox.rootless() {
@@ -595,7 +599,11 @@ fn claim_commit_skips_xattr_names_with_equals(who: Who) {
             std::io::Error::last_os_error()
         );
     }
-    let out = sandbox.run(CH5, &["-q", "commit", "eq", "eqimage"]);
+    let tarball = sandbox.path().join("eqimage.tar.gz");
+    let out = sandbox.run(
+        CH5,
+        &["-q", "export", "eq", "-o", tarball.to_str().unwrap()],
+    );
     sandbox.run(CH5, &["-q", "rm", "-f", "eq"]).assert_ok();
     out.assert_ok();
     assert_eq!(
@@ -603,7 +611,7 @@ fn claim_commit_skips_xattr_names_with_equals(who: Who) {
         ["ch5-commit: not committed: the extended attribute user.a=b of /f (its name holds '=')"],
         "{out:#?}"
     );
-    let entries = committed(&sandbox.data_root().join("images/eqimage.tar.gz"));
+    let entries = committed(&tarball);
     let f = &entries["f"];
     assert!(
         f.1.contains(&("user.plain".to_string(), b"kept".to_vec())),

@@ -50,6 +50,10 @@ pub struct State {
     pub id: String,
     pub name: String,
     pub image: String,
+    /// The manifest digest of the stored image it runs (`sha256:…`): an
+    /// image in use is not deleted by `rmi`; `commit` builds on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
     /// The image's layer directories, bottom first.
     pub layers: Vec<PathBuf>,
     pub command: Vec<String>,

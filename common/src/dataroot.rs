@@ -227,7 +227,7 @@ fn default_root() -> Result<PathBuf> {
 }
 
 /// Create `path` (and missing parents) with mode 0700 for what we create.
-fn create_private_dir(path: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> Result<()> {
     match DirBuilder::new().recursive(true).mode(0o700).create(path) {
         Ok(()) => Ok(()),
         Err(e) => Err(Error::io("creating directory", path, e)),

@@ -1,9 +1,14 @@
-//! The image store: finding an image, provisioning the default one, and
-//! unpacking it safely (ch2 onwards).
+//! Images: finding one, provisioning the default one, and unpacking it
+//! safely (ch2 onwards).
 //!
-//! An image is a root filesystem packed as a tarball (`docker export` style),
-//! kept as `images/<name>.tar[.gz]` in the data root, or given by path. ch2
-//! unpacks it once into `rootfs/<name>/` and runs in that directory directly.
+//! An image is named or given by path. A name is looked up in the image
+//! store (`load` and `commit` put images there, ch5: see [`store`]), then
+//! as a file `images/<name>.tar[.gz]` in the data root, where a learner
+//! may drop a root filesystem tarball in chapters 2 to 4. A path is a root
+//! filesystem tarball or directory, a `docker save` archive, an OCI image
+//! layout or an oci-archive; `PATH:TAG` picks one image of an archive that
+//! holds several. ch2 unpacks a root filesystem once into `rootfs/<name>/`
+//! and runs in that directory directly.
 
 mod config;
 pub mod export;
@@ -11,6 +16,9 @@ mod layers;
 pub mod mapped;
 pub mod oci;
 pub(crate) mod provision;
+pub mod reference;
+pub mod store;
+pub mod transfer;
 pub mod unpack;
 
 use std::fs::File;
@@ -18,11 +26,12 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::dataroot::{check_name, DataRoot};
-use crate::error::{Error, Result};
+use crate::error::{printable, Error, Result};
 use crate::{detail, narrate};
 
 pub use config::Config;
 pub use layers::{layer_count, layers, Layers};
+pub use reference::Reference;
 
 /// The image every chapter runs when none is named.
 pub const DEFAULT_IMAGE: &str = "busybox";
@@ -30,10 +39,13 @@ pub const DEFAULT_IMAGE: &str = "busybox";
 /// Where an image's files come from.
 #[derive(Debug, Clone)]
 pub enum Source {
-    /// A tarball, plain or gzip-compressed.
+    /// A tarball: a root filesystem (plain, gzip or zstd), a docker save
+    /// archive or an oci-archive.
     Tarball(PathBuf),
-    /// A directory that already is a root filesystem.
+    /// A directory: a root filesystem, or an OCI image layout.
     Directory(PathBuf),
+    /// An image of the store (ch5 `load`, `commit`).
+    Stored(Box<store::Entry>),
 }
 
 /// An image, found by name in the data root or given by path.
@@ -41,46 +53,124 @@ pub enum Source {
 pub struct Image {
     pub name: String,
     pub source: Source,
+    /// Which image of an archive of several (`PATH:TAG`).
+    pub tag: Option<String>,
 }
 
-/// Find the image `spec`: a path (anything with a `/`, or ending in `.tar`,
-/// `.tar.gz` or `.tgz`), or a name in `images/`. The default image is provisioned on
+impl Image {
+    /// The manifest digest of a stored image (`sha256:…`), recorded with a
+    /// container so that `rmi` knows the image is in use.
+    pub fn stored_digest(&self) -> Option<String> {
+        match &self.source {
+            Source::Stored(entry) => Some(entry.manifest.digest().to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Find the image `spec`. A path is anything that starts with `/` or `.`,
+/// ends in `.tar`, `.tar.gz`, `.tgz` or `.tar.zst`, or holds a `/` and
+/// exists (`images/app.tar`); else it is a name (`busybox`, `app:v1`,
+/// `localhost/app`) or an image ID. The default image is provisioned on
 /// first use.
 pub fn find(root: &DataRoot, spec: &str) -> Result<Image> {
-    let as_path = Path::new(spec);
-    let looks_like_file = [".tar", ".tar.gz", ".tgz"]
-        .iter()
-        .any(|ext| spec.ends_with(ext));
-    if spec.contains('/') || looks_like_file {
-        return from_path(as_path);
+    let file_like = |text: &str| {
+        [".tar", ".tar.gz", ".tgz", ".tar.zst"]
+            .iter()
+            .any(|ext| text.ends_with(ext))
+    };
+    let looks_like_file =
+        file_like(spec) || split_tag(spec).is_some_and(|(path, _)| file_like(path));
+    let exists = || Path::new(spec).exists() || split_tag(spec).is_some();
+    if spec.starts_with(['/', '.']) || looks_like_file || (spec.contains('/') && exists()) {
+        return from_path(spec);
     }
-    check_name("image", spec)?;
-    let images = root.dir("images")?;
-    for file in [format!("{spec}.tar"), format!("{spec}.tar.gz")] {
-        let path = images.join(file);
-        if path.is_file() {
-            detail!(2, "image {spec}: {}", path.display());
+    let store = store::Store::open(root)?;
+    if let Some(entry) = store.find(spec)? {
+        detail!(2, "image {spec}: manifest {}", entry.manifest.digest());
+        return Ok(Image {
+            name: store::shown(&entry),
+            source: Source::Stored(Box::new(entry)),
+            tag: None,
+        });
+    }
+    if check_name("image", spec).is_ok() {
+        let images = root.dir("images")?;
+        for file in [format!("{spec}.tar"), format!("{spec}.tar.gz")] {
+            let path = images.join(file);
+            if path.is_file() {
+                detail!(2, "image {spec}: {}", path.display());
+                return Ok(Image {
+                    name: spec.to_string(),
+                    source: Source::Tarball(path),
+                    tag: None,
+                });
+            }
+        }
+        if spec == DEFAULT_IMAGE {
+            let path = images.join(format!("{spec}.tar"));
+            provision::busybox(root, &path)?;
             return Ok(Image {
                 name: spec.to_string(),
                 source: Source::Tarball(path),
+                tag: None,
             });
         }
     }
-    if spec == DEFAULT_IMAGE {
-        let path = images.join(format!("{spec}.tar"));
-        provision::busybox(root, &path)?;
-        return Ok(Image {
-            name: spec.to_string(),
-            source: Source::Tarball(path),
-        });
+    if let Err(error) = Reference::parse(spec) {
+        if check_name("image", spec).is_err() {
+            return Err(error);
+        }
     }
     Err(Error::Invalid(format!(
-        "no image {spec:?} in {}: give the path of a rootfs tarball or directory instead, or use {DEFAULT_IMAGE}",
-        images.display()
+        "no image {} in the store or in {}: load it (ch5-commit load -i FILE), give the path \
+         of an image file or directory (./{spec}), or use {DEFAULT_IMAGE}",
+        printable(&format!("{spec:?}")),
+        root.path().join("images").display()
     )))
 }
 
-fn from_path(path: &Path) -> Result<Image> {
+/// `PATH:TAG` where PATH exists and `PATH:TAG` does not: the two parts.
+fn split_tag(spec: &str) -> Option<(&str, &str)> {
+    let (path, tag) = spec.rsplit_once(':')?;
+    (!tag.is_empty() && !tag.contains('/') && !Path::new(spec).exists() && Path::new(path).exists())
+        .then_some((path, tag))
+}
+
+/// Whether the name `name` an archive gives an image (`app:v1`,
+/// `docker.io/library/app:v1`, or a tag alone) is what `wanted` asks for:
+/// the whole name, its tag, or its name when the tag is `latest`.
+pub(crate) fn tag_matches(name: &str, wanted: &str) -> bool {
+    name == wanted
+        || name.rsplit_once(':').is_some_and(|(repository, tag)| {
+            tag == wanted || (tag == reference::DEFAULT_TAG && repository == wanted)
+        })
+}
+
+/// An archive of several images, run without saying which.
+pub(crate) fn several_images(what: &str, names: &[String]) -> Error {
+    Error::Invalid(format!(
+        "image {what} holds {} images ({}): say which, as {what}:TAG, \
+         or load them all (ch5 load -i {what}) and run one by name",
+        names.len(),
+        names.join(", ")
+    ))
+}
+
+/// An archive asked for a tag it does not hold.
+pub(crate) fn no_such_tag(what: &str, tag: &str, names: &[String]) -> Error {
+    Error::Invalid(format!(
+        "image {what} holds no image tagged {}: it holds {}",
+        printable(tag),
+        names.join(", ")
+    ))
+}
+
+fn from_path(spec: &str) -> Result<Image> {
+    let (path, tag) = match split_tag(spec) {
+        Some((path, tag)) => (Path::new(path), Some(tag.to_string())),
+        None => (Path::new(spec), None),
+    };
     let meta = std::fs::metadata(path).map_err(|e| {
         Error::Invalid(format!(
             "image {}: {e}: give an existing rootfs tarball or directory",
@@ -92,7 +182,7 @@ fn from_path(path: &Path) -> Result<Image> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = [".tar.gz", ".tgz", ".tar"]
+    let name = [".tar.gz", ".tgz", ".tar.zst", ".tar"]
         .iter()
         .find_map(|ext| file_name.strip_suffix(ext))
         .unwrap_or(&file_name)
@@ -106,7 +196,7 @@ fn from_path(path: &Path) -> Result<Image> {
     } else {
         return Err(not_regular(&path, &meta));
     };
-    Ok(Image { name, source })
+    Ok(Image { name, source, tag })
 }
 
 /// Open a tarball for reading, decompressing it if it is gzip. No more than
@@ -219,7 +309,12 @@ pub fn decompress<'a>(mut reader: impl BufRead + 'a) -> Result<Box<dyn Read + 'a
 /// run, so writes persist and are shared (the problem ch3 solves). A
 /// directory image is used where it is.
 pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
+    let blob;
     let tarball = match &image.source {
+        Source::Stored(entry) => {
+            blob = one_layer(root, image, entry)?;
+            &blob
+        }
         Source::Directory(dir) => {
             if oci::Blobs::in_dir(dir).is_some() {
                 return Err(Error::Invalid(format!(
@@ -249,11 +344,11 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         }
         Source::Tarball(path) => path,
     };
-    let dest = root.dir("rootfs")?.join(&image.name);
+    // A stored image's name may hold '/' and ':' (localhost/app:v1).
+    let dir_name = image.name.replace(['/', ':'], "_");
+    let dest = root.dir("rootfs")?.join(&dir_name);
     // Which file the root was unpacked from, kept beside the layer index.
-    let source = root
-        .dir("index")?
-        .join(format!("rootfs-{}.json", image.name));
+    let source = root.dir("index")?.join(format!("rootfs-{dir_name}.json"));
     if dest.is_dir() && !layers::is_recorded_source(&source, tarball) {
         return Err(Error::Conflict(format!(
             "{} was unpacked from another file than {}, and may hold your changes: \
@@ -272,7 +367,7 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         );
         return Ok(dest);
     }
-    if layers::is_saved(tarball)? {
+    if image.tag.is_some() || layers::is_saved(tarball)? {
         return Err(Error::Invalid(format!(
             "image {} is a saved image (layers and a manifest: docker save, or an OCI \
              archive), not a root filesystem: chapter 3 on run such images; here, give a \
@@ -303,4 +398,20 @@ pub fn unpack_rootfs(root: &DataRoot, image: &Image) -> Result<PathBuf> {
         );
     }
     Ok(dest)
+}
+
+/// The blob of a stored image's only layer: what ch2 unpacks. An image of
+/// several layers needs overlayfs (chapter 3).
+fn one_layer(root: &DataRoot, image: &Image, entry: &store::Entry) -> Result<PathBuf> {
+    let store = store::Store::open(root)?;
+    let stored = store.read(entry)?;
+    match stored.manifest.layers().as_slice() {
+        [only] => Ok(store.blob_path(only.digest().digest())),
+        layers => Err(Error::Invalid(format!(
+            "image {} has {} layers: chapter 3 on stack layers; here, give an image of one \
+             layer or a root filesystem",
+            image.name,
+            layers.len()
+        ))),
+    }
 }

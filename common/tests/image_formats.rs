@@ -364,8 +364,8 @@ fn an_unknown_image_name_is_refused_with_where_it_was_looked_for() {
     assert_eq!(
         image::find(&root, "nosuch").unwrap_err().to_string(),
         format!(
-            "no image \"nosuch\" in {}: give the path of a rootfs tarball or directory \
-             instead, or use busybox",
+            "no image \"nosuch\" in the store or in {}: load it (ch5-commit load -i FILE), \
+             give the path of an image file or directory (./nosuch), or use busybox",
             root.path().join("images").display()
         )
     );

@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::{
@@ -71,17 +71,86 @@ fn recorded_pids(sandbox: &Sandbox, name: &str) -> Vec<i32> {
 
 /// The entries of a gzip tarball: (path, link target if a symlink).
 fn tar_entries(path: &Path) -> Vec<(String, Option<String>)> {
-    let mut archive =
-        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(path).unwrap()));
+    tar_headers(path)
+        .into_iter()
+        .map(|entry| (entry.name, entry.link))
+        .collect()
+}
+
+/// One member of a tarball, as its header has it.
+#[derive(Debug)]
+pub struct Member {
+    pub name: String,
+    pub link: Option<String>,
+    pub kind: tar::EntryType,
+    pub owner: (u64, u64),
+}
+
+/// The members of the tarball at `path`, plain or gzip.
+pub fn tar_headers(path: &Path) -> Vec<Member> {
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let reader: Box<dyn Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(&bytes[..]))
+    } else {
+        Box::new(&bytes[..])
+    };
+    let mut archive = tar::Archive::new(reader);
     archive
         .entries()
         .unwrap()
         .map(|entry| {
             let entry = entry.unwrap();
-            let name = entry.path().unwrap().display().to_string();
-            let link = entry.link_name().unwrap().map(|l| l.display().to_string());
-            (name, link)
+            let header = entry.header();
+            Member {
+                name: entry.path().unwrap().display().to_string(),
+                link: entry.link_name().unwrap().map(|l| l.display().to_string()),
+                kind: header.entry_type(),
+                owner: (header.uid().unwrap(), header.gid().unwrap()),
+            }
         })
+        .collect()
+}
+
+/// The manifest of the stored image `reference` (NAME:TAG), read from the
+/// store's files: images/index.json, then blobs/sha256/.
+pub fn stored_manifest(sandbox: &Sandbox, reference: &str) -> serde_json::Value {
+    let root = sandbox.data_root();
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("images/index.json")).unwrap()).unwrap();
+    let digest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+        .unwrap_or_else(|| panic!("no image {reference} in {index}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    blob_json(sandbox, &digest)
+}
+
+/// A JSON blob of the store.
+pub fn blob_json(sandbox: &Sandbox, digest: &str) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(blob_path(sandbox, digest)).unwrap()).unwrap()
+}
+
+/// The file of the store's blob `sha256:…`.
+pub fn blob_path(sandbox: &Sandbox, digest: &str) -> PathBuf {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    sandbox.data_root().join("blobs/sha256").join(hex)
+}
+
+/// The blob files of the layers of the stored image `reference`, bottom first.
+pub fn stored_layers(sandbox: &Sandbox, reference: &str) -> Vec<PathBuf> {
+    stored_manifest(sandbox, reference)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| blob_path(sandbox, l["digest"].as_str().unwrap()))
         .collect()
 }
 
@@ -126,8 +195,13 @@ pub fn claim_end_to_end(ch: Chapter, who: Who) {
     out.assert_ok();
     let out = quiet(ch, &sandbox, &["commit", "c2", "image2"]);
     out.assert_ok();
-    let tarball = sandbox.data_root().join("images/image2.tar.gz");
-    assert_eq!(out.stdout.trim(), tarball.display().to_string());
+    // Docker's answer: the new image's ID, its config's digest.
+    let config = stored_manifest(&sandbox, "image2:latest")["config"]["digest"].clone();
+    assert_eq!(out.stdout.trim(), config.as_str().unwrap());
+    // The new image is busybox's layer and one more, of the changes.
+    let layers = stored_layers(&sandbox, "image2:latest");
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    let tarball = layers[1].clone();
 
     let pids: Vec<i32> = ["c1", "c2"]
         .iter()
@@ -152,16 +226,15 @@ pub fn claim_end_to_end(ch: Chapter, who: Who) {
         entries.iter().any(|(p, _)| p == "root/changed"),
         "the change is not committed"
     );
+    assert!(
+        !entries.iter().any(|(p, _)| p == "bin/busybox"),
+        "the layer holds files the container did not change"
+    );
     // Owned by root in the image, also when an ordinary user committed it.
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
-        fs::File::open(&tarball).unwrap(),
-    ));
-    let owner = archive
-        .entries()
-        .unwrap()
-        .map(|e| e.unwrap())
-        .find(|e| e.path().unwrap().display().to_string() == "root/changed")
-        .map(|e| (e.header().uid().unwrap(), e.header().gid().unwrap()));
+    let owner = tar_headers(&tarball)
+        .into_iter()
+        .find(|m| m.name == "root/changed")
+        .map(|m| m.owner);
     assert_eq!(
         owner,
         Some((0, 0)),
@@ -423,15 +496,19 @@ pub fn commit_stores_symlinks_and_never_follows_them(ch: Chapter) {
     let out = quiet(
         ch,
         &sandbox,
-        &[
-            "commit",
-            "links",
-            "links-image",
-            "--output",
-            out_file.to_str().unwrap(),
-        ],
+        &["export", "links", "--output", out_file.to_str().unwrap()],
     );
     out.assert_ok();
+    // The same as a layer: the two links and nothing they point at.
+    quiet(ch, &sandbox, &["commit", "links", "links-image"]).assert_ok();
+    let layer = tar_entries(&stored_layers(&sandbox, "links-image:latest")[1]);
+    assert_eq!(
+        layer,
+        [
+            ("r".to_string(), Some("/".to_string())),
+            ("x".to_string(), Some("/etc/shadow".to_string()))
+        ]
+    );
     let entries = tar_entries(&out_file);
     assert!(
         entries.contains(&("x".to_string(), Some("/etc/shadow".to_string()))),
@@ -791,48 +868,47 @@ pub fn commit_keeps_hard_links_skips_devices_and_deleted_files(ch: Chapter) {
         out.error_lines(),
         [ch.error_line("not committed (a device node or socket): /root/null2")]
     );
-    let tarball = sandbox.data_root().join("images/boxed.tar.gz");
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
-        fs::File::open(&tarball).unwrap(),
-    ));
-    let mut b = None;
-    let mut names = Vec::new();
-    for entry in archive.entries().unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.path().unwrap().display().to_string();
-        if name == "root/b" {
-            b = Some((
-                entry.header().entry_type(),
-                entry.link_name().unwrap().map(|l| l.display().to_string()),
-            ));
-        }
-        names.push(name);
-    }
+    let layer = tar_headers(&stored_layers(&sandbox, "boxed:latest")[1]);
+    let b = layer
+        .iter()
+        .find(|m| m.name == "root/b")
+        .map(|m| (m.kind, m.link.clone()));
     assert_eq!(b, Some((tar::EntryType::Link, Some("root/a".to_string()))));
-    assert!(names.iter().any(|n| n == "root/a"));
+    let names: Vec<&str> = layer.iter().map(|m| m.name.as_str()).collect();
+    assert!(names.contains(&"root/a"));
     assert!(
-        !names.iter().any(|n| n == "root/null2"),
+        !names.contains(&"root/null2"),
         "a device node was committed"
     );
+    // What the container deleted is a whiteout in its layer.
+    assert!(names.contains(&"etc/.wh.group"), "{names:?}");
     assert!(
-        !names.iter().any(|n| n == "etc/group"),
-        "a deleted file was committed"
+        !names.contains(&"etc/group") && !names.contains(&"etc/passwd"),
+        "the layer holds what was deleted or never changed: {names:?}"
     );
-    assert!(
-        names.iter().any(|n| n == "etc/passwd"),
-        "control: etc/passwd is missing"
-    );
+    let out = quiet(ch, &sandbox, &["run", "--rm", "boxed", "cat", "/etc/group"]);
+    assert_eq!(out.code, Some(1), "{out:#?}");
 
-    let out = quiet(ch, &sandbox, &["commit", "box", "boxed"]);
-    assert_eq!(out.code, Some(125));
-    assert!(
-        out.error_lines()[0].contains("image \"boxed\" already exists"),
-        "{out:#?}"
+    // Committing again under the same name moves the name, as Docker does:
+    // the first image stays, nameless.
+    let first = stored_manifest(&sandbox, "boxed:latest");
+    quiet(ch, &sandbox, &["exec", "box", "touch", "/root/c"]).assert_ok();
+    quiet(ch, &sandbox, &["commit", "box", "boxed"]).assert_ok();
+    assert_ne!(stored_manifest(&sandbox, "boxed:latest"), first);
+    let images = quiet(ch, &sandbox, &["images"]);
+    assert_eq!(
+        images
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("<none>"))
+            .count(),
+        1,
+        "{images:#?}"
     );
     let out = quiet(ch, &sandbox, &["commit", "box", "/tmp/evil"]);
     assert_eq!(out.code, Some(125));
     assert!(
-        out.error_lines()[0].starts_with(&ch.error_line("invalid image name \"/tmp/evil\"")),
+        out.error_lines()[0].starts_with(&ch.error_line("invalid image reference \"/tmp/evil\"")),
         "{out:#?}"
     );
     assert!(!Path::new("/tmp/evil").exists() && !Path::new("/tmp/evil.tar.gz").exists());
@@ -840,10 +916,7 @@ pub fn commit_keeps_hard_links_skips_devices_and_deleted_files(ch: Chapter) {
     quiet(ch, &sandbox, &["stop", "-t", "0", "box"]).assert_ok();
     assert!(ps_row(ch, &sandbox, "box").unwrap().contains("exited"));
     quiet(ch, &sandbox, &["commit", "box", "boxed-after"]).assert_ok();
-    assert!(sandbox
-        .data_root()
-        .join("images/boxed-after.tar.gz")
-        .is_file());
+    assert_eq!(stored_layers(&sandbox, "boxed-after:latest").len(), 2);
     quiet(ch, &sandbox, &["rm", "box"]).assert_ok();
 }
 

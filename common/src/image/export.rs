@@ -40,6 +40,20 @@ pub struct Exported {
 /// Write the tree below `dir` into `out` as a tar stream (paths relative to
 /// `dir`, as `docker export` writes them).
 pub fn write_tree(dir: &Path, out: impl Write) -> Result<Exported> {
+    write(dir, out, false)
+}
+
+/// Write the overlay upper directory `upper` into `out` as an image layer:
+/// what the container changed. overlayfs records a deletion as a character
+/// device 0/0 and a directory that hides everything below it with the
+/// xattr `overlay.opaque`; a layer says the same with an empty file
+/// `.wh.NAME` and an entry `.wh..wh..opq` in the directory (the OCI
+/// image spec's whiteouts, which unpack turns back into overlay's).
+pub fn write_layer(upper: &Path, out: impl Write) -> Result<Exported> {
+    write(upper, out, true)
+}
+
+fn write(dir: &Path, out: impl Write, layer: bool) -> Result<Exported> {
     let root = nix::fcntl::open(
         dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -53,6 +67,7 @@ pub fn write_tree(dir: &Path, out: impl Write) -> Result<Exported> {
         }),
         links: HashMap::new(),
         done: Exported::default(),
+        layer,
     };
     walk.tar.follow_symlinks(false);
     if let Err(error) = walk.directory(root, Path::new(""), 0) {
@@ -104,6 +119,8 @@ struct Walk<W: Write> {
     /// (dev, ino) of files with several links → the path first written.
     links: HashMap<(u64, u64), PathBuf>,
     done: Exported,
+    /// An overlay upper directory, written as a layer (whiteouts translated).
+    layer: bool,
 }
 
 impl<W: Write> Walk<W> {
@@ -184,6 +201,12 @@ impl<W: Write> Walk<W> {
                     .append_data(&mut header, rel, std::io::empty())
                     .map_err(io)?;
                 self.done.entries += 1;
+                if self.layer {
+                    refuse_redirect(&sub, rel, "redirect")?;
+                    if overlay_xattr(&sub, "opaque").as_deref() == Some(b"y") {
+                        self.whiteout(&rel.join(".wh..opq"))?;
+                    }
+                }
                 return Ok(Some(sub));
             }
             SFlag::S_IFLNK => {
@@ -233,6 +256,9 @@ impl<W: Write> Walk<W> {
                     )));
                 }
                 let size = opened.len();
+                if self.layer {
+                    refuse_redirect(&file, rel, "metacopy")?;
+                }
                 let xattrs = kept_xattrs(&file, rel)?;
                 append_pax(&mut self.tar, rel, &xattrs).map_err(io)?;
                 header.set_entry_type(tar::EntryType::Regular);
@@ -250,6 +276,11 @@ impl<W: Write> Walk<W> {
                     .append_data(&mut header, rel, std::io::empty())
                     .map_err(io)?;
             }
+            SFlag::S_IFCHR if self.layer && st.st_rdev == 0 => {
+                // overlayfs's record of a deletion.
+                self.whiteout(rel)?;
+                return Ok(None);
+            }
             _ => {
                 // The container names its files: shown escaped.
                 let shown = crate::error::printable(&rel.to_string_lossy());
@@ -260,6 +291,63 @@ impl<W: Write> Walk<W> {
         }
         self.done.entries += 1;
         Ok(None)
+    }
+}
+
+impl<W: Write> Walk<W> {
+    /// The layer's record that `rel` is deleted: an empty file `.wh.NAME`
+    /// beside it (`.wh..wh..opq` for an opaque directory's own marker).
+    fn whiteout(&mut self, rel: &Path) -> Result<()> {
+        let name = rel.file_name().unwrap_or_default().as_bytes();
+        let marker = rel.with_file_name(std::ffi::OsStr::from_bytes(&[b".wh.", name].concat()));
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o600);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        self.tar
+            .append_data(&mut header, &marker, std::io::empty())
+            .map_err(|e| Error::io("writing", rel, e))?;
+        self.done.entries += 1;
+        Ok(())
+    }
+}
+
+/// The overlay xattr `name` of `fd` (`trusted.overlay.NAME` as root,
+/// `user.overlay.NAME` in a user namespace), if set.
+fn overlay_xattr(fd: &impl AsRawFd, name: &str) -> Option<Vec<u8>> {
+    for prefix in ["trusted.overlay.", "user.overlay."] {
+        let c_name = std::ffi::CString::new(format!("{prefix}{name}")).ok()?;
+        let mut value = [0u8; 256];
+        // SAFETY: fd is open; c_name is NUL-terminated; the buffer is valid for its length.
+        let n = unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                c_name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if n >= 0 {
+            return Some(value[..n as usize].to_vec());
+        }
+    }
+    None
+}
+
+/// A renamed directory (`redirect_dir`) or a copied-up inode whose data
+/// stayed below (`metacopy`) is not whole in the upper directory: such a
+/// container cannot be committed as a layer.
+fn refuse_redirect(fd: &impl AsRawFd, rel: &Path, feature: &str) -> Result<()> {
+    match overlay_xattr(fd, feature) {
+        Some(_) => Err(Error::Invalid(format!(
+            "/{} is an overlayfs {feature} entry, whose contents are not in the container's \
+             own directory: commit --flatten instead",
+            crate::error::printable(&rel.display().to_string())
+        ))),
+        None => Ok(()),
     }
 }
 

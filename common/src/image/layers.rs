@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::{decompress, oci, unpack, Config, Image, Source};
 use crate::dataroot::DataRoot;
-use crate::error::{Error, Result};
+use crate::error::{printable, Error, Result};
 use crate::{detail, narrate};
 
 /// An image ready to run: its layer directories, bottom first, and its config.
@@ -35,11 +35,23 @@ pub struct Layers {
 
 /// The image's layers, unpacking what is not cached, and its config.
 pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
+    let tag = image.tag.as_deref();
     let tarball = match &image.source {
+        Source::Stored(entry) => {
+            // An image of the store: its blobs were checked when stored,
+            // and are checked again as they are read.
+            let store = super::store::Store::open(root)?;
+            let oci = oci::open_manifest(store.blobs(), &entry.manifest, &image.name)?;
+            let digests = import_oci(root, &oci)?;
+            return Ok(Layers {
+                dirs: layer_dirs(root, &digests)?,
+                config: oci.config()?,
+            });
+        }
         Source::Directory(dir) => match oci::Blobs::in_dir(dir) {
             // An OCI image layout: its layers are unpacked as an archive's are.
             Some(blobs) => {
-                let oci = oci::open(blobs, &dir.display().to_string())?;
+                let oci = oci::open(blobs, &dir.display().to_string(), tag)?;
                 let digests = import_oci(root, &oci)?;
                 return Ok(Layers {
                     dirs: layer_dirs(root, &digests)?,
@@ -47,32 +59,39 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
                 });
             }
             None => {
+                no_tag_in_a_root(&dir.display().to_string(), tag)?;
                 return Ok(Layers {
                     dirs: vec![dir.clone()],
                     config: Config::default(),
-                })
+                });
             }
         },
         Source::Tarball(path) => path,
     };
     let layers_dir = super::mapped::layers_dir(root)?;
-    let (digests, config) = match cached(root, tarball) {
+    let (digests, config) = match cached(root, tarball, tag) {
         Some((digests, config)) if digests.iter().all(|d| layers_dir.join(d).is_dir()) => {
             detail!(3, "image {}: layers cached", image.name);
             (digests, config)
         }
         _ => {
-            let (digests, config) = match identify(tarball)? {
-                Archive::Oci(oci) => (import_oci(root, &oci)?, oci.config()?),
-                Archive::Saved(members) => import_saved(root, tarball, &members)?,
-                Archive::Flat => {
+            let what = tarball.display().to_string();
+            let (digests, config) = match contents(tarball)? {
+                Contents::Oci(blobs) => {
+                    let oci = oci::open(blobs, &what, tag)?;
+                    (import_oci(root, &oci)?, oci.config()?)
+                }
+                Contents::Saved(images) => {
+                    import_saved(root, tarball, &choose_saved(images, &what, tag)?)?
+                }
+                Contents::Flat => {
+                    no_tag_in_a_root(&what, tag)?;
                     let (file, size) = super::open_regular(tarball)?;
-                    let what = tarball.display().to_string();
                     let layer = import_layer(root, file.take(size), &what, true)?;
                     (vec![layer], Config::default())
                 }
             };
-            remember(root, tarball, &digests, &config)?;
+            remember(root, tarball, tag, &digests, &config)?;
             (digests, config)
         }
     };
@@ -80,6 +99,18 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
         dirs: layer_dirs(root, &digests)?,
         config,
     })
+}
+
+/// A root filesystem is one image, with no tags to choose from.
+fn no_tag_in_a_root(what: &str, tag: Option<&str>) -> Result<()> {
+    match tag {
+        Some(tag) => Err(Error::Invalid(format!(
+            "image {what} is a root filesystem, one image with no tags: \
+             drop the :{} after its path",
+            printable(tag)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The directories of layers `digests`, bottom first.
@@ -92,11 +123,12 @@ fn layer_dirs(root: &DataRoot, digests: &[String]) -> Result<Vec<PathBuf>> {
 }
 
 /// What an image tarball holds.
-enum Archive {
-    /// An OCI image layout (an oci-archive, or Docker ≥ 25's save).
-    Oci(Box<oci::Image>),
-    /// A `docker save` archive: its manifest.json's first image.
-    Saved(SavedImage),
+pub(super) enum Contents {
+    /// An OCI image layout (an oci-archive, or Docker ≥ 25's save when it
+    /// has no manifest.json).
+    Oci(oci::Blobs),
+    /// A `docker save` archive: the images its manifest.json lists.
+    Saved(Vec<SavedImage>),
     /// One root filesystem.
     Flat,
 }
@@ -104,38 +136,66 @@ enum Archive {
 /// Tell an OCI archive, a docker save archive and a flat root filesystem
 /// apart. An uncompressed tarball is read header by header (seeking past
 /// each member's data); a compressed one is only ever a flat root
-/// filesystem or a docker save archive.
-fn identify(tarball: &Path) -> Result<Archive> {
+/// filesystem or a docker save archive. Docker ≥ 25 writes both an OCI
+/// layout and manifest.json: the latter is read, for its tags.
+pub(super) fn contents(tarball: &Path) -> Result<Contents> {
     let bad = unpack::not_a_tar;
     let (mut file, _) = super::open_regular(tarball)?;
     let mut magic = [0u8; 6];
     let got = file.read(&mut magic).map_err(bad)?;
     if super::Compression::of(&magic[..got]) != super::Compression::None {
         return Ok(match saved_manifest(tarball)? {
-            Some(members) => Archive::Saved(members),
-            None => Archive::Flat,
+            Some(images) => Contents::Saved(images),
+            None => Contents::Flat,
         });
     }
     std::io::Seek::rewind(&mut file).map_err(bad)?;
     // (Unbuffered on purpose: a buffered reader drops its buffer on every seek.)
     let members = oci::members(file)?;
-    let what = tarball.display().to_string();
-    if let Some(blobs) = oci::Blobs::in_archive(tarball, members.clone()) {
-        return Ok(Archive::Oci(Box::new(oci::open(blobs, &what)?)));
+    if let Some(&(offset, size)) = members.get("manifest.json") {
+        let (mut file, _) = super::open_regular(tarball)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(bad)?;
+        let mut text = String::new();
+        file.take(size.min(INDEX_LIMIT))
+            .read_to_string(&mut text)
+            .map_err(bad)?;
+        if let Some(images) = docker_save_images(&text) {
+            return Ok(Contents::Saved(images));
+        }
     }
-    let Some(&(offset, size)) = members.get("manifest.json") else {
-        return Ok(Archive::Flat);
-    };
-    let (mut file, _) = super::open_regular(tarball)?;
-    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(bad)?;
-    let mut text = String::new();
-    file.take(size.min(INDEX_LIMIT))
-        .read_to_string(&mut text)
-        .map_err(bad)?;
-    Ok(match docker_save_layers(&text) {
-        Some(layers) => Archive::Saved(layers),
-        None => Archive::Flat,
+    Ok(match oci::Blobs::in_archive(tarball, members) {
+        Some(blobs) => Contents::Oci(blobs),
+        None => Contents::Flat,
     })
+}
+
+/// The image of a docker save archive to run: the only one, or the one
+/// tagged `tag`; several without a tag are an error listing their tags.
+pub(super) fn choose_saved(
+    images: Vec<SavedImage>,
+    what: &str,
+    tag: Option<&str>,
+) -> Result<SavedImage> {
+    let names = |images: &[SavedImage]| {
+        images
+            .iter()
+            .map(|i| match i.tags().first() {
+                Some(tag) => printable(tag),
+                None => "(untagged)".to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let Some(tag) = tag else {
+        if images.len() == 1 {
+            return Ok(images.into_iter().next().expect("one image"));
+        }
+        return Err(super::several_images(what, &names(&images)));
+    };
+    let all = names(&images);
+    images
+        .into_iter()
+        .find(|image| image.tags().iter().any(|t| super::tag_matches(t, tag)))
+        .ok_or_else(|| super::no_such_tag(what, tag, &all))
 }
 
 /// Unpack every layer an OCI image lists (bottom first), skipping those
@@ -197,10 +257,7 @@ fn without_repeats(digests: &[String]) -> Vec<String> {
 /// is refused (a layer of a saved image may well be empty).
 fn import_layer(root: &DataRoot, reader: impl Read, what: &str, flat: bool) -> Result<String> {
     let scratch = root.scratch("layer")?;
-    let mut hashing = Hashing {
-        inner: reader,
-        hasher: Sha256::new(),
-    };
+    let mut hashing = super::store::Hashing::new(reader);
     let unpacked = super::mapped::unpack(
         decompress(BufReader::with_capacity(1 << 16, &mut hashing))?,
         scratch.path(),
@@ -210,7 +267,7 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str, flat: bool) -> R
     }
     // The tar reader stops at the end marker: hash whatever follows too.
     io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("reading image", what, e))?;
-    let digest = format!("{:x}", hashing.hasher.finalize());
+    let digest = hashing.hex();
     let dest = super::mapped::layers_dir(root)?.join(&digest);
     if dest.is_dir() {
         detail!(3, "layer {digest} already present");
@@ -236,98 +293,88 @@ pub(super) fn empty_image(what: &str) -> Error {
     ))
 }
 
-/// A reader that hashes every byte it passes on.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
+/// One image of a docker save manifest.json: its config, tags and layer members.
+#[derive(Deserialize, Debug, Clone)]
+pub(super) struct SavedImage {
+    #[serde(rename = "Config", default)]
+    pub config: Option<String>,
+    #[serde(rename = "RepoTags", default)]
+    pub repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    pub layers: Vec<String>,
 }
 
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+impl SavedImage {
+    pub fn tags(&self) -> &[String] {
+        self.repo_tags.as_deref().unwrap_or_default()
     }
 }
 
-/// One image of a docker save manifest.json: its config and layer members.
-#[derive(Deserialize)]
-struct SavedImage {
-    #[serde(rename = "Config", default)]
-    config: Option<String>,
-    #[serde(rename = "Layers")]
-    layers: Vec<String>,
-}
-
-/// The layer members listed by a compressed `docker save` tarball's
-/// manifest.json (bottom first), read as a stream, or None for a flat root
-/// filesystem tarball.
-fn saved_manifest(tarball: &Path) -> Result<Option<SavedImage>> {
+/// The images a compressed `docker save` tarball's manifest.json lists,
+/// read as a stream, or None for a flat root filesystem tarball.
+fn saved_manifest(tarball: &Path) -> Result<Option<Vec<SavedImage>>> {
     let bad = unpack::not_a_tar;
-    find_manifest(
-        tar::Archive::new(super::open_tarball(tarball)?)
-            .entries()
-            .map_err(bad)?,
-    )
-}
-
-fn find_manifest<R: Read>(entries: tar::Entries<'_, R>) -> Result<Option<SavedImage>> {
-    let bad = unpack::not_a_tar;
-    for entry in entries {
-        let mut entry = entry.map_err(bad)?;
+    let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
+    for entry in archive.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
         if entry.path().map_err(bad)?.as_os_str() != "manifest.json" {
             continue;
         }
         let mut text = String::new();
-        entry.read_to_string(&mut text).map_err(bad)?;
-        return Ok(docker_save_layers(&text));
+        entry
+            .take(INDEX_LIMIT)
+            .read_to_string(&mut text)
+            .map_err(bad)?;
+        return Ok(docker_save_images(&text));
     }
     Ok(None)
 }
 
-/// The first image a docker save manifest.json lists, or None if the text
-/// is not one: a root filesystem may hold a manifest.json of its own.
-fn docker_save_layers(text: &str) -> Option<SavedImage> {
-    let manifest = serde_json::from_str::<Vec<SavedImage>>(text).ok()?;
-    manifest.into_iter().next()
+/// The images a docker save manifest.json lists, or None if the text is
+/// not one (or lists none): a root filesystem may hold a manifest.json of its own.
+fn docker_save_images(text: &str) -> Option<Vec<SavedImage>> {
+    serde_json::from_str::<Vec<SavedImage>>(text)
+        .ok()
+        .filter(|images| !images.is_empty())
 }
 
 /// Whether the tarball at `path` is a saved image (layers and a manifest:
 /// docker save, or an OCI archive), not a root filesystem.
 pub(super) fn is_saved(path: &Path) -> Result<bool> {
-    Ok(!matches!(identify(path)?, Archive::Flat))
+    Ok(!matches!(contents(path)?, Contents::Flat))
 }
 
-/// How many layers the image tarball at `path` has (1 for a flat rootfs).
+/// How many layers the image tarball at `path` has (1 for a flat rootfs):
+/// its first image's.
 pub fn layer_count(path: &Path) -> Result<usize> {
-    Ok(match identify(path)? {
-        Archive::Oci(image) => image.manifest.layers().len(),
-        Archive::Saved(saved) => saved.layers.len(),
-        Archive::Flat => 1,
+    Ok(match contents(path)? {
+        Contents::Oci(blobs) => {
+            let what = path.display().to_string();
+            let index = oci::index(&blobs, &what)?;
+            match index.manifests().first() {
+                Some(first) => oci::open_manifest(blobs, first, &what)?
+                    .manifest
+                    .layers()
+                    .len(),
+                None => 0,
+            }
+        }
+        Contents::Saved(images) => images[0].layers.len(),
+        Contents::Flat => 1,
     })
 }
 
-/// Unpack every layer a saved image lists, in one pass over the tarball,
-/// reading its config on the way.
-fn import_saved(
-    root: &DataRoot,
+/// Each regular member of the docker save archive `tarball` that `wanted`
+/// lists, handed to `each` in one pass (path, entry). Members that are
+/// links to other members (older `docker save` stores a repeated layer
+/// once and links to it) are returned: link path → target path.
+pub(super) fn saved_members(
     tarball: &Path,
-    saved: &SavedImage,
-) -> Result<(Vec<String>, Config)> {
-    let members = &saved.layers;
-    let what = format!("image {}", tarball.display());
-    let mut config = Config::default();
-    let invalid = |why: String| Error::Invalid(format!("image {}: {why}", tarball.display()));
-    if members.is_empty() {
-        return Err(invalid(
-            "manifest.json lists no layers: re-save the image".into(),
-        ));
-    }
-    let wanted: HashSet<&str> = members.iter().map(String::as_str).collect();
-    // Layer path → digest; and members that are symlinks to other members
-    // (older `docker save` stores a repeated layer once and links to it).
-    let mut digests: HashMap<String, String> = HashMap::new();
+    wanted: &HashSet<&str>,
+    mut each: impl FnMut(&str, tar::Entry<'_, Box<dyn Read>>) -> Result<()>,
+) -> Result<HashMap<String, String>> {
     let mut links: HashMap<String, String> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
     let bad = unpack::not_a_tar;
     for entry in archive.entries().map_err(bad)? {
@@ -348,44 +395,80 @@ fn import_saved(
             }
             continue;
         }
-        if saved.config.as_deref() == Some(path.as_str()) {
+        if !kind.is_file() || !wanted.contains(path.as_str()) || !seen.insert(path.clone()) {
+            continue;
+        }
+        each(&path, entry)?;
+    }
+    Ok(links)
+}
+
+/// The member `member` names once links are followed (at most 8).
+pub(super) fn resolve_link(links: &HashMap<String, String>, member: &str) -> String {
+    let mut path = member.to_string();
+    for _ in 0..8 {
+        match links.get(&path) {
+            Some(next) => path = next.clone(),
+            None => break,
+        }
+    }
+    path
+}
+
+/// Unpack every layer a saved image lists, in one pass over the tarball,
+/// reading its config on the way.
+fn import_saved(
+    root: &DataRoot,
+    tarball: &Path,
+    saved: &SavedImage,
+) -> Result<(Vec<String>, Config)> {
+    let members = &saved.layers;
+    let what = format!("image {}", tarball.display());
+    let mut config = Config::default();
+    let invalid = |why: String| Error::Invalid(format!("image {}: {why}", tarball.display()));
+    if members.is_empty() {
+        return Err(invalid(
+            "manifest.json lists no layers: re-save the image".into(),
+        ));
+    }
+    let mut wanted: HashSet<&str> = members.iter().map(String::as_str).collect();
+    wanted.extend(saved.config.as_deref());
+    // Layer path → digest.
+    let mut digests: HashMap<String, String> = HashMap::new();
+    let links = saved_members(tarball, &wanted, |path, entry| {
+        if saved.config.as_deref() == Some(path) {
             let mut bytes = Vec::new();
             entry
                 .take(CONFIG_LIMIT)
                 .read_to_end(&mut bytes)
-                .map_err(bad)?;
+                .map_err(unpack::not_a_tar)?;
             config = Config::from_blob(&bytes, &what)?;
-            continue;
+        } else {
+            let what = format!("{}:{path}", tarball.display());
+            let digest = import_layer(root, entry, &what, false)?;
+            digests.insert(path.to_string(), digest);
         }
-        if !wanted.contains(path.as_str()) || digests.contains_key(&path) {
-            continue;
-        }
-        let what = format!("{}:{path}", tarball.display());
-        let digest = import_layer(root, entry, &what, false)?;
-        digests.insert(path, digest);
-    }
+        Ok(())
+    })?;
     let digests = members
         .iter()
         .map(|member| {
-            let mut path = member.clone();
-            for _ in 0..8 {
-                match links.get(&path) {
-                    Some(next) => path = next.clone(),
-                    None => break,
-                }
-            }
-            digests.get(&path).cloned().ok_or_else(|| {
-                invalid(format!(
-                    "manifest.json lists layer {member:?}, which the archive does not hold"
-                ))
-            })
+            digests
+                .get(&resolve_link(&links, member))
+                .cloned()
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "manifest.json lists layer {}, which the archive does not hold",
+                        printable(&format!("{member:?}"))
+                    ))
+                })
         })
         .collect::<Result<Vec<String>>>()?;
     Ok((digests, config))
 }
 
 /// The largest image config read: a few kB in practice.
-const CONFIG_LIMIT: u64 = 4 << 20;
+pub(super) const CONFIG_LIMIT: u64 = 4 << 20;
 
 /// `a/../b/./c` → `b/c`, or None if it climbs above the archive's top.
 fn normalise(path: &Path) -> Option<String> {
@@ -427,11 +510,15 @@ struct Indexed {
     config: Config,
 }
 
-fn index_file(root: &DataRoot, tarball: &Path) -> Result<PathBuf> {
-    let key = format!(
-        "{:x}",
-        Sha256::digest(tarball.as_os_str().as_encoded_bytes())
-    );
+fn index_file(root: &DataRoot, tarball: &Path, tag: Option<&str>) -> Result<PathBuf> {
+    let mut hasher = Sha256::new();
+    hasher.update(tarball.as_os_str().as_encoded_bytes());
+    if let Some(tag) = tag {
+        // One archive, several images: one record each.
+        hasher.update(b"\0");
+        hasher.update(tag.as_bytes());
+    }
+    let key = format!("{:x}", hasher.finalize());
     Ok(root.dir("index")?.join(format!("{key}.json")))
 }
 
@@ -486,8 +573,9 @@ fn is_digest(text: &str) -> bool {
 }
 
 /// The layers this very file gave last time (same inode, size and mtime).
-fn cached(root: &DataRoot, tarball: &Path) -> Option<(Vec<String>, Config)> {
-    let text = crate::dataroot::read_small(&index_file(root, tarball).ok()?, INDEX_LIMIT).ok()?;
+fn cached(root: &DataRoot, tarball: &Path, tag: Option<&str>) -> Option<(Vec<String>, Config)> {
+    let text =
+        crate::dataroot::read_small(&index_file(root, tarball, tag).ok()?, INDEX_LIMIT).ok()?;
     let indexed: Indexed = serde_json::from_slice(&text).ok()?;
     if !indexed.layers.iter().all(|d| is_digest(d)) {
         return None;
@@ -497,12 +585,18 @@ fn cached(root: &DataRoot, tarball: &Path) -> Option<(Vec<String>, Config)> {
     (now == indexed).then_some((indexed.layers, indexed.config))
 }
 
-fn remember(root: &DataRoot, tarball: &Path, layers: &[String], config: &Config) -> Result<()> {
+fn remember(
+    root: &DataRoot,
+    tarball: &Path,
+    tag: Option<&str>,
+    layers: &[String],
+    config: &Config,
+) -> Result<()> {
     let Some(mut record) = identity(tarball, layers.to_vec()) else {
         return Ok(());
     };
     record.config = config.clone();
-    let path = index_file(root, tarball)?;
+    let path = index_file(root, tarball, tag)?;
     let json = serde_json::to_vec(&record).expect("the index record serialises");
     crate::dataroot::write_atomically(&path, &json)
 }

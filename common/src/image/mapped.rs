@@ -71,6 +71,24 @@ pub fn layers_dir(root: &DataRoot) -> Result<PathBuf> {
     }
 }
 
+/// Every directory of unpacked layers in the data root: `layers/`, and one
+/// `layers-<map>/` per subordinate range that unpacked any.
+pub fn all_layer_dirs(root: &DataRoot) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root.path()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            (name == "layers" || name.starts_with("layers-"))
+                && e.file_type().is_ok_and(|t| t.is_dir())
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// [`unpack::unpack`], in a user namespace mapped like the container's when
 /// there is a subordinate range; directly otherwise. A failed unpack under
 /// a range is emptied by the child, the one that can remove what it made.

@@ -50,6 +50,8 @@ pub enum Blobs {
 pub struct Image {
     pub blobs: Blobs,
     pub manifest: ImageManifest,
+    /// The manifest's own descriptor.
+    pub digest: Descriptor,
     /// What the image is called here, for messages.
     pub what: String,
 }
@@ -114,7 +116,7 @@ impl Blobs {
     }
 
     /// A small JSON blob (a manifest, an index, a config), checked, parsed.
-    fn json<T: serde::de::DeserializeOwned>(
+    pub(super) fn json<T: serde::de::DeserializeOwned>(
         &self,
         descriptor: &Descriptor,
         what: &str,
@@ -245,36 +247,48 @@ pub fn checked_failure(error: &io::Error) -> bool {
             .ends_with("the image is damaged or was altered")
 }
 
+/// The image index of the layout in `blobs`.
+pub fn index(blobs: &Blobs, what: &str) -> Result<ImageIndex> {
+    let mut text = Vec::new();
+    blobs
+        .open("index.json", JSON_LIMIT)?
+        .read_to_end(&mut text)
+        .map_err(|e| Error::io("reading image", what, e))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        Error::Invalid(format!(
+            "image {what}: index.json is not an OCI image index ({e})"
+        ))
+    })
+}
+
 /// Open the image in `blobs`: its index, the one manifest in it (for this
-/// machine's platform, if the index has several), that manifest.
-pub fn open(blobs: Blobs, what: &str) -> Result<Image> {
-    let index: ImageIndex = {
-        let mut text = Vec::new();
-        blobs
-            .open("index.json", JSON_LIMIT)?
-            .read_to_end(&mut text)
-            .map_err(|e| Error::io("reading image", what, e))?;
-        serde_json::from_slice(&text).map_err(|e| {
-            Error::Invalid(format!(
-                "image {what}: index.json is not an OCI image index ({e})"
-            ))
-        })?
-    };
-    let mut descriptor = choose(index.manifests(), what)?;
+/// machine's platform, if the index has several), or the one named `tag`;
+/// then that manifest.
+pub fn open(blobs: Blobs, what: &str, tag: Option<&str>) -> Result<Image> {
+    let index = index(&blobs, what)?;
+    let descriptor = choose(index.manifests(), what, tag)?;
+    open_manifest(blobs, &descriptor, what)
+}
+
+/// The image whose manifest (or index of manifests, one per platform)
+/// `descriptor` names in `blobs`.
+pub fn open_manifest(blobs: Blobs, descriptor: &Descriptor, what: &str) -> Result<Image> {
+    let mut descriptor = descriptor.clone();
     // An index may point at another index (one manifest per platform).
     for _ in 0..4 {
         if *descriptor.media_type() != MediaType::ImageIndex {
             break;
         }
         let nested: ImageIndex = blobs.json(&descriptor, &format!("image {what}'s index"))?;
-        descriptor = choose(nested.manifests(), what)?;
+        descriptor = choose(nested.manifests(), what, None)?;
     }
     let kind = descriptor.media_type().to_string();
     if !matches!(descriptor.media_type(), MediaType::ImageManifest)
         && kind != "application/vnd.docker.distribution.manifest.v2+json"
     {
         return Err(Error::Invalid(format!(
-            "image {what}: its index names a {kind}, not an image manifest"
+            "image {what}: its index names a {}, not an image manifest",
+            printable(&kind)
         )));
     }
     let manifest: ImageManifest = blobs.json(&descriptor, &format!("image {what}'s manifest"))?;
@@ -287,8 +301,21 @@ pub fn open(blobs: Blobs, what: &str) -> Result<Image> {
     Ok(Image {
         blobs,
         manifest,
+        digest: descriptor,
         what: what.to_string(),
     })
+}
+
+/// The names an index gives the image `descriptor` names: Docker's and
+/// containerd's full name, and the OCI `ref.name` (often a tag alone).
+pub fn names(descriptor: &Descriptor) -> Vec<String> {
+    let Some(annotations) = descriptor.annotations() else {
+        return Vec::new();
+    };
+    ["io.containerd.image.name", super::store::REF_NAME]
+        .iter()
+        .filter_map(|key| annotations.get(*key).cloned())
+        .collect()
 }
 
 impl Image {
@@ -311,10 +338,22 @@ impl Image {
     }
 }
 
-/// The manifest for this machine among `manifests`: the only one, or the
-/// one for linux and this architecture; several images are an error that
-/// lists their names.
-fn choose(manifests: &[Descriptor], what: &str) -> Result<Descriptor> {
+/// The manifest to run among `manifests`: the one named `tag`, else the
+/// only one, or the one for linux and this architecture; several images
+/// are an error that lists their names.
+fn choose(manifests: &[Descriptor], what: &str, tag: Option<&str>) -> Result<Descriptor> {
+    let shown = |d: &Descriptor| match names(d).first() {
+        Some(name) => printable(name),
+        None => d.digest().to_string(),
+    };
+    let all: Vec<String> = manifests.iter().map(shown).collect();
+    if let Some(tag) = tag {
+        return manifests
+            .iter()
+            .find(|d| names(d).iter().any(|name| super::tag_matches(name, tag)))
+            .cloned()
+            .ok_or_else(|| super::no_such_tag(what, tag, &all));
+    }
     if let [only] = manifests {
         return Ok(only.clone());
     }
@@ -339,21 +378,7 @@ fn choose(manifests: &[Descriptor], what: &str) -> Result<Descriptor> {
     if let [only] = for_here.as_slice() {
         return Ok((*only).clone());
     }
-    let names: Vec<String> = manifests
-        .iter()
-        .map(|d| {
-            d.annotations()
-                .as_ref()
-                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-                .map_or_else(|| d.digest().to_string(), |name| printable(name))
-        })
-        .collect();
-    Err(Error::Invalid(format!(
-        "image {what} holds {} images ({}): stepbox runs an archive of one image; \
-         save or copy just the one you want",
-        manifests.len(),
-        names.join(", ")
-    )))
+    Err(super::several_images(what, &all))
 }
 
 /// How a layer's bytes are compressed, from its media type; anything else

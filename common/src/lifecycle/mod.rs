@@ -1,5 +1,6 @@
 //! The container verbs every chapter from 5 on shares: `run` (and its
-//! monitor), `ps`, `logs`, `exec`, `stop`, `rm`, `commit`, `images`
+//! monitor), `ps`, `logs`, `exec`, `stop`, `rm`, `commit`, `export`, and the
+//! image verbs `images`, `load`, `save`, `tag`, `rmi`
 //! (ch5 onwards). One file per verb, as youki splits its container.
 //!
 //! A chapter brings what is its own through [`Chapter`]: the container's
@@ -29,6 +30,7 @@ use crate::{overlay, volume, Result};
 
 pub mod commit;
 pub mod exec;
+pub mod images;
 pub mod list;
 pub mod run;
 pub mod stop;
@@ -132,16 +134,48 @@ pub enum Verb<F: Args> {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Write a container's files as a new image (images/IMAGE.tar.gz)
+    /// Make a new image of a container's changes: its image's layers and one more
     Commit {
         name: String,
+        /// The new image's name, NAME[:TAG]
         image: String,
-        /// Write the tarball to FILE instead of the image store
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        /// One layer of the whole tree instead of a layer of the changes
+        #[arg(long)]
+        flatten: bool,
+    },
+    /// Write a container's whole tree as a root filesystem tarball
+    Export {
+        name: String,
+        /// The tarball to write (gzip if it ends in .gz or .tgz)
+        #[arg(short, long, value_name = "FILE", required = true)]
+        output: PathBuf,
     },
     /// List images
     Images,
+    /// Load the images of an archive (docker save, oci-archive) or an OCI layout
+    Load {
+        /// The archive, or the OCI layout directory
+        #[arg(short, long, value_name = "FILE", required = true)]
+        input: PathBuf,
+    },
+    /// Save images into one archive (docker save and OCI layout at once)
+    Save {
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// The archive to write
+        #[arg(short, long, value_name = "FILE", required = true)]
+        output: PathBuf,
+    },
+    /// Give an image another name
+    Tag { source: String, target: String },
+    /// Remove image names; an image left without one is deleted
+    Rmi {
+        /// Untag even an image a container uses (the image stays for it)
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
     /// Print a container's state, or an image's config, as JSON
     Inspect {
         /// A container name, or an image name or path
@@ -205,9 +239,14 @@ fn dispatch<C: Chapter>(cli: &Cli<C::RunFlags>, mut command: clap::Command) -> R
         Verb::Commit {
             name,
             image,
-            output,
-        } => commit::commit(&root, name, image, output.as_deref()),
-        Verb::Images => commit::images(&root),
+            flatten,
+        } => commit::commit(&root, name, image, *flatten),
+        Verb::Export { name, output } => commit::export(&root, name, output),
+        Verb::Images => images::images(&root),
+        Verb::Load { input } => images::load(&root, input),
+        Verb::Save { images, output } => images::save(&root, images, output),
+        Verb::Tag { source, target } => images::tag(&root, source, target),
+        Verb::Rmi { force, images } => images::rmi(&root, images, *force),
         Verb::Inspect { name } => list::inspect(&root, name),
     }
 }

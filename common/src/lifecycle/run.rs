@@ -151,6 +151,7 @@ pub fn run<C: Chapter>(
         id,
         name: name.clone(),
         image: args.image.clone(),
+        manifest: image.stored_digest(),
         layers: layers.clone(),
         command: argv.clone(),
         volumes: args.volumes.clone(),

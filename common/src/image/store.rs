@@ -1,0 +1,597 @@
+//! The image store (ch5): images by name, their parts by digest.
+//!
+//! `load` and `commit` keep images the way an OCI image layout does, in
+//! the data root:
+//!
+//! ```text
+//! images/index.json ── busybox:latest, app:v1 … ──▶ blobs/sha256/<manifest>
+//!                                                      ├──▶ blobs/sha256/<config>
+//!                                                      └──▶ blobs/sha256/<layer> …
+//! ```
+//!
+//! `images/index.json` is an OCI image index: one descriptor per name
+//! (the name in its `org.opencontainers.image.ref.name` annotation), or
+//! without a name for an image that has none left (`<none>` in `images`).
+//! Every blob is stored under the sha256 of its bytes, computed as it is
+//! written, and renamed into place whole; blobs shared by images are stored
+//! once. An image's ID is its config's digest, as in Docker. Changes to the
+//! index take the store's lock (`images/.lock`), and the index is replaced
+//! by a rename, so a reader sees it whole.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::image::{
+    Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
+    Sha256Digest,
+};
+use sha2::{Digest as _, Sha256};
+
+use super::reference::Reference;
+use crate::dataroot::{self, DataRoot};
+use crate::error::{printable, Error, Result};
+
+/// The annotation that names an image in an index (the OCI spec's).
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The largest manifest, config or index read from the store.
+const JSON_LIMIT: u64 = 4 << 20;
+
+/// The data root's image store.
+pub struct Store<'a> {
+    root: &'a DataRoot,
+    index: PathBuf,
+    blobs: PathBuf,
+}
+
+/// One image in the store: a name (or none) and its manifest.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub reference: Option<Reference>,
+    pub manifest: Descriptor,
+}
+
+impl Entry {
+    /// The manifest's hex digest.
+    pub fn digest(&self) -> &str {
+        self.manifest.digest().digest()
+    }
+}
+
+/// An image read back from the store.
+pub struct Stored {
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+    /// The config's hex digest: the image's ID.
+    pub id: String,
+}
+
+impl<'a> Store<'a> {
+    /// The store of `root` (its directories made if missing).
+    pub fn open(root: &'a DataRoot) -> Result<Store<'a>> {
+        let images = root.dir("images")?;
+        // blobs/ is made by the first write: reading an empty store makes nothing.
+        let blobs = root.path().join("blobs").join("sha256");
+        Ok(Store {
+            root,
+            index: images.join("index.json"),
+            blobs,
+        })
+    }
+
+    /// Hold the store's lock until the guard is dropped.
+    pub fn lock(&self) -> Result<Flock<File>> {
+        let path = self.index.with_file_name(".lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening", &path, e))?;
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| Error::sys(format!("flock({path:?}, LOCK_EX)"), errno))
+    }
+
+    /// Every image in the store, in the index's order.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let bytes = match dataroot::read_small(&self.index, JSON_LIMIT) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("reading", &self.index, e)),
+        };
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(format!(
+                "{} is not an OCI image index ({e}): the store is damaged; \
+                 move it away to start an empty one",
+                self.index.display()
+            ))
+        })?;
+        let mut entries = Vec::new();
+        for manifest in index.manifests() {
+            let reference = match manifest
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(REF_NAME))
+            {
+                // A name that is not one (edited by hand) is ignored, never used as a path.
+                Some(name) => match Reference::parse(name) {
+                    Ok(reference) => Some(reference),
+                    Err(_) => continue,
+                },
+                None => None,
+            };
+            if !is_hex_digest(manifest.digest().digest()) {
+                continue;
+            }
+            entries.push(Entry {
+                reference,
+                manifest: manifest.clone(),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Replace the index with `entries` (under the lock).
+    fn write_entries(&self, entries: &[Entry]) -> Result<()> {
+        let manifests: Vec<Descriptor> = entries
+            .iter()
+            .map(|entry| {
+                let mut descriptor = Descriptor::new(
+                    MediaType::ImageManifest,
+                    entry.manifest.size(),
+                    entry.manifest.digest().clone(),
+                );
+                if let Some(reference) = &entry.reference {
+                    descriptor.set_annotations(Some(HashMap::from([(
+                        REF_NAME.to_string(),
+                        reference.to_string(),
+                    )])));
+                }
+                descriptor
+            })
+            .collect();
+        let index = ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(manifests)
+            .build()
+            .map_err(|e| Error::Internal(format!("building the image index: {e}")))?;
+        let json = index
+            .to_string_pretty()
+            .map_err(|e| Error::Internal(format!("writing the image index: {e}")))?;
+        dataroot::write_atomically(&self.index, json.as_bytes())
+    }
+
+    /// The image `spec` names: a reference (`busybox`, `app:v1`), or an
+    /// image ID (its first 12 or more hex digits).
+    pub fn find(&self, spec: &str) -> Result<Option<Entry>> {
+        let entries = self.entries()?;
+        if let Ok(reference) = Reference::parse(spec) {
+            if let Some(entry) = entries
+                .iter()
+                .find(|e| e.reference.as_ref() == Some(&reference))
+            {
+                return Ok(Some(entry.clone()));
+            }
+        }
+        let id = spec.strip_prefix("sha256:").unwrap_or(spec);
+        if id.len() < 12 || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let mut found: Option<Entry> = None;
+        for entry in entries {
+            let Ok(image) = self.read(&entry) else {
+                continue;
+            };
+            if image.id.starts_with(id) {
+                match &found {
+                    Some(other) if other.digest() != entry.digest() => {
+                        return Err(Error::Invalid(format!(
+                            "image ID {id} is the start of several images' IDs: give more of it"
+                        )))
+                    }
+                    _ => found = Some(entry),
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The path of the blob `hex`.
+    pub fn blob_path(&self, hex: &str) -> PathBuf {
+        self.blobs.join(hex)
+    }
+
+    /// The store's blobs, to be read as an image layout's are (checked
+    /// against their descriptors as they are read).
+    pub fn blobs(&self) -> super::oci::Blobs {
+        super::oci::Blobs::Dir(self.root.path().to_path_buf())
+    }
+
+    /// A JSON blob of the store, parsed.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        descriptor: &Descriptor,
+        what: &str,
+    ) -> Result<T> {
+        if descriptor.size() > JSON_LIMIT {
+            return Err(Error::Invalid(format!(
+                "{what} is too large: the store is damaged"
+            )));
+        }
+        let mut bytes = Vec::new();
+        self.blobs()
+            .blob(descriptor, what)?
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Invalid(printable(&e.to_string())))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{what} is not valid JSON of its kind ({e})")))
+    }
+
+    /// The manifest and config of `entry`.
+    pub fn read(&self, entry: &Entry) -> Result<Stored> {
+        let what = match &entry.reference {
+            Some(reference) => format!("image {reference}"),
+            None => format!("image {}", &entry.digest()[..12]),
+        };
+        let manifest: ImageManifest = self.json(&entry.manifest, &format!("{what}'s manifest"))?;
+        let config: ImageConfiguration =
+            self.json(manifest.config(), &format!("{what}'s config"))?;
+        let id = manifest.config().digest().digest().to_string();
+        Ok(Stored {
+            manifest,
+            config,
+            id,
+        })
+    }
+
+    /// Store the bytes `reader` gives as a blob, returning its hex digest
+    /// and size. Written beside the store and renamed into place only when
+    /// whole (and, for a checked reader, only once it has checked them).
+    pub fn put(&self, reader: impl Read) -> Result<(String, u64)> {
+        self.make_blobs_dir()?;
+        let scratch = self.root.scratch("blob")?;
+        let temp = scratch.path().join("blob");
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io("creating", &temp, e))?;
+        let mut hashing = Hashing::new(reader);
+        let size = io::copy(&mut hashing, &mut file).map_err(|e| {
+            if super::oci::checked_failure(&e) {
+                Error::Invalid(printable(&e.to_string()))
+            } else {
+                Error::io("storing a blob, from", &temp, e)
+            }
+        })?;
+        file.sync_all()
+            .map_err(|e| Error::io("writing", &temp, e))?;
+        let hex = hashing.hex();
+        let dest = self.blob_path(&hex);
+        if !dest.exists() {
+            fs::rename(&temp, &dest).map_err(|e| Error::io("storing", &dest, e))?;
+        }
+        Ok((hex, size))
+    }
+
+    /// Store what `write` writes as a blob (plain): a layer being made.
+    pub fn create<T>(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> Result<T>,
+    ) -> Result<(Created, T)> {
+        self.create_with(false, write)
+    }
+
+    /// Store what `write` writes as a gzip-compressed blob.
+    pub fn create_gzip<T>(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> Result<T>,
+    ) -> Result<(Created, T)> {
+        self.create_with(true, write)
+    }
+
+    fn create_with<T>(
+        &self,
+        gzip: bool,
+        write: impl FnOnce(&mut dyn Write) -> Result<T>,
+    ) -> Result<(Created, T)> {
+        self.make_blobs_dir()?;
+        let scratch = self.root.scratch("blob")?;
+        let temp = scratch.path().join("blob");
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io("creating", &temp, e))?;
+        let failed = |e: io::Error| Error::io("writing", &temp, e);
+        // Hashed as stored (the blob's digest) and, under gzip, as written
+        // (the layer's diff_id, which the config lists).
+        let mut stored = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, file));
+        let (result, diff_id) = if gzip {
+            let mut plain = HashingWriter::new(flate2::write::GzEncoder::new(
+                &mut stored,
+                flate2::Compression::fast(),
+            ));
+            let result = write(&mut plain)?;
+            let diff_id = plain.hex();
+            plain.inner.finish().map_err(failed)?;
+            (result, diff_id)
+        } else {
+            (write(&mut stored)?, String::new())
+        };
+        let (hex, size) = (stored.hex(), stored.written);
+        stored
+            .inner
+            .into_inner()
+            .map_err(|e| failed(e.into_error()))?
+            .sync_all()
+            .map_err(failed)?;
+        let dest = self.blob_path(&hex);
+        if !dest.exists() {
+            fs::rename(&temp, &dest).map_err(|e| Error::io("storing", &dest, e))?;
+        }
+        let diff_id = if gzip { diff_id } else { hex.clone() };
+        Ok((Created { hex, size, diff_id }, result))
+    }
+
+    fn make_blobs_dir(&self) -> Result<()> {
+        self.root.dir("blobs")?;
+        dataroot::create_private_dir(&self.blobs)
+    }
+
+    /// Store `value` as a JSON blob with media type `kind`.
+    pub fn put_json(&self, value: &impl serde::Serialize, kind: MediaType) -> Result<Descriptor> {
+        let bytes = serde_json::to_vec(value).expect("an OCI document serialises");
+        let (hex, size) = self.put(&bytes[..])?;
+        Ok(descriptor(kind, &hex, size))
+    }
+
+    /// Name `manifest` `reference` (under the lock), taking the name from
+    /// any image that had it; an image left with no name stays, as `<none>`.
+    pub fn tag(&self, reference: &Reference, manifest: &Descriptor) -> Result<()> {
+        let _lock = self.lock()?;
+        let mut entries = self.entries()?;
+        let digest = manifest.digest().digest();
+        if entries
+            .iter()
+            .any(|e| e.reference.as_ref() == Some(reference) && e.digest() == digest)
+        {
+            return Ok(());
+        }
+        let mut orphan = None;
+        entries.retain(|e| {
+            if e.reference.as_ref() == Some(reference) {
+                orphan = Some(e.clone());
+                return false;
+            }
+            // An unnamed entry of this very image: the name replaces it.
+            !(e.reference.is_none() && e.digest() == digest)
+        });
+        if let Some(mut orphan) = orphan {
+            if !entries.iter().any(|e| e.digest() == orphan.digest()) {
+                orphan.reference = None;
+                entries.push(orphan);
+            }
+        }
+        entries.push(Entry {
+            reference: Some(reference.clone()),
+            manifest: manifest.clone(),
+        });
+        self.write_entries(&entries)
+    }
+
+    /// Add `manifest` with no name, unless the store has it already.
+    pub fn add_unnamed(&self, manifest: &Descriptor) -> Result<()> {
+        let _lock = self.lock()?;
+        let mut entries = self.entries()?;
+        if entries
+            .iter()
+            .any(|e| e.digest() == manifest.digest().digest())
+        {
+            return Ok(());
+        }
+        entries.push(Entry {
+            reference: None,
+            manifest: manifest.clone(),
+        });
+        self.write_entries(&entries)
+    }
+
+    /// `rmi`: remove the name `entry` has (or, for an unnamed image, the
+    /// image). When no name of its image is left and no container in
+    /// `in_use` uses it, the image goes, with every blob and unpacked
+    /// layer no other image or container needs. Returns what was deleted.
+    pub fn remove(
+        &self,
+        entry: &Entry,
+        in_use: &HashSet<String>,
+        used_layers: &HashSet<String>,
+        force: bool,
+    ) -> Result<Removed> {
+        let _lock = self.lock()?;
+        let mut entries = self.entries()?;
+        let digest = entry.digest().to_string();
+        let others = entries
+            .iter()
+            .filter(|e| e.digest() == digest && e.reference != entry.reference)
+            .count();
+        let mut removed = Removed::default();
+        if others == 0 && in_use.contains(&digest) && !force {
+            return Err(Error::Conflict(format!(
+                "image {} is used by a container: remove the container first (rm -f NAME), \
+                 or untag the image anyway with rmi -f",
+                shown(entry)
+            )));
+        }
+        entries.retain(|e| !(e.digest() == digest && e.reference == entry.reference));
+        if let Some(reference) = &entry.reference {
+            removed.untagged.push(reference.to_string());
+        }
+        if others > 0 {
+            self.write_entries(&entries)?;
+            return Ok(removed);
+        }
+        if in_use.contains(&digest) {
+            // Forced: the image stays, unnamed, for the container that uses it.
+            entries.push(Entry {
+                reference: None,
+                manifest: entry.manifest.clone(),
+            });
+            self.write_entries(&entries)?;
+            return Ok(removed);
+        }
+        let image = self.read(entry)?;
+        self.write_entries(&entries)?;
+        removed.deleted.push(image.id.clone());
+        // What the images that stay still need.
+        let mut needed: HashSet<String> = HashSet::new();
+        for other in &entries {
+            needed.insert(other.digest().to_string());
+            if let Ok(kept) = self.read(other) {
+                needed.insert(kept.manifest.config().digest().digest().to_string());
+                for layer in kept.manifest.layers() {
+                    needed.insert(layer.digest().digest().to_string());
+                }
+            }
+        }
+        let mut gone = vec![digest.clone(), image.id.clone()];
+        gone.extend(
+            image
+                .manifest
+                .layers()
+                .iter()
+                .map(|l| l.digest().digest().to_string()),
+        );
+        for hex in gone.iter().filter(|hex| !needed.contains(*hex)) {
+            let path = self.blob_path(hex);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+            }
+        }
+        for layer in image.manifest.layers() {
+            let hex = layer.digest().digest();
+            if needed.contains(hex) || used_layers.contains(hex) {
+                continue;
+            }
+            for dir in super::mapped::all_layer_dirs(self.root) {
+                let unpacked = dir.join(hex);
+                if !unpacked.is_dir() {
+                    continue;
+                }
+                // A layer unpacked under a subordinate range holds files
+                // the caller cannot remove: said, not fatal (the image is gone).
+                match dataroot::remove_tree(&unpacked) {
+                    Ok(()) => removed.layers += 1,
+                    Err(e) => crate::error::notice(format!(
+                        "cannot remove the unpacked layer {}: {e}",
+                        unpacked.display()
+                    )),
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A blob written by [`Store::create`]: its digest and size, and the
+/// digest of its uncompressed bytes.
+#[derive(Debug)]
+pub struct Created {
+    pub hex: String,
+    pub size: u64,
+    pub diff_id: String,
+}
+
+/// What `rmi` did.
+#[derive(Debug, Default)]
+pub struct Removed {
+    pub untagged: Vec<String>,
+    pub deleted: Vec<String>,
+    /// Unpacked layer directories removed.
+    pub layers: usize,
+}
+
+/// How an entry is named in messages: its reference, or its digest's start.
+pub fn shown(entry: &Entry) -> String {
+    match &entry.reference {
+        Some(reference) => reference.to_string(),
+        None => entry.digest()[..12].to_string(),
+    }
+}
+
+/// A descriptor of the blob `hex` of `size` bytes.
+pub fn descriptor(kind: MediaType, hex: &str, size: u64) -> Descriptor {
+    let digest: Sha256Digest = hex.parse().expect("a sha256 hex digest");
+    Descriptor::new(kind, size, digest)
+}
+
+/// 64 lowercase hex digits.
+pub fn is_hex_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A reader that hashes every byte it passes on.
+pub struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R> Hashing<R> {
+    pub fn new(inner: R) -> Hashing<R> {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// The hex digest of what passed so far.
+    pub fn hex(&self) -> String {
+        format!("{:x}", self.hasher.clone().finalize())
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A writer that hashes and counts every byte it passes on.
+pub struct HashingWriter<W> {
+    pub inner: W,
+    hasher: Sha256,
+    pub written: u64,
+}
+
+impl<W> HashingWriter<W> {
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:x}", self.hasher.clone().finalize())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
