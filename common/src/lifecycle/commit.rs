@@ -93,9 +93,10 @@ pub fn commit(root: &DataRoot, name: &str, target: &str, flatten: bool) -> Resul
     let id = config_descriptor.digest().digest().to_string();
     narrate!(
         5,
-        "committed {name} as {reference}: a layer of {} entries ({} bytes), on {below} layers of its image",
+        "committed {name} as {reference}: a layer of {} entries ({} bytes), on {below} layer{} of its image",
         written.entries,
-        layer.size
+        layer.size,
+        if below == 1 { "" } else { "s" }
     );
     for skipped in &written.skipped {
         notice(format!(
