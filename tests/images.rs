@@ -88,6 +88,16 @@ fn image_id(sandbox: &Sandbox, reference: &str) -> String {
     manifest["config"]["digest"].as_str().unwrap()[7..].to_string()
 }
 
+/// The digest (`sha256:…`) of the stored image `reference`'s manifest, as
+/// images/index.json names it.
+fn manifest_digest(sandbox: &Sandbox, reference: &str) -> String {
+    let index: serde_json::Value = serde_json::from_str(&index_text(sandbox)).unwrap();
+    let named =
+        |m: &&serde_json::Value| m["annotations"]["org.opencontainers.image.ref.name"] == reference;
+    let entry = index["manifests"].as_array().unwrap().iter().find(named);
+    entry.unwrap()["digest"].as_str().unwrap().to_string()
+}
+
 /// The config of the stored image `reference`.
 fn stored_config(sandbox: &Sandbox, reference: &str) -> serde_json::Value {
     let manifest = stored_manifest(sandbox, reference);
@@ -528,6 +538,7 @@ fn tag_and_rmi_untag_then_delete_what_only_the_image_used() {
     commit_one(&sandbox, "c1", "app:v1", "one");
     let id = image_id(&sandbox, "app:v1");
     let manifest = stored_manifest(&sandbox, "app:v1");
+    let manifest_digest = manifest_digest(&sandbox, "app:v1");
     let new_layer = layer_digests(&sandbox, "app:v1").pop().unwrap();
     ok(&sandbox, &["tag", "app:v1", "app:v2"]);
     let rows = image_rows(&sandbox);
@@ -541,6 +552,7 @@ fn tag_and_rmi_untag_then_delete_what_only_the_image_used() {
     assert_eq!(blob_count(&sandbox), blobs, "untagging removed blobs");
 
     ok(&sandbox, &["run", "--name", "user", "app:v2", "true"]);
+    assert!(unpacked_layers(&sandbox).contains(&new_layer[7..]));
     let (index, blobs) = (index_text(&sandbox), blob_count(&sandbox));
     let out = quiet(&sandbox, &["rmi", "app:v2"]);
     assert_eq!(out.code, Some(125), "{out:#?}");
@@ -575,7 +587,12 @@ fn tag_and_rmi_untag_then_delete_what_only_the_image_used() {
     let out = ok(&sandbox, &["rmi", "app:v3"]);
     assert_eq!(out, format!("Untagged: app:v3\nDeleted: sha256:{id}\n"));
     assert!(!image_rows(&sandbox).iter().any(|r| r.2 == id[..12]));
-    for digest in [manifest["config"]["digest"].as_str().unwrap(), &new_layer] {
+    let digests = [
+        &manifest_digest,
+        manifest["config"]["digest"].as_str().unwrap(),
+        &new_layer,
+    ];
+    for digest in digests {
         assert!(!blob_path(&sandbox, digest).exists(), "{digest} stayed");
     }
     assert!(
