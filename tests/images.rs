@@ -634,3 +634,110 @@ fn bad_input_is_refused_and_nothing_is_half_made() {
         "the refused commands stored images: {rows:?}"
     );
 }
+
+// Claim 6 (the rest): rmi deletes only what no other image needs: the
+// unpacked layer of the busybox tarball, which `run busybox` still uses,
+// stays, and busybox is not unpacked again.
+#[test]
+fn rmi_keeps_the_layer_the_busybox_tarball_still_uses() {
+    let sandbox = sandbox(Who::Caller);
+    commit_one(&sandbox, "c1", "app:v1", "one");
+    let busybox = sha256(&fs::read(support::busybox_image()).unwrap());
+    assert!(unpacked_layers(&sandbox).contains(&busybox));
+    let out = ok(&sandbox, &["rmi", "app:v1"]);
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+    assert!(
+        unpacked_layers(&sandbox).contains(&busybox),
+        "rmi removed the layer busybox runs on"
+    );
+    let out = sandbox.run(CH5, &["run", "--rm", "busybox", "true"]);
+    out.assert_ok();
+    assert!(
+        !out.stderr.contains("into layer"),
+        "busybox was unpacked again: {out:#?}"
+    );
+    // Nothing the store no longer names is left in blobs/.
+    let blobs = sandbox.data_root().join("blobs/sha256");
+    let left: Vec<_> = fs::read_dir(&blobs).map_or(Vec::new(), |d| d.flatten().collect());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Where a byte of bin/busybox's data lies in a docker-archive: inside its
+/// largest layer member (an uncompressed tar), so that changing it keeps
+/// both tars valid.
+fn busybox_byte(archive: &[u8]) -> usize {
+    let mut outer = tar::Archive::new(archive);
+    let mut best = (0, 0);
+    for entry in outer.entries().unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        if name.ends_with(".tar") && entry.size() > best.1 {
+            best = (entry.raw_file_position() as usize, entry.size());
+        }
+    }
+    let layer = &archive[best.0..best.0 + best.1 as usize];
+    let mut inner = tar::Archive::new(layer);
+    for entry in inner.entries().unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("bin/busybox") {
+            return best.0 + entry.raw_file_position() as usize + entry.size() as usize / 2;
+        }
+    }
+    panic!("no bin/busybox in the archive's largest layer");
+}
+
+// Claim 7 (the rest): a docker-archive whose layer bytes were altered (the
+// tar still valid) is refused naming the digest mismatch, by load and by
+// run; the store's index gains nothing.
+#[test]
+fn a_docker_archive_with_altered_layer_bytes_is_refused() {
+    let sandbox = sandbox(Who::Caller);
+    let saved = sandbox.path().join("saved.tar");
+    ok(&sandbox, &["save", "busybox", "-o", text(&saved)]);
+    let docker = sandbox.path().join("docker.tar");
+    let source = format!("oci-archive:{}", saved.display());
+    let dest = format!("docker-archive:{}:bad/image:v1", docker.display());
+    tool("skopeo", &["copy", "-q", &source, &dest], "skopeo");
+    let mut bytes = fs::read(&docker).unwrap();
+    let at = busybox_byte(&bytes);
+    bytes[at] ^= 0x01;
+    let altered = sandbox.path().join("altered.tar");
+    fs::write(&altered, &bytes).unwrap();
+    let (index, rows) = (index_text(&sandbox), image_rows(&sandbox));
+    let out = quiet(&sandbox, &["load", "-i", text(&altered)]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{out:#?}");
+    assert!(errors[0].contains("digest"), "{out:#?}");
+    assert_eq!(index_text(&sandbox), index, "images/index.json changed");
+    assert_eq!(image_rows(&sandbox), rows);
+    let out = quiet(&sandbox, &["run", "--rm", text(&altered), "echo", "ran"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.error_lines()[0].contains("diff_ids"), "{out:#?}");
+    // The archive as skopeo wrote it loads and runs.
+    let out = ok(&sandbox, &["load", "-i", text(&docker)]);
+    assert!(out.contains("Loaded image: bad/image:v1"), "{out}");
+}
+
+// An archive of two images that share a tag: PATH:TAG is ambiguous, and is
+// refused listing both, not run as the first (issue 12: "a multi-image
+// archive silently runs its first image"); PATH:NAME:TAG picks one.
+#[test]
+fn a_tag_two_images_of_an_archive_share_is_refused_as_ambiguous() {
+    let sandbox = sandbox(Who::Caller);
+    commit_one(&sandbox, "c1", "a:v1", "one");
+    commit_one(&sandbox, "c2", "b:v1", "two");
+    let multi = sandbox.path().join("multi.tar");
+    ok(&sandbox, &["save", "a:v1", "b:v1", "-o", text(&multi)]);
+    let image = format!("{}:v1", multi.display());
+    let out = quiet(&sandbox, &["run", "--rm", &image, "cat", "/which"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(
+        out.stderr.contains("a:v1") && out.stderr.contains("b:v1"),
+        "{out:#?}"
+    );
+    let image = format!("{}:b:v1", multi.display());
+    let out = quiet(&sandbox, &["run", "--rm", &image, "cat", "/which"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "two\n");
+}

@@ -215,7 +215,7 @@ fn claim_what_cannot_be_read_is_refused_naming_it(who: Who) {
     let bzip2 = compressed("bzip2", "bz2");
     let cases: [(&Path, String); 6] = [
         (&odd.dir, "has the media type application/vnd.oci.image.layer.v1.tar+lz4: stepbox unpacks tar, tar+gzip and tar+zstd layers".into()),
-        (&several.dir, "holds 2 images (a, b): stepbox runs an archive of one image".into()),
+        (&several.dir, "holds 2 images (a, b): say which, as ".into()),
         (&sneaky.dir, "index.json is not an OCI image index".into()),
         (&broken.dir, "index.json is not an OCI image index".into()),
         (&xz, "the image is xz-compressed, which stepbox does not read: decompress it first (unxz FILE), or give a plain, gzip or zstd tarball".into()),

@@ -131,10 +131,43 @@ pub fn find(root: &DataRoot, spec: &str) -> Result<Image> {
 }
 
 /// `PATH:TAG` where PATH exists and `PATH:TAG` does not: the two parts.
+/// The tag may hold a ':' itself (`multi.tar:app:v1`, a whole name).
 fn split_tag(spec: &str) -> Option<(&str, &str)> {
-    let (path, tag) = spec.rsplit_once(':')?;
-    (!tag.is_empty() && !tag.contains('/') && !Path::new(spec).exists() && Path::new(path).exists())
-        .then_some((path, tag))
+    if Path::new(spec).exists() {
+        return None;
+    }
+    spec.match_indices(':').find_map(|(at, _)| {
+        let (path, tag) = (&spec[..at], &spec[at + 1..]);
+        (!tag.is_empty() && !tag.contains('/') && Path::new(path).exists()).then_some((path, tag))
+    })
+}
+
+/// Among `names` (each image's, in order), the one image `tag` picks: an
+/// error if none does, or several do.
+pub(crate) fn pick<T>(images: Vec<(T, Vec<String>)>, what: &str, tag: &str) -> Result<T> {
+    let shown: Vec<String> = images
+        .iter()
+        .map(|(_, names)| match names.first() {
+            Some(name) => printable(name),
+            None => "(untagged)".to_string(),
+        })
+        .collect();
+    let mut matching: Vec<(T, String)> = images
+        .into_iter()
+        .zip(shown.iter().cloned())
+        .filter(|((_, names), _)| names.iter().any(|name| tag_matches(name, tag)))
+        .map(|((image, _), shown)| (image, shown))
+        .collect();
+    match matching.len() {
+        0 => Err(no_such_tag(what, tag, &shown)),
+        1 => Ok(matching.remove(0).0),
+        _ => Err(Error::Invalid(format!(
+            "image {what}: the tag {} names {} of its images ({}): give the whole name, as {what}:NAME:TAG",
+            printable(tag),
+            matching.len(),
+            matching.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
 }
 
 /// Whether the name `name` an archive gives an image (`app:v1`,
@@ -151,7 +184,7 @@ pub(crate) fn tag_matches(name: &str, wanted: &str) -> bool {
 pub(crate) fn several_images(what: &str, names: &[String]) -> Error {
     Error::Invalid(format!(
         "image {what} holds {} images ({}): say which, as {what}:TAG, \
-         or load them all (ch5 load -i {what}) and run one by name",
+         or load them all (ch5-commit load -i {what}) and run one by name",
         names.len(),
         names.join(", ")
     ))

@@ -87,7 +87,7 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
                 Contents::Flat => {
                     no_tag_in_a_root(&what, tag)?;
                     let (file, size) = super::open_regular(tarball)?;
-                    let layer = import_layer(root, file.take(size), &what, true)?;
+                    let (layer, _) = import_layer(root, file.take(size), &what, Kind::Flat)?;
                     (vec![layer], Config::default())
                 }
             };
@@ -176,26 +176,27 @@ pub(super) fn choose_saved(
     what: &str,
     tag: Option<&str>,
 ) -> Result<SavedImage> {
-    let names = |images: &[SavedImage]| {
-        images
+    let Some(tag) = tag else {
+        if images.len() == 1 {
+            return Ok(images.into_iter().next().expect("one image"));
+        }
+        let names: Vec<String> = images
             .iter()
             .map(|i| match i.tags().first() {
                 Some(tag) => printable(tag),
                 None => "(untagged)".to_string(),
             })
-            .collect::<Vec<_>>()
+            .collect();
+        return Err(super::several_images(what, &names));
     };
-    let Some(tag) = tag else {
-        if images.len() == 1 {
-            return Ok(images.into_iter().next().expect("one image"));
-        }
-        return Err(super::several_images(what, &names(&images)));
-    };
-    let all = names(&images);
-    images
+    let named = images
         .into_iter()
-        .find(|image| image.tags().iter().any(|t| super::tag_matches(t, tag)))
-        .ok_or_else(|| super::no_such_tag(what, tag, &all))
+        .map(|image| {
+            let names = image.tags().to_vec();
+            (image, names)
+        })
+        .collect();
+    super::pick(named, what, tag)
 }
 
 /// Unpack every layer an OCI image lists (bottom first), skipping those
@@ -222,8 +223,8 @@ fn import_oci(root: &DataRoot, image: &oci::Image) -> Result<Vec<String>> {
         // The checked reader fails at its end unless size and digest are
         // the descriptor's: only then does the scratch directory become a layer.
         let blob = image.blobs.blob(descriptor, &what)?;
-        match import_layer(root, blob, &what, false) {
-            Ok(digest) => digests.push(digest),
+        match import_layer(root, blob, &what, Kind::Layer) {
+            Ok((digest, _)) => digests.push(digest),
             // A damaged blob often breaks the decompressor before its end
             // is reached: then its digest is the error to report.
             Err(error) => {
@@ -252,21 +253,49 @@ fn without_repeats(digests: &[String]) -> Vec<String> {
     kept
 }
 
-/// Unpack one layer from `reader` (plain or gzip tar), returning its digest.
-/// A `flat` tarball is a whole root filesystem: one with no entries at all
-/// is refused (a layer of a saved image may well be empty).
-fn import_layer(root: &DataRoot, reader: impl Read, what: &str, flat: bool) -> Result<String> {
+/// What [`import_layer`] unpacks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A whole root filesystem: one with no entries at all is refused.
+    Flat,
+    /// A layer of an image (which may well be empty).
+    Layer,
+    /// A layer of a docker save archive, whose only check is its config's
+    /// `diff_ids`: the digest of its uncompressed bytes is computed too.
+    Saved,
+}
+
+/// Unpack one layer from `reader` (plain, gzip or zstd tar), returning its
+/// digest and, for [`Kind::Saved`], the digest of its uncompressed bytes.
+fn import_layer(
+    root: &DataRoot,
+    reader: impl Read,
+    what: &str,
+    kind: Kind,
+) -> Result<(String, Option<String>)> {
     let scratch = root.scratch("layer")?;
     let mut hashing = super::store::Hashing::new(reader);
-    let unpacked = super::mapped::unpack(
-        decompress(BufReader::with_capacity(1 << 16, &mut hashing))?,
-        scratch.path(),
-    )?;
-    if flat && unpacked.entries == 0 {
+    let mut plain =
+        super::store::Hashing::new(decompress(BufReader::with_capacity(1 << 16, &mut hashing))?);
+    let unpacked = if kind == Kind::Saved {
+        super::mapped::unpack(&mut plain, scratch.path())?
+    } else {
+        super::mapped::unpack(plain.inner_mut(), scratch.path())?
+    };
+    if kind == Kind::Flat && unpacked.entries == 0 {
         return Err(empty_image(what));
     }
     // The tar reader stops at the end marker: hash whatever follows too.
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("reading image", what, e))?;
+    let rest = |e| Error::io("reading image", what, e);
+    let diff = match kind {
+        Kind::Saved => {
+            io::copy(&mut plain, &mut io::sink()).map_err(rest)?;
+            Some(plain.hex())
+        }
+        _ => None,
+    };
+    drop(plain);
+    io::copy(&mut hashing, &mut io::sink()).map_err(rest)?;
     let digest = hashing.hex();
     let dest = super::mapped::layers_dir(root)?.join(&digest);
     if dest.is_dir() {
@@ -282,7 +311,7 @@ fn import_layer(root: &DataRoot, reader: impl Read, what: &str, flat: bool) -> R
             dest.display()
         );
     }
-    Ok(digest)
+    Ok((digest, diff))
 }
 
 /// The error for an image tarball with no entries.
@@ -433,8 +462,9 @@ fn import_saved(
     }
     let mut wanted: HashSet<&str> = members.iter().map(String::as_str).collect();
     wanted.extend(saved.config.as_deref());
-    // Layer path → digest.
-    let mut digests: HashMap<String, String> = HashMap::new();
+    // Layer path → digest, and the digest of its uncompressed bytes.
+    let mut digests: HashMap<String, (String, Option<String>)> = HashMap::new();
+    let mut diff_ids = None;
     let links = saved_members(tarball, &wanted, |path, entry| {
         if saved.config.as_deref() == Some(path) {
             let mut bytes = Vec::new();
@@ -443,14 +473,15 @@ fn import_saved(
                 .read_to_end(&mut bytes)
                 .map_err(unpack::not_a_tar)?;
             config = Config::from_blob(&bytes, &what)?;
+            diff_ids = Some(config_diff_ids(&bytes));
         } else {
             let what = format!("{}:{path}", tarball.display());
-            let digest = import_layer(root, entry, &what, false)?;
+            let digest = import_layer(root, entry, &what, Kind::Saved)?;
             digests.insert(path.to_string(), digest);
         }
         Ok(())
     })?;
-    let digests = members
+    let layers = members
         .iter()
         .map(|member| {
             digests
@@ -463,8 +494,59 @@ fn import_saved(
                     ))
                 })
         })
-        .collect::<Result<Vec<String>>>()?;
-    Ok((digests, config))
+        .collect::<Result<Vec<_>>>()?;
+    let diffs: Vec<String> = layers.iter().filter_map(|(_, d)| d.clone()).collect();
+    check_diff_ids(&diffs, diff_ids.as_deref(), &what)?;
+    Ok((layers.into_iter().map(|(d, _)| d).collect(), config))
+}
+
+/// The `rootfs.diff_ids` of an image config: the sha256 of each layer's
+/// uncompressed bytes, bottom first (empty if it lists none).
+pub(super) fn config_diff_ids(bytes: &[u8]) -> Vec<String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    value["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str())
+                .map(|id| id.strip_prefix("sha256:").unwrap_or(id).to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A docker save archive names its layers by no digest of their bytes:
+/// the config's `diff_ids` are what checks them. Each layer's uncompressed
+/// digest must be the one the config lists at its place.
+pub(super) fn check_diff_ids(
+    diffs: &[String],
+    listed: Option<&[String]>,
+    what: &str,
+) -> Result<()> {
+    // An archive with no config, or one that lists none, is taken as a
+    // root filesystem tarball is: unchecked.
+    let Some(listed) = listed.filter(|l| !l.is_empty()) else {
+        detail!(3, "{what}: no diff_ids to check its layers against");
+        return Ok(());
+    };
+    if listed.len() != diffs.len() {
+        return Err(Error::Invalid(format!(
+            "{what}: its config lists {} layers, its manifest.json {}: the image is damaged",
+            listed.len(),
+            diffs.len()
+        )));
+    }
+    for (n, (got, want)) in diffs.iter().zip(listed).enumerate() {
+        if got != want {
+            return Err(Error::Invalid(format!(
+                "layer {} of {what} has the uncompressed digest sha256:{got}, not the \
+                 sha256:{} its config's diff_ids say: the image is damaged or was altered",
+                n + 1,
+                printable(want)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The largest image config read: a few kB in practice.
@@ -583,6 +665,21 @@ fn cached(root: &DataRoot, tarball: &Path, tag: Option<&str>) -> Option<(Vec<Str
     let mut now = identity(tarball, indexed.layers.clone())?;
     now.config = indexed.config.clone();
     (now == indexed).then_some((indexed.layers, indexed.config))
+}
+
+/// Every layer the index remembers an image file giving: images run by
+/// path, and the tarballs in images/. `rmi` leaves these layers be.
+pub(super) fn cached_layers(root: &DataRoot) -> HashSet<String> {
+    let Ok(entries) = fs::read_dir(root.path().join("index")) else {
+        return HashSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| crate::dataroot::read_small(&e.path(), INDEX_LIMIT).ok())
+        .filter_map(|text| serde_json::from_slice::<Indexed>(&text).ok())
+        .flat_map(|record| record.layers)
+        .filter(|d| is_digest(d))
+        .collect()
 }
 
 fn remember(

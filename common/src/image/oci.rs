@@ -348,11 +348,8 @@ fn choose(manifests: &[Descriptor], what: &str, tag: Option<&str>) -> Result<Des
     };
     let all: Vec<String> = manifests.iter().map(shown).collect();
     if let Some(tag) = tag {
-        return manifests
-            .iter()
-            .find(|d| names(d).iter().any(|name| super::tag_matches(name, tag)))
-            .cloned()
-            .ok_or_else(|| super::no_such_tag(what, tag, &all));
+        let named = manifests.iter().map(|d| (d.clone(), names(d))).collect();
+        return super::pick(named, what, tag);
     }
     if let [only] = manifests {
         return Ok(only.clone());

@@ -45,6 +45,8 @@ pub struct Store<'a> {
     root: &'a DataRoot,
     index: PathBuf,
     blobs: PathBuf,
+    /// The store's lock, when this handle holds it for its whole life.
+    held: Option<Flock<File>>,
 }
 
 /// One image in the store: a name (or none) and its manifest.
@@ -79,7 +81,25 @@ impl<'a> Store<'a> {
             root,
             index: images.join("index.json"),
             blobs,
+            held: None,
         })
+    }
+
+    /// The store, its lock held until the handle is dropped: what `commit`
+    /// and `load` use, so that `rmi`, which deletes the blobs no image
+    /// names, never sees their blobs before their names.
+    pub fn locked(root: &'a DataRoot) -> Result<Store<'a>> {
+        let mut store = Store::open(root)?;
+        store.held = Some(store.lock()?);
+        Ok(store)
+    }
+
+    /// The lock, unless this handle holds it already.
+    fn guard(&self) -> Result<Option<Flock<File>>> {
+        match self.held {
+            Some(_) => Ok(None),
+            None => self.lock().map(Some),
+        }
     }
 
     /// Hold the store's lock until the guard is dropped.
@@ -353,7 +373,7 @@ impl<'a> Store<'a> {
     /// Name `manifest` `reference` (under the lock), taking the name from
     /// any image that had it; an image left with no name stays, as `<none>`.
     pub fn tag(&self, reference: &Reference, manifest: &Descriptor) -> Result<()> {
-        let _lock = self.lock()?;
+        let _lock = self.guard()?;
         let mut entries = self.entries()?;
         let digest = manifest.digest().digest();
         if entries
@@ -386,7 +406,7 @@ impl<'a> Store<'a> {
 
     /// Add `manifest` with no name, unless the store has it already.
     pub fn add_unnamed(&self, manifest: &Descriptor) -> Result<()> {
-        let _lock = self.lock()?;
+        let _lock = self.guard()?;
         let mut entries = self.entries()?;
         if entries
             .iter()
@@ -412,7 +432,9 @@ impl<'a> Store<'a> {
         used_layers: &HashSet<String>,
         force: bool,
     ) -> Result<Removed> {
-        let _lock = self.lock()?;
+        // Layers that images run by path (a tarball in images/ too) gave.
+        let cached = super::layers::cached_layers(self.root);
+        let _lock = self.guard()?;
         let mut entries = self.entries()?;
         let digest = entry.digest().to_string();
         let others = entries
@@ -447,7 +469,10 @@ impl<'a> Store<'a> {
         let image = self.read(entry)?;
         self.write_entries(&entries)?;
         removed.deleted.push(image.id.clone());
-        // What the images that stay still need.
+        // What the images that stay still need; every other blob goes
+        // (those of this image, and any left by a base that was stored
+        // only to be built on). Under the lock: commit and load hold it
+        // from their first blob to their name.
         let mut needed: HashSet<String> = HashSet::new();
         for other in &entries {
             needed.insert(other.digest().to_string());
@@ -458,23 +483,18 @@ impl<'a> Store<'a> {
                 }
             }
         }
-        let mut gone = vec![digest.clone(), image.id.clone()];
-        gone.extend(
-            image
-                .manifest
-                .layers()
-                .iter()
-                .map(|l| l.digest().digest().to_string()),
-        );
-        for hex in gone.iter().filter(|hex| !needed.contains(*hex)) {
-            let path = self.blob_path(hex);
-            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-                fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+        let listing =
+            fs::read_dir(&self.blobs).map_err(|e| Error::io("listing", &self.blobs, e))?;
+        for blob in listing.flatten() {
+            let name = blob.file_name().to_string_lossy().into_owned();
+            let is_file = blob.file_type().is_ok_and(|t| t.is_file());
+            if is_file && is_hex_digest(&name) && !needed.contains(&name) {
+                fs::remove_file(blob.path()).map_err(|e| Error::io("removing", blob.path(), e))?;
             }
         }
         for layer in image.manifest.layers() {
             let hex = layer.digest().digest();
-            if needed.contains(hex) || used_layers.contains(hex) {
+            if needed.contains(hex) || used_layers.contains(hex) || cached.contains(hex) {
                 continue;
             }
             for dir in super::mapped::all_layer_dirs(self.root) {
@@ -551,6 +571,11 @@ impl<R> Hashing<R> {
     /// The hex digest of what passed so far.
     pub fn hex(&self) -> String {
         format!("{:x}", self.hasher.clone().finalize())
+    }
+
+    /// The reader, to read past the hasher.
+    pub fn inner_mut(&mut self) -> &mut R {
+        &mut self.inner
     }
 }
 

@@ -223,6 +223,7 @@ fn load_saved(store: &Store, tarball: &Path, images: Vec<SavedImage>) -> Result<
         let config = match image.config.as_deref() {
             Some(name) => {
                 let config = member(name)?;
+                check_layers(store, &what, &image.layers, &config.hex, &member)?;
                 store::descriptor(MediaType::ImageConfig, &config.hex, config.size)
             }
             None => {
@@ -241,6 +242,37 @@ fn load_saved(store: &Store, tarball: &Path, images: Vec<SavedImage>) -> Result<
         });
     }
     Ok(loaded)
+}
+
+/// A docker save archive's layers, checked against its config's
+/// `diff_ids` (the digests of their uncompressed bytes): its only names for
+/// them that are digests.
+fn check_layers<'m>(
+    store: &Store,
+    what: &str,
+    layers: &[String],
+    config: &str,
+    member: &impl Fn(&str) -> Result<&'m Member>,
+) -> Result<()> {
+    let path = store.blob_path(config);
+    let bytes = crate::dataroot::read_small(&path, layers::CONFIG_LIMIT)
+        .map_err(|e| Error::io("reading", &path, e))?;
+    let listed = layers::config_diff_ids(&bytes);
+    let mut diffs = Vec::new();
+    for name in layers {
+        let layer = member(name)?;
+        diffs.push(match layer.compression {
+            Compression::None => layer.hex.clone(),
+            _ => {
+                let blob = store.blob_path(&layer.hex);
+                let mut hashing = store::Hashing::new(super::open_tarball(&blob)?);
+                std::io::copy(&mut hashing, &mut std::io::sink())
+                    .map_err(|e| Error::io("reading", &blob, e))?;
+                hashing.hex()
+            }
+        });
+    }
+    layers::check_diff_ids(&diffs, Some(&listed), &format!("image {what}"))
 }
 
 /// An OCI image manifest listing `config` and `layers`.

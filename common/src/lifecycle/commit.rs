@@ -28,7 +28,7 @@ pub fn commit(root: &DataRoot, name: &str, target: &str, flatten: bool) -> Resul
     let reference = Reference::parse(target)?;
     let _lock = container.lock()?;
     let state = container.state()?;
-    let store = Store::open(root)?;
+    let store = Store::locked(root)?;
     // 1. The image the container started from, in the store: the new
     //    layer goes on top of its layers.
     let base = base_image(root, &store, &state)?;

@@ -93,7 +93,7 @@ pub fn images(root: &DataRoot) -> Result<ExitCode> {
 /// `load -i FILE`: every image of the archive into the store, named as
 /// the archive names it.
 pub fn load(root: &DataRoot, input: &Path) -> Result<ExitCode> {
-    let store = Store::open(root)?;
+    let store = Store::locked(root)?;
     let loaded = transfer::load(&store, input)?;
     for image in &loaded {
         for name in &image.unusable {
@@ -152,7 +152,7 @@ fn existing(root: &DataRoot, store: &Store, spec: &str) -> Result<store::Entry> 
 
 /// `save IMAGE... -o FILE`.
 pub fn save(root: &DataRoot, specs: &[String], output: &Path) -> Result<ExitCode> {
-    let store = Store::open(root)?;
+    let store = Store::locked(root)?;
     let entries = specs
         .iter()
         .map(|spec| existing(root, &store, spec))
@@ -170,7 +170,7 @@ pub fn save(root: &DataRoot, specs: &[String], output: &Path) -> Result<ExitCode
 /// `tag SOURCE TARGET`.
 pub fn tag(root: &DataRoot, source: &str, target: &str) -> Result<ExitCode> {
     let reference = Reference::parse(target)?;
-    let store = Store::open(root)?;
+    let store = Store::locked(root)?;
     let entry = existing(root, &store, source)?;
     store.tag(&reference, &entry.manifest)?;
     Ok(ExitCode::SUCCESS)
@@ -179,7 +179,7 @@ pub fn tag(root: &DataRoot, source: &str, target: &str) -> Result<ExitCode> {
 /// `rmi [-f] IMAGE...`: untag; an image left without a name, and used by
 /// no container, is deleted with what only it needed.
 pub fn rmi(root: &DataRoot, specs: &[String], force: bool) -> Result<ExitCode> {
-    let store = Store::open(root)?;
+    let store = Store::locked(root)?;
     // What the containers use: their images, and their layer directories.
     let mut in_use: HashSet<String> = HashSet::new();
     let mut used_layers: HashSet<String> = HashSet::new();
