@@ -102,7 +102,15 @@ pub fn read_only_paths(root: &Path) -> Result<()> {
                 continue;
             }
         } else {
-            mount::bind(&target, &target, true)?;
+            let shown = target.to_string_lossy();
+            mount::mount(
+                6,
+                Some(&shown),
+                &target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
         }
         set_attributes(&target, MOUNT_ATTR_RDONLY, true)?;
     }
