@@ -25,8 +25,10 @@ use crate::{detail, narrate};
 pub use caps::CapSet;
 pub use seccomp::Profile;
 
-/// Chapter 6's `run` flags, in Docker's words.
+/// Chapter 6's `run` flags, in Docker's words. A record without them (a
+/// chapter 5 container, `{}`) reads as the defaults: `exec` restricts it too.
 #[derive(Args, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
 pub struct SecurityFlags {
     /// Add a capability to Docker's default 14 (repeatable; ALL for all)
     #[arg(long = "cap-add", value_name = "CAP")]
@@ -203,5 +205,18 @@ impl Restrictions {
         let programs = profile.compile(self.caps, origin)?;
         detail!(6, "seccomp: {origin}, {} filter(s)", programs.len());
         seccomp::install(&programs, origin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_without_security_flags_reads_as_the_defaults() {
+        let restrictions = Restrictions::from_state(&serde_json::json!({})).unwrap();
+        assert!(!restrictions.privileged);
+        assert_eq!(restrictions.caps, CapSet::docker_default());
+        assert!(restrictions.seccomp.is_some());
     }
 }

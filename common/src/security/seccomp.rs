@@ -5,7 +5,7 @@
 //! Docker's profile is an allowlist: about 370 calls are allowed, every
 //! other one fails with EPERM; some are allowed only with arguments that
 //! are safe (`personality` with the usual personas, `socket` of any family
-//! but AF_VSOCK, `clone` without namespace flags), and some only if the
+//! but AF_ALG and AF_VSOCK, `clone` without namespace flags), and some only if the
 //! container holds the capability that makes them meaningful
 //! (`open_by_handle_at` with CAP_DAC_READ_SEARCH, `mount` with
 //! CAP_SYS_ADMIN).
