@@ -22,9 +22,10 @@ fi
 # tests/metadata.rs: mmdebstrap makes a Debian root filesystem, GNU tar and
 # bsdtar (libarchive-tools) read commits back, getcap (libcap2-bin) reads file
 # capabilities; tests/subids.rs: uidmap's setuid newuidmap/newgidmap for
-# rootless runs with subordinate ids). As root, what is missing is installed; as an ordinary user,
+# rootless runs with subordinate ids; tests/escape_lab.rs: gcc and libc6-dev's
+# static libc build the escape lab's C program). As root, what is missing is installed; as an ordinary user,
 # a test whose tool is missing fails with the install line.
-packages=(skopeo umoci xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin uidmap)
+packages=(skopeo umoci xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin uidmap gcc libc6-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")

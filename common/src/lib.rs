@@ -22,6 +22,7 @@
 //! | volumes: -v parsing, in-root bind mounts  | [`volume`]      | ch4           |
 //! | named containers, state, locks, listing   | [`container`]   | ch5           |
 //! | the container verbs; what a chapter adds  | [`lifecycle`]   | ch5           |
+//! | caps, no_new_privs, masks, seccomp        | [`security`]    | ch6           |
 
 pub mod cli;
 pub mod container;
@@ -39,6 +40,7 @@ pub mod overlay;
 pub mod privilege;
 pub mod process;
 pub mod rootfs;
+pub mod security;
 pub mod terminal;
 pub mod user;
 pub mod volume;

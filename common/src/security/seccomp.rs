@@ -1,0 +1,491 @@
+//! seccomp: a filter the kernel runs on every system call the container
+//! makes, from Docker's default profile or a profile file in Docker's JSON
+//! format (ch6). See seccomp(2) and docs/ch6-security.md#seccomp.
+//!
+//! Docker's profile is an allowlist: about 370 calls are allowed, every
+//! other one fails with EPERM; some are allowed only with arguments that
+//! are safe (`personality` with the usual personas, `socket` of any family
+//! but AF_ALG and AF_VSOCK, `clone` without namespace flags), and some only if the
+//! container holds the capability that makes them meaningful
+//! (`open_by_handle_at` with CAP_DAC_READ_SEARCH, `mount` with
+//! CAP_SYS_ADMIN).
+//!
+//! The filter is compiled to BPF by `seccompiler` (rust-vmm's, Firecracker's):
+//! pure Rust, so stepbox builds with no libseccomp installed. Its filters
+//! have one action for all their rules, so a profile becomes one filter
+//! per action: the allowlist (its default action for everything else),
+//! then one filter for each other action (clone3's ENOSYS). The kernel runs
+//! every filter and takes the most severe answer; between two errnos, the
+//! filter installed last, so those go after the allowlist.
+
+use std::collections::BTreeMap;
+
+use nix::errno::Errno;
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use serde::Deserialize;
+
+use super::caps::CapSet;
+use super::syscalls;
+use crate::error::{quote, Error, Result};
+use crate::{detail, narrate};
+
+/// Docker's default seccomp profile, unchanged: `profiles/seccomp/default.json`
+/// of github.com/moby/profiles v0.2.3 (as vendored by moby/moby at commit
+/// 35797366d7cd), Copyright The Moby Authors, licensed under the Apache
+/// License, Version 2.0.
+pub const DOCKER_DEFAULT: &str = include_str!("seccomp-default.json");
+
+/// A profile in Docker's JSON format (the fields stepbox reads).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub default_action: String,
+    #[serde(default)]
+    pub default_errno_ret: Option<u32>,
+    #[serde(default)]
+    pub syscalls: Vec<Rule>,
+}
+
+/// One entry of `syscalls`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// The old single-name form.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub action: String,
+    #[serde(default)]
+    pub errno_ret: Option<u32>,
+    #[serde(default)]
+    pub args: Option<Vec<Arg>>,
+    #[serde(default)]
+    pub includes: Option<Filter>,
+    #[serde(default)]
+    pub excludes: Option<Filter>,
+}
+
+/// A condition on one argument (all of a rule's must hold).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Arg {
+    pub index: u8,
+    pub value: u64,
+    #[serde(default)]
+    pub value_two: u64,
+    pub op: String,
+}
+
+/// When a rule applies: the container's capabilities, the architecture,
+/// the kernel's version.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filter {
+    #[serde(default)]
+    pub caps: Option<Vec<String>>,
+    #[serde(default)]
+    pub arches: Option<Vec<String>>,
+    #[serde(default)]
+    pub min_kernel: Option<String>,
+}
+
+impl Profile {
+    /// Parse a profile; `origin` names it in errors (a file, or Docker's default).
+    pub fn parse(text: &str, origin: &str) -> Result<Profile> {
+        let profile: Profile = serde_json::from_str(text).map_err(|e| {
+            Error::Invalid(format!(
+                "seccomp profile {origin}: not a seccomp profile in Docker's JSON format ({e}): see Docker's default.json for the format"
+            ))
+        })?;
+        // Every action and operator must be one we can compile: say so now,
+        // before any container is created.
+        action(&profile.default_action, profile.default_errno_ret, origin)?;
+        for rule in &profile.syscalls {
+            action(&rule.action, rule.errno_ret, origin)?;
+            for arg in rule.args.iter().flatten() {
+                operator(arg, origin)?;
+            }
+        }
+        Ok(profile)
+    }
+
+    /// Docker's default profile.
+    pub fn docker_default() -> Profile {
+        Profile::parse(DOCKER_DEFAULT, "(Docker's default)").expect("the embedded profile parses")
+    }
+
+    /// The BPF filters for a container holding `caps`, on this machine, in
+    /// the order to install them.
+    pub fn compile(&self, caps: CapSet, origin: &str) -> Result<Vec<BpfProgram>> {
+        let arch = target_arch();
+        let kernel = kernel_version();
+        let default = action(&self.default_action, self.default_errno_ret, origin)?;
+        // Rules by action, then by system call number: OR of rules, AND of
+        // each rule's conditions, as libseccomp reads Docker's format.
+        // None: unconditional (any condition for the same call is moot).
+        type Calls = BTreeMap<i64, Option<Vec<Vec<SeccompCondition>>>>;
+        let mut grouped: Vec<(SeccompAction, Calls)> = Vec::new();
+        let mut unknown = Vec::new();
+        for rule in &self.syscalls {
+            if !applies(rule, caps, kernel) {
+                continue;
+            }
+            let act = action(&rule.action, rule.errno_ret, origin)?;
+            if act == default {
+                continue; // what happens anyway
+            }
+            let conditions = rule
+                .args
+                .iter()
+                .flatten()
+                .map(|arg| {
+                    SeccompCondition::new(
+                        arg.index,
+                        SeccompCmpArgLen::Qword,
+                        operator(arg, origin)?,
+                        compared_value(arg),
+                    )
+                    .map_err(|e| invalid(origin, &format!("argument {}: {e}", arg.index)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let index = match grouped.iter().position(|(a, _)| *a == act) {
+                Some(index) => index,
+                None => {
+                    grouped.push((act.clone(), BTreeMap::new()));
+                    grouped.len() - 1
+                }
+            };
+            let calls = &mut grouped[index].1;
+            for name in rule.names.iter().chain(rule.name.iter()) {
+                let Some(number) = syscalls::number(name) else {
+                    // As runc does: a name this architecture lacks is no error.
+                    unknown.push(name.as_str());
+                    continue;
+                };
+                if conditions.is_empty() {
+                    calls.insert(number, None);
+                } else if let Some(Some(rules)) = calls.get_mut(&number) {
+                    rules.push(conditions.clone());
+                } else {
+                    calls
+                        .entry(number)
+                        .or_insert_with(|| Some(vec![conditions.clone()]));
+                }
+            }
+        }
+        let mut by_action = grouped;
+        if !unknown.is_empty() {
+            detail!(
+                6,
+                "seccomp: {} names this architecture does not have: {}",
+                unknown.len(),
+                unknown.join(", ")
+            );
+        }
+        // The allowlist first (its rules allow; everything else gets the
+        // default), then the filters for every other action.
+        by_action.sort_by_key(|(act, _)| *act != SeccompAction::Allow);
+        let mut programs = Vec::new();
+        let has_allow = by_action
+            .first()
+            .is_some_and(|(act, _)| *act == SeccompAction::Allow);
+        if !has_allow && default != SeccompAction::Allow {
+            // Nothing allowed at all: one filter that answers `default`.
+            by_action.insert(0, (SeccompAction::Allow, BTreeMap::new()));
+        }
+        for (act, calls) in by_action {
+            let mut rules = BTreeMap::new();
+            for (number, conditions) in calls {
+                // seccompiler: an empty chain matches on the number alone.
+                let chain = conditions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(SeccompRule::new)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(origin, &e.to_string()))?;
+                rules.insert(number, chain);
+            }
+            let mismatch = if act == SeccompAction::Allow {
+                default.clone()
+            } else {
+                SeccompAction::Allow
+            };
+            let filter = SeccompFilter::new(rules, mismatch, act, arch)
+                .map_err(|e| invalid(origin, &e.to_string()))?;
+            programs
+                .push(BpfProgram::try_from(filter).map_err(|e| invalid(origin, &e.to_string()))?);
+        }
+        Ok(programs)
+    }
+}
+
+fn invalid(origin: &str, why: &str) -> Error {
+    Error::Invalid(format!(
+        "seccomp profile {origin}: {why}: fix the profile, or use --security-opt seccomp=unconfined"
+    ))
+}
+
+/// libseccomp's SCMP_CMP_MASKED_EQ is `(arg & value) == valueTwo`;
+/// seccompiler's MaskedEq(mask) is `(arg & mask) == value`.
+fn compared_value(arg: &Arg) -> u64 {
+    if arg.op == "SCMP_CMP_MASKED_EQ" {
+        arg.value_two
+    } else {
+        arg.value
+    }
+}
+
+fn operator(arg: &Arg, origin: &str) -> Result<SeccompCmpOp> {
+    Ok(match arg.op.as_str() {
+        "SCMP_CMP_EQ" => SeccompCmpOp::Eq,
+        "SCMP_CMP_NE" => SeccompCmpOp::Ne,
+        "SCMP_CMP_LT" => SeccompCmpOp::Lt,
+        "SCMP_CMP_LE" => SeccompCmpOp::Le,
+        "SCMP_CMP_GT" => SeccompCmpOp::Gt,
+        "SCMP_CMP_GE" => SeccompCmpOp::Ge,
+        "SCMP_CMP_MASKED_EQ" => SeccompCmpOp::MaskedEq(arg.value),
+        other => {
+            return Err(invalid(
+                origin,
+                &format!("unknown operator {}", quote(other)),
+            ))
+        }
+    })
+}
+
+fn action(name: &str, errno: Option<u32>, origin: &str) -> Result<SeccompAction> {
+    Ok(match name {
+        "SCMP_ACT_ALLOW" => SeccompAction::Allow,
+        // Docker's default errno for SCMP_ACT_ERRNO is EPERM.
+        "SCMP_ACT_ERRNO" => SeccompAction::Errno(errno.unwrap_or(libc::EPERM as u32)),
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => SeccompAction::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => SeccompAction::KillProcess,
+        "SCMP_ACT_TRAP" => SeccompAction::Trap,
+        "SCMP_ACT_LOG" => SeccompAction::Log,
+        other => {
+            return Err(invalid(
+                origin,
+                &format!(
+                    "action {} is not supported (use SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL, SCMP_ACT_KILL_PROCESS, SCMP_ACT_TRAP or SCMP_ACT_LOG)",
+                    quote(other)
+                ),
+            ))
+        }
+    })
+}
+
+/// Does `rule` apply to a container holding `caps` on this machine? As
+/// Docker decides: every capability `includes` names is held, none that
+/// `excludes` names is; the architecture is (or is not) listed; the kernel
+/// is at least (or below) `minKernel`.
+fn applies(rule: &Rule, caps: CapSet, kernel: (u32, u32)) -> bool {
+    let arch = docker_arch();
+    let matches = |filter: &Filter, all: bool| {
+        let caps_ok = filter.caps.as_ref().map(|list| {
+            if all {
+                list.iter().all(|c| caps.has(c))
+            } else {
+                list.iter().any(|c| caps.has(c))
+            }
+        });
+        let arch_ok = filter
+            .arches
+            .as_ref()
+            .map(|list| list.iter().any(|a| a == arch));
+        let kernel_ok = filter
+            .min_kernel
+            .as_deref()
+            .map(|min| kernel >= parse_version(min));
+        [caps_ok, arch_ok, kernel_ok]
+    };
+    if let Some(includes) = &rule.includes {
+        if matches(includes, true).contains(&Some(false)) {
+            return false;
+        }
+    }
+    if let Some(excludes) = &rule.excludes {
+        if matches(excludes, false).contains(&Some(true)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// This machine's architecture as Docker's profile names it.
+fn docker_arch() -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        "amd64"
+    } else if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        std::env::consts::ARCH
+    }
+}
+
+fn target_arch() -> TargetArch {
+    if cfg!(target_arch = "aarch64") {
+        TargetArch::aarch64
+    } else if cfg!(target_arch = "riscv64") {
+        TargetArch::riscv64
+    } else {
+        TargetArch::x86_64
+    }
+}
+
+fn parse_version(text: &str) -> (u32, u32) {
+    let mut parts = text.split(['.', '-']).map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+fn kernel_version() -> (u32, u32) {
+    nix::sys::utsname::uname()
+        .map(|u| parse_version(&u.release().to_string_lossy()))
+        .unwrap_or((0, 0))
+}
+
+/// Install `programs` on this process, in order. Needs no_new_privs (or
+/// CAP_SYS_ADMIN): a filter must not be able to fool a setuid program.
+pub fn install(programs: &[BpfProgram], what: &str) -> Result<()> {
+    for (i, program) in programs.iter().enumerate() {
+        let call = format!(
+            "seccomp(SECCOMP_SET_MODE_FILTER, 0, {{ .len = {}, .filter = {} }})",
+            program.len(),
+            if i == 0 {
+                format!("/* {what} */")
+            } else {
+                "/* the rules with another errno */".to_string()
+            }
+        );
+        narrate!(6, "{call}");
+        seccompiler::apply_filter(program).map_err(|e| {
+            let errno = match e {
+                seccompiler::Error::Seccomp(errno) => {
+                    Errno::from_raw(errno.raw_os_error().unwrap_or(libc::EINVAL))
+                }
+                _ => Errno::EINVAL,
+            };
+            Error::sys(call.clone(), errno)
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockers_profile_parses_and_compiles_for_the_default_capabilities() {
+        let profile = Profile::docker_default();
+        assert_eq!(profile.default_action, "SCMP_ACT_ERRNO");
+        let programs = profile
+            .compile(CapSet::docker_default(), "default")
+            .unwrap();
+        // The allowlist, and clone3's ENOSYS.
+        assert_eq!(programs.len(), 2);
+        assert!(
+            programs.iter().all(|p| p.len() < 4096),
+            "BPF programs hold at most 4096 instructions"
+        );
+    }
+
+    #[test]
+    fn a_capability_rule_applies_only_when_the_capability_is_held() {
+        let profile = Profile::docker_default();
+        let rule = profile
+            .syscalls
+            .iter()
+            .find(|r| r.names.iter().any(|n| n == "open_by_handle_at"))
+            .unwrap();
+        assert!(!applies(rule, CapSet::docker_default(), (6, 1)));
+        let mut caps = CapSet::docker_default();
+        caps.insert(2); // CAP_DAC_READ_SEARCH
+        assert!(applies(rule, caps, (6, 1)));
+    }
+
+    #[test]
+    fn an_excluding_rule_does_not_apply_when_the_capability_is_held() {
+        let profile = Profile::docker_default();
+        let clone3 = profile
+            .syscalls
+            .iter()
+            .find(|r| r.names == ["clone3"] && r.action == "SCMP_ACT_ERRNO")
+            .unwrap();
+        assert!(applies(clone3, CapSet::docker_default(), (6, 1)));
+        assert!(!applies(clone3, CapSet::all(), (6, 1)));
+    }
+
+    #[test]
+    fn min_kernel_is_compared_as_major_minor() {
+        let profile = Profile::docker_default();
+        let ptrace = profile
+            .syscalls
+            .iter()
+            .find(|r| r.names.iter().any(|n| n == "ptrace"))
+            .unwrap();
+        assert!(applies(ptrace, CapSet(0), (4, 8)));
+        assert!(applies(ptrace, CapSet(0), (6, 18)));
+        assert!(!applies(ptrace, CapSet(0), (4, 4)));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_profile_is_refused_with_its_name() {
+        let error = Profile::parse("{\"syscalls\": []}", "/p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error
+                .contains("seccomp profile /p.json: not a seccomp profile in Docker's JSON format"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_action_is_refused_and_the_supported_ones_named() {
+        let text = r#"{"defaultAction":"SCMP_ACT_NOTIFY","syscalls":[]}"#;
+        let error = Profile::parse(text, "p").unwrap_err().to_string();
+        assert!(
+            error.contains("action \"SCMP_ACT_NOTIFY\" is not supported"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_operator_is_refused() {
+        let text = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_ALMOST"}]}]}"#;
+        let error = Profile::parse(text, "p").unwrap_err().to_string();
+        assert!(
+            error.contains("unknown operator \"SCMP_CMP_ALMOST\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_denylist_profile_compiles_to_one_filter() {
+        let text = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat","no_such_call"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#;
+        let programs = Profile::parse(text, "p")
+            .unwrap()
+            .compile(CapSet(0), "p")
+            .unwrap();
+        assert_eq!(programs.len(), 1);
+    }
+
+    #[test]
+    fn masked_eq_compares_value_two_under_the_mask_value() {
+        let arg = Arg {
+            index: 0,
+            value: 0x7e02_0000,
+            value_two: 0,
+            op: "SCMP_CMP_MASKED_EQ".into(),
+        };
+        assert_eq!(
+            operator(&arg, "p").unwrap(),
+            SeccompCmpOp::MaskedEq(0x7e02_0000)
+        );
+        assert_eq!(compared_value(&arg), 0);
+    }
+}

@@ -1,0 +1,275 @@
+//! Chapter 6's claims (docs/ch6-security.md#claims--tests): chapter 5's
+//! lifecycle, re-proved against the ch6 binary, and what chapter 6 adds:
+//! what a container's root still holds, and what it no longer may do. The
+//! escapes themselves, against ch5 and ch6, are in tests/escape_lab.rs.
+
+mod lifecycle;
+mod support;
+
+use support::Chapter;
+
+const CH6: Chapter = Chapter {
+    bin: env!("CARGO_BIN_EXE_ch6-security"),
+    name: "ch6-security",
+};
+
+chapter_tests! {
+    lifecycle for CH6;
+    claim_end_to_end: fn run_exec_commit_stop_rm_and_run_the_new_image(),
+        fn rootless_run_exec_commit_stop_rm_and_run_the_new_image();
+    claim_ps_and_logs: fn ps_shows_status_and_exit_codes_and_logs_show_output(),
+        fn rootless_ps_shows_status_and_exit_codes_and_logs_show_output();
+    fn stop_kills_a_pid_1_that_ignores_sigterm();
+    fn a_reused_pid_is_never_signalled();
+    claim_bad_names: fn bad_names_are_refused_and_nothing_is_created(),
+        fn rootless_bad_names_are_refused_and_nothing_is_created();
+    fn twenty_parallel_runs_with_one_name_make_one_container();
+    fn commit_stores_symlinks_and_never_follows_them();
+    claim_exec: fn exec_errors_are_clear_and_its_exit_code_propagates(),
+        fn rootless_exec_errors_are_clear_and_its_exit_code_propagates();
+    fn rm_refuses_running_and_cleans_half_created();
+    fn a_killed_monitor_takes_its_container_down();
+    fn a_detached_container_holds_only_dev_null_and_its_log();
+    fn a_container_that_cannot_start_leaves_nothing_behind();
+    fn run_d_rm_removes_the_container_when_it_ends();
+    fn without_a_name_run_generates_one();
+    fn exec_runs_inside_the_containers_pid_namespace();
+    fn without_a_terminal_dash_i_t_make_no_pty();
+    fn commit_keeps_hard_links_skips_devices_and_deleted_files();
+    fn rm_waits_for_the_containers_lock();
+    fn a_foreground_run_keeps_its_record_until_rm();
+    fn stop_ends_top_at_once_with_143();
+}
+
+use support::{assert_mount_table_unchanged, list_dir, mount_table, Outcome, Sandbox, Who};
+
+/// A sandbox with busybox whose runs are `who`'s.
+fn sandbox(who: Who) -> Sandbox {
+    let sandbox = Sandbox::new(who);
+    sandbox.with_busybox();
+    sandbox
+}
+
+/// `ch6-security -q run --rm FLAGS busybox sh -c SCRIPT`.
+fn run_sh(sandbox: &Sandbox, flags: &[&str], script: &str) -> Outcome {
+    let mut args = vec!["-q", "run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    sandbox.run(CH6.bin, &args)
+}
+
+/// The value of `field` in /proc/self/status as printed by `grep`.
+fn status_field(stdout: &str, field: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {stdout}"))
+        .trim()
+        .to_string()
+}
+
+/// Docker's 14: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+/// NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+const DOCKER_CAPS: &str = "00000000a80425fb";
+
+const STATUS: &str = "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status";
+
+fn dockers_fourteen(who: Who) {
+    let sandbox = sandbox(who);
+    let before = mount_table();
+    let out = run_sh(&sandbox, &[], STATUS);
+    out.assert_ok();
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(
+            status_field(&out.stdout, set),
+            DOCKER_CAPS,
+            "{set}: {out:#?}"
+        );
+    }
+    assert_eq!(status_field(&out.stdout, "CapAmb"), "0000000000000000");
+    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "2", "filter mode");
+    assert_mount_table_unchanged(&before);
+}
+root_and_rootless!(dockers_fourteen: the_container_keeps_dockers_fourteen_capabilities_and_no_new_privs,
+    rootless_the_container_keeps_dockers_fourteen_capabilities_and_no_new_privs);
+
+fn exec_restricted(who: Who) {
+    let sandbox = sandbox(who);
+    sandbox
+        .run(
+            CH6.bin,
+            &[
+                "-q",
+                "run",
+                "-d",
+                "--name",
+                "x",
+                "--cap-drop",
+                "CHOWN",
+                "busybox",
+                "sleep",
+                "60",
+            ],
+        )
+        .assert_ok();
+    let out = sandbox.run(CH6.bin, &["-q", "exec", "x", "sh", "-c", STATUS]);
+    out.assert_ok();
+    // Docker's 14 less CHOWN (bit 0), as the container was started.
+    assert_eq!(
+        status_field(&out.stdout, "CapEff"),
+        "00000000a80425fa",
+        "{out:#?}"
+    );
+    assert_eq!(status_field(&out.stdout, "CapBnd"), "00000000a80425fa");
+    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "2");
+    sandbox.run(CH6.bin, &["-q", "rm", "-f", "x"]).assert_ok();
+}
+root_and_rootless!(exec_restricted: exec_gets_the_same_restrictions_as_the_containers_command,
+    rootless_exec_gets_the_same_restrictions_as_the_containers_command);
+
+#[test]
+fn cap_add_and_cap_drop_change_the_set_as_dockers_do() {
+    let sandbox = sandbox(Who::Caller);
+    let eff = |flags: &[&str]| {
+        let out = run_sh(&sandbox, flags, STATUS);
+        out.assert_ok();
+        status_field(&out.stdout, "CapEff")
+    };
+    assert_eq!(eff(&["--cap-drop", "ALL"]), "0000000000000000");
+    // CAP_SYS_TIME is bit 25.
+    assert_eq!(
+        eff(&["--cap-drop", "ALL", "--cap-add", "sys_time"]),
+        "0000000002000000"
+    );
+    assert_eq!(eff(&["--cap-add", "CAP_SYS_TIME"]), "00000000aa0425fb");
+    // Dropping CHOWN is felt: chown fails.
+    let out = run_sh(&sandbox, &["--cap-drop", "CHOWN"], "touch /f && chown 1 /f");
+    assert_ne!(out.code, Some(0), "{out:#?}");
+    assert!(out.stderr.contains("Operation not permitted"), "{out:#?}");
+}
+
+#[test]
+fn a_user_switch_works_with_every_capability_dropped() {
+    let sandbox = sandbox(Who::Caller);
+    let out = run_sh(
+        &sandbox,
+        &["--cap-drop", "ALL", "-u", "1000:1000"],
+        &format!("id -u; {STATUS}"),
+    );
+    out.assert_ok();
+    assert!(out.stdout.starts_with("1000\n"), "{out:#?}");
+    assert_eq!(status_field(&out.stdout, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(&out.stdout, "CapPrm"), "0000000000000000");
+}
+
+fn masked(who: Who) {
+    let sandbox = sandbox(who);
+    let script = "wc -c < /proc/interrupts; ls /proc/acpi | wc -l; \
+                  grep -cE ' /proc/(sys|bus|fs|irq) ro,' /proc/self/mountinfo; \
+                  awk '($5 == \"/\" || $5 == \"/dev\") && $6 ~ /nodev/' /proc/self/mountinfo | wc -l";
+    let out = run_sh(&sandbox, &[], script);
+    out.assert_ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0].trim(),
+        "0",
+        "/proc/interrupts is /dev/null: {out:#?}"
+    );
+    assert_eq!(
+        lines[1].trim(),
+        "0",
+        "/proc/acpi is an empty tmpfs: {out:#?}"
+    );
+    assert_eq!(
+        lines[2].trim(),
+        "4",
+        "/proc/sys, bus, fs and irq are read-only: {out:#?}"
+    );
+    assert_eq!(lines[3].trim(), "2", "/ and /dev are nodev: {out:#?}");
+}
+root_and_rootless!(masked: dockers_masked_paths_are_empty_and_its_read_only_paths_read_only,
+    rootless_dockers_masked_paths_are_empty_and_its_read_only_paths_read_only);
+
+#[test]
+fn privileged_turns_every_restriction_off() {
+    let sandbox = sandbox(Who::Caller);
+    let out = run_sh(
+        &sandbox,
+        &["--privileged"],
+        &format!("{STATUS}; grep -c ' /proc/kcore ' /proc/self/mountinfo"),
+    );
+    assert_eq!(status_field(&out.stdout, "NoNewPrivs"), "0", "{out:#?}");
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "0");
+    assert_ne!(status_field(&out.stdout, "CapEff"), DOCKER_CAPS);
+    assert!(
+        out.stdout.trim_end().ends_with("\n0"),
+        "no mask on /proc/interrupts: {out:#?}"
+    );
+}
+
+#[test]
+fn seccomp_unconfined_and_a_profile_file_in_dockers_format_are_applied() {
+    let sandbox = sandbox(Who::Caller);
+    let out = run_sh(&sandbox, &["--security-opt", "seccomp=unconfined"], STATUS);
+    out.assert_ok();
+    assert_eq!(status_field(&out.stdout, "Seccomp"), "0");
+    assert_eq!(
+        status_field(&out.stdout, "CapEff"),
+        DOCKER_CAPS,
+        "caps stay: {out:#?}"
+    );
+    let profile = sandbox.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = run_sh(&sandbox, &["--security-opt", &opt], "mkdir /tmp/d");
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert!(
+        out.stderr.contains("Permission denied"),
+        "EACCES from the profile: {out:#?}"
+    );
+}
+
+#[test]
+fn bad_security_flags_are_refused_with_125_and_nothing_is_created() {
+    let sandbox = sandbox(Who::Caller);
+    let not_json = sandbox.path().join("not.json");
+    std::fs::write(&not_json, "{}").unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--cap-add", "SYS_WIZARD"],
+            "--cap-add \"SYS_WIZARD\": no such capability",
+        ),
+        (
+            &["--security-opt", "seccomp=/no/such.json"],
+            "--security-opt seccomp=/no/such.json: cannot read the profile",
+        ),
+        (
+            &["--security-opt", &format!("seccomp={}", not_json.display())],
+            "not a seccomp profile in Docker's JSON format",
+        ),
+        (
+            &["--security-opt", "apparmor=docker-default"],
+            "not supported: use seccomp=unconfined or seccomp=FILE",
+        ),
+        (
+            &["--privileged", "--cap-drop", "ALL"],
+            "--privileged turns every restriction off",
+        ),
+    ];
+    for (flags, message) in cases {
+        let out = run_sh(&sandbox, flags, "true");
+        assert_eq!(out.code, Some(125), "{flags:?}: {out:#?}");
+        let errors = out.error_lines();
+        assert_eq!(errors.len(), 1, "one line: {out:#?}");
+        assert!(errors[0].starts_with(&CH6.error_line("")), "{out:#?}");
+        assert!(errors[0].contains(message), "{flags:?}: {errors:?}");
+    }
+    assert!(list_dir(&sandbox.data_root().join("containers")).is_empty());
+}
