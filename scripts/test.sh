@@ -19,13 +19,14 @@ fi
 # Debian packages the tests use as tools: the real tools stepbox is compared
 # with or that make its test images (tests/oci.rs: umoci and skopeo make OCI
 # layouts and archives, xz and bzip2 the tarballs stepbox must refuse;
+# tests/images.rs: podman loads what stepbox saves, in a storage of its own;
 # tests/metadata.rs: mmdebstrap makes a Debian root filesystem, GNU tar and
 # bsdtar (libarchive-tools) read commits back, getcap (libcap2-bin) reads file
 # capabilities; tests/subids.rs: uidmap's setuid newuidmap/newgidmap for
 # rootless runs with subordinate ids; tests/escape_lab.rs: gcc and libc6-dev's
 # static libc build the escape lab's C program). As root, what is missing is installed; as an ordinary user,
 # a test whose tool is missing fails with the install line.
-packages=(skopeo umoci xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin uidmap gcc libc6-dev)
+packages=(skopeo umoci podman xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin uidmap gcc libc6-dev)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")

@@ -741,3 +741,52 @@ fn a_tag_two_images_of_an_archive_share_is_refused_as_ambiguous() {
     out.assert_ok();
     assert_eq!(out.stdout, "two\n");
 }
+
+// Claim 3 (podman): podman loads stepbox's save of a commit, gives it the
+// same image ID (the config's digest) and the same tree: the change there,
+// the deleted file gone, the replaced directory holding only its new file.
+// podman keeps its images in a storage of the test's own (--root), never in
+// the machine's.
+#[test]
+fn podman_loads_a_saved_commit_with_its_id_and_tree() {
+    if !support::suite_is_root() {
+        eprintln!("skipped (needs root): podman's rootful storage, in a directory of the test's");
+        return;
+    }
+    let sandbox = sandbox(Who::Caller);
+    commit_a_layer(&sandbox);
+    ok(&sandbox, &["rm", "-f", "second"]);
+    let saved = sandbox.path().join("app.tar");
+    ok(&sandbox, &["save", "app:v1", "-o", text(&saved)]);
+    let storage = sandbox.path().join("podman");
+    let (root, run) = (storage.join("root"), storage.join("run"));
+    let podman = |args: &[&str]| {
+        let mut all = vec![
+            "--root",
+            text(&root),
+            "--runroot",
+            text(&run),
+            "--storage-driver",
+            "vfs",
+        ];
+        all.extend_from_slice(args);
+        tool("podman", &all, "podman")
+    };
+    let loaded = podman(&["load", "-i", text(&saved)]);
+    assert!(
+        loaded.contains("Loaded image: localhost/app:v1"),
+        "{loaded}"
+    );
+    let id = podman(&["images", "--format", "{{.ID}}", "localhost/app:v1"]);
+    assert_eq!(id.trim(), &image_id(&sandbox, "app:v1")[..12]);
+    let mounted = podman(&["image", "mount", "localhost/app:v1"]);
+    let rootfs = PathBuf::from(mounted.trim());
+    assert_eq!(
+        fs::read_to_string(rootfs.join("root/new")).unwrap(),
+        "new\n"
+    );
+    assert!(fs::symlink_metadata(rootfs.join("bin/vi")).is_err());
+    assert_eq!(list_dir(&rootfs.join("etc/x")), ["only"]);
+    podman(&["image", "unmount", "localhost/app:v1"]);
+    podman(&["rmi", "-a", "-f"]);
+}

@@ -392,7 +392,16 @@ impl<'a> Store<'a> {
             !(e.reference.is_none() && e.digest() == digest)
         });
         if let Some(mut orphan) = orphan {
-            if !entries.iter().any(|e| e.digest() == orphan.digest()) {
+            // It stays, unnamed, unless it has other names, or is the same
+            // image (the same config: Docker's image ID) in another manifest.
+            let same_id = match (
+                self.read(&orphan),
+                self.json::<ImageManifest>(manifest, "manifest"),
+            ) {
+                (Ok(old), Ok(new)) => old.id == new.config().digest().digest(),
+                _ => false,
+            };
+            if !same_id && !entries.iter().any(|e| e.digest() == orphan.digest()) {
                 orphan.reference = None;
                 entries.push(orphan);
             }
