@@ -22,7 +22,9 @@
 //! | volumes: -v parsing, in-root bind mounts  | [`volume`]      | ch4           |
 //! | named containers, state, locks, listing   | [`container`]   | ch5           |
 //! | the container verbs; what a chapter adds  | [`lifecycle`]   | ch5           |
+//! | cgroups: memory, cpu and pids limits      | [`cgroup`]      | ch7           |
 
+pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod dataroot;
