@@ -408,8 +408,14 @@ impl Cgroup {
             if pids.is_empty() {
                 return Ok(());
             }
+            narrate!(
+                7,
+                "kill(PID, SIGKILL) for each of the {} processes left in {}",
+                pids.len(),
+                quote(self.path())
+            );
             for pid in &pids {
-                narrate!(7, "kill({pid}, SIGKILL)   /* left in the cgroup */");
+                detail!(7, "kill({pid}, SIGKILL)");
                 match kill(Pid::from_raw(*pid), Signal::SIGKILL) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(errno) => return Err(Error::sys(format!("kill({pid}, SIGKILL)"), errno)),

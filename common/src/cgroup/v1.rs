@@ -85,10 +85,8 @@ fn needed(limits: &Limits) -> Vec<&'static str> {
 pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgroup> {
     let trees = trees(&hierarchy.base, limits.cpuset_cpus.is_some());
     for controller in needed(limits) {
-        if !trees
-            .iter()
-            .any(|(_, tree)| tree.join(marker(controller)).exists())
-        {
+        // A tree's root may lack the controller's files (the root has no pids.max).
+        if !hierarchy.base.join(controller).is_dir() {
             return Err(Error::Invalid(format!(
                 "this host mounts no v1 {controller} controller under {}, so that limit cannot be set: \
                  mount -t cgroup -o {controller} cgroup {}/{controller}",

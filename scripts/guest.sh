@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# A throwaway guest with cgroup v2 as its only hierarchy, for the tests of
+# chapter 7 on hosts that are hybrid or v1 (as this project's machines are).
+#
+#   scripts/guest.sh provision      fetch what the guest needs (idempotent)
+#   scripts/guest.sh run 'COMMAND'  boot it, run COMMAND there as root in this
+#                                   repository, print its output, exit with its status
+#
+# The guest is Debian's kernel (linux-image-amd64) booted by virtme-ng over
+# QEMU, seeing this machine's files read-only (its /tmp, /etc, /var... are
+# writable overlays that vanish with it), with software emulation: a KVM
+# guest hangs here (nested virtualization). STEPBOX_GUEST_KVM=1 tries KVM.
+#
+# Everything is cached under target/guest/ (STEPBOX_GUEST_CACHE): virtme-ng
+# in a venv, the kernel unpacked with dpkg-deb -x (nothing on the host's
+# /boot or /lib/modules changes), a static busybox. Only QEMU and kmod
+# (depmod) are installed with apt, as root.
+#
+# When the guest cannot be had, one line on stderr says why, starting
+# "guest: unavailable:", and the exit status is 3, so that a test can count
+# itself skipped. Timings go to stderr as "guest: booted in ...".
+set -euo pipefail
+
+# In the guest this script is also PID 1 (the kernel's init=, see
+# guest_init below): virtme-ng's own init waits ~30 s for udev under
+# software emulation, and a cgroup test needs none of what udev does.
+if [ "$$" = 1 ]; then
+  guest_init=1
+fi
+cd "$(dirname "$0")/.."
+repo=$PWD
+cache=${STEPBOX_GUEST_CACHE:-$repo/target/guest}
+virtme_ng_version=1.42
+timeout_s=${STEPBOX_GUEST_TIMEOUT:-300}
+
+unavailable() {
+  echo "guest: unavailable: $*" >&2
+  exit 3
+}
+
+as_root_apt_install() {
+  [ "$(id -u)" = 0 ] || unavailable "$1 is missing: sudo apt-get install $2"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null 2>&1; } ||
+    unavailable "apt-get install $2 failed"
+}
+
+# A .deb's files unpacked into $2 (made only when complete).
+unpack_deb() {
+  local package=$1 into=$2 debs=$cache/debs
+  mkdir -p "$debs"
+  rm -f "$debs/${package}"_*.deb
+  (cd "$debs" && apt-get download "$package" >/dev/null 2>&1) ||
+    unavailable "apt-get download $package failed (run apt-get update?)"
+  rm -rf "$into.part"
+  dpkg-deb -x "$debs/${package}"_*.deb "$into.part" || unavailable "dpkg-deb -x $package failed"
+  rm -f "$debs/${package}"_*.deb
+  mv "$into.part" "$into"
+}
+
+provision() {
+  [ "$(uname -m)" = x86_64 ] || unavailable "the guest is x86_64 only, this machine is $(uname -m)"
+  mkdir -p "$cache"
+  # One provisioning at a time (two test binaries may ask at once).
+  exec 9>"$cache/.lock"
+  flock 9
+  command -v qemu-system-x86_64 >/dev/null || as_root_apt_install qemu-system-x86_64 qemu-system-x86
+  # virtme-ng runs depmod over the unpacked kernel's modules.
+  command -v depmod >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v depmod >/dev/null ||
+    as_root_apt_install depmod kmod
+  if [ ! -x "$cache/venv/bin/vng" ]; then
+    rm -rf "$cache/venv"
+    python3 -m venv "$cache/venv" >/dev/null 2>&1 || unavailable "python3 -m venv failed (apt-get install python3-venv)"
+    "$cache/venv/bin/pip" install -q "virtme-ng==$virtme_ng_version" >/dev/null 2>&1 ||
+      { rm -rf "$cache/venv"; unavailable "pip install virtme-ng==$virtme_ng_version failed"; }
+  fi
+  if ! compgen -G "$cache/kernel/boot/vmlinuz-*" >/dev/null; then
+    # linux-image-amd64 is a metapackage: the kernel is the package it depends on.
+    local image
+    image=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    [ -n "$image" ] || unavailable "apt-cache knows no linux-image-amd64 (run apt-get update)"
+    unpack_deb "$image" "$cache/kernel"
+  fi
+  if [ ! -x "$cache/busybox/bin/busybox" ]; then
+    unpack_deb busybox-static "$cache/busybox"
+  fi
+  flock -u 9
+}
+
+# PID 1 of the guest: the smallest set-up our tests need, then the command.
+# The root is this machine's /, read-only (9p); /tmp, /run and /dev are
+# fresh; cgroup2 is mounted alone at /sys/fs/cgroup, as on a v2 distro.
+# The command comes base64-encoded in stepbox.exec=... on the kernel's
+# command line; its output and exit status go out through virtme-ng's
+# virtio serial ports, and then the guest powers off.
+guest_init() {
+  export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  mount -t proc proc /proc
+  mount -t sysfs sysfs /sys
+  mount -t devtmpfs devtmpfs /dev 2>/dev/null || true
+  mkdir -p /dev/pts /dev/shm
+  mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+  mount -t tmpfs tmpfs /dev/shm
+  mount -t tmpfs tmpfs /tmp
+  mount -t tmpfs tmpfs /run
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup
+  local stdout=/dev/console stderr=/dev/console ret= port name
+  for port in /sys/class/virtio-ports/*; do
+    name=$(cat "$port/name" 2>/dev/null || true)
+    case $name in
+      virtme.stdout) stdout=/dev/${port##*/} ;;
+      virtme.stderr) stderr=/dev/${port##*/} ;;
+      virtme.ret) ret=/dev/${port##*/} ;;
+    esac
+  done
+  # overlayfs is a module in Debian's kernel: load it from the unpacked package.
+  local module
+  for module in "$cache"/kernel/lib/modules/*/kernel/fs/overlayfs/overlay.ko; do
+    insmod "$module" 2>/dev/null || true
+  done
+  local encoded
+  encoded=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^stepbox\.exec=//p')
+  local status=0
+  (cd / && HOME=/root TMPDIR=/tmp bash -c "$(echo "$encoded" | base64 -d)") \
+    </dev/null >"$stdout" 2>"$stderr" || status=$?
+  [ -n "$ret" ] && echo "$status" >"$ret"
+  sync
+  echo o >/proc/sysrq-trigger
+  sleep 10
+}
+
+kernel_image() {
+  compgen -G "$cache/kernel/boot/vmlinuz-*" | head -n 1
+}
+
+run() {
+  [ $# -ge 1 ] || { echo "usage: scripts/guest.sh run 'COMMAND'" >&2; exit 2; }
+  provision
+  [ -r /dev/null ] || unavailable "no /dev/null"
+  local kvm=--disable-kvm
+  [ "${STEPBOX_GUEST_KVM:-0}" = 1 ] && kvm=
+  local log started ended up
+  log=$(mktemp)
+  trap 'rm -f "$log"' RETURN
+  # The guest prints a mark as soon as it runs our command, with its own
+  # uptime: so a guest that never booted is told apart from a command that failed.
+  local script="echo @@guest-up@@ \$(cut -d' ' -f1 /proc/uptime); cd '$repo' && export STEPBOX_IN_GUEST=1 && $1"
+  started=$(date +%s.%N)
+  # Each line is stamped as it comes, so that the boot (until the mark) and
+  # the command (after it) are timed apart, on the host's clock.
+  local status=0 booted=
+  set +e
+  # virtme-run (virtme-ng's runner) builds the initramfs that mounts this
+  # machine's / over 9p, and the serial ports; our -append, the last, makes
+  # this script the guest's init (see guest_init).
+  local encoded
+  encoded=$(printf '%s' "$script" | base64 -w0)
+  PATH=$cache/venv/bin:$PATH:/usr/sbin:/sbin timeout --kill-after=10 "$timeout_s" \
+    virtme-run $kvm --kimg "$(kernel_image)" --mods auto --busybox "$cache/busybox/bin/busybox" \
+    --memory 1G --cpus 2 --script-sh true \
+    --qemu-opts -append "init=$repo/scripts/guest.sh stepbox.exec=$encoded quiet loglevel=1 panic=-1" \
+    </dev/null 2>&1 |
+    while IFS= read -r line; do
+      if [ -z "$booted" ] && [[ $line == @@guest-up@@* ]]; then
+        booted=1
+        echo "$(date +%s.%N) ${line#@@guest-up@@ }" >"$log.up"
+        continue
+      fi
+      printf '%s\n' "$line"
+      printf '%s\n' "$line" >>"$log"
+    done
+  status=${PIPESTATUS[0]}
+  set -e
+  ended=$(date +%s.%N)
+  if [ ! -s "$log.up" ]; then
+    local last
+    last=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | cut -c1-200)
+    rm -f "$log.up"
+    [ "$status" = 124 ] && unavailable "the guest did not boot within ${timeout_s}s"
+    unavailable "the guest did not boot (vng exited $status${last:+: $last})"
+  fi
+  read -r up_at up <"$log.up"
+  rm -f "$log.up"
+  awk -v s="$started" -v u="$up_at" -v e="$ended" -v up="$up" \
+    'BEGIN { printf "guest: booted in %.1f s (its kernel up %.1f s), the command took %.1f s, %.1f s in all\n", u - s, up, e - u, e - s }' >&2
+  [ "$status" = 124 ] && echo "guest: the command did not finish within ${timeout_s}s" >&2
+  return "$status"
+}
+
+if [ -n "${guest_init:-}" ]; then
+  guest_init
+  exit 0
+fi
+case "${1:-}" in
+  provision) provision; echo "guest: ready: $(kernel_image)" ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: scripts/guest.sh provision | run 'COMMAND'" >&2; exit 2 ;;
+esac
