@@ -23,7 +23,7 @@ use support::guest;
 const HELD: &str = "held:";
 
 /// Every check `in_guest` makes, by the word it prints after [`HELD`].
-const GUEST_CHECKS: [&str; 8] = [
+const GUEST_CHECKS: [&str; 10] = [
     "cgroup2-alone",
     "controllers",
     "overlayfs",
@@ -31,8 +31,18 @@ const GUEST_CHECKS: [&str; 8] = [
     "oom-killed",
     "pids-limit",
     "clone-into-cgroup",
+    "rootless-refused",
+    "rootless-limits",
     "removed",
 ];
+
+/// The delegated cgroup `in_guest` makes for `rootless_in_guest`, as
+/// systemd's Delegate=yes would: the directory and its three files chowned
+/// to the user.
+const DELEGATED: &str = "/sys/fs/cgroup/stepbox-test-delegated";
+
+/// nobody, the user the rootless checks run as.
+const NOBODY: u32 = 65534;
 
 #[test]
 fn cgroup_v2_limits_hold_in_a_v2_guest() {
@@ -51,7 +61,7 @@ fn cgroup_v2_limits_hold_in_a_v2_guest() {
     eprintln!("the guest's output:\n{}", run.output);
     assert_eq!(run.code, Some(0), "the guest-side checks failed (above)");
     assert!(
-        run.output.contains("test in_guest ... ok"),
+        run.output.contains("test result: ok. 1 passed"),
         "the test binary did not run in the guest: {}",
         run.output
     );
@@ -105,8 +115,81 @@ fn in_guest() {
     limits_hold(&hierarchy, "v2");
     clone_into_cgroup_starts_the_child_inside(&hierarchy);
     println!("{HELD} clone-into-cgroup");
+    rootless_limits_hold_in_a_delegated_cgroup();
     assert_no_stepbox_cgroup_left();
     println!("{HELD} removed");
+}
+
+/// As root in the guest: delegate a cgroup to nobody, and run
+/// `rootless_in_guest` (this binary again) to use it.
+fn rootless_limits_hold_in_a_delegated_cgroup() {
+    let delegated = Path::new(DELEGATED);
+    std::fs::create_dir(delegated).unwrap();
+    for file in [
+        "",
+        "cgroup.procs",
+        "cgroup.subtree_control",
+        "cgroup.threads",
+    ] {
+        std::os::unix::fs::chown(delegated.join(file), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "rootless_in_guest",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("STEPBOX_ROOTLESS_IN", DELEGATED)
+        .output()
+        .unwrap();
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    // Its processes are gone: what is left is the leaf it moved itself to.
+    let leaf = delegated.join(common::cgroup::v2::SUPERVISOR_LEAF);
+    if leaf.exists() {
+        std::fs::remove_dir(&leaf).unwrap();
+    }
+    std::fs::remove_dir(delegated).unwrap();
+    assert!(output.status.success(), "rootless_in_guest failed");
+}
+
+/// The rootless half, started by `in_guest` as root with STEPBOX_ROOTLESS_IN.
+#[test]
+fn rootless_in_guest() {
+    let Some(delegated) = std::env::var_os("STEPBOX_ROOTLESS_IN") else {
+        eprintln!("skipped: runs only inside the guest, started by in_guest");
+        return;
+    };
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    narrate();
+    let (root, nobody) = (Uid::from_raw(0), Uid::from_raw(NOBODY));
+    let (root_group, nogroup) = (Gid::from_raw(0), Gid::from_raw(NOBODY));
+    setgroups(&[]).unwrap();
+    // Nobody, but able to come back (the saved ids stay root's) ...
+    setresgid(nogroup, nogroup, root_group).unwrap();
+    setresuid(nobody, nobody, root).unwrap();
+    // ... in the root cgroup, which is not nobody's: refused, naming the fix.
+    let refused = Hierarchy::detect().unwrap_err().to_string();
+    assert!(
+        refused.contains("systemd-run --user --scope -p Delegate=yes"),
+        "{refused}"
+    );
+    println!("{HELD} rootless-refused: {refused}");
+    // Root again, for a moment, to move into the delegated cgroup (moving
+    // needs write access to the common ancestor's cgroup.procs: the root's).
+    setresuid(root, root, root).unwrap();
+    setresgid(root_group, root_group, root_group).unwrap();
+    std::fs::write(Path::new(&delegated).join("cgroup.procs"), "0").unwrap();
+    setresgid(nogroup, nogroup, nogroup).unwrap();
+    setresuid(nobody, nobody, nobody).unwrap();
+    let hierarchy = Hierarchy::detect().unwrap();
+    assert_eq!(
+        hierarchy.base.join(&hierarchy.parent),
+        Path::new(&delegated)
+    );
+    limits_hold(&hierarchy, "v2 rootless");
+    println!("{HELD} rootless-limits");
 }
 
 #[test]
@@ -176,9 +259,9 @@ fn limits_hold(hierarchy: &Hierarchy, version: &str) {
     };
     let name = format!("stepbox-test-oom-{pid}");
     let cgroup = Removed(Some(hierarchy.create(&name, &limits).unwrap()));
-    let memory_file = match version {
-        "v2" => "memory.max",
-        _ => "memory.limit_in_bytes",
+    let memory_file = match version.starts_with("v2") {
+        true => "memory.max",
+        false => "memory.limit_in_bytes",
     };
     let limit_dir = cgroup
         .get()

@@ -472,7 +472,10 @@ pub fn own_v2_cgroup(proc_self_cgroup: &str) -> Option<PathBuf> {
 /// to them: its directory, `cgroup.procs` and `cgroup.subtree_control`
 /// writable by them.
 fn check_delegated(base: &Path, own: &Path) -> Result<()> {
-    let dir = base.join(own);
+    let dir = match own.as_os_str().is_empty() {
+        true => base.to_path_buf(),
+        false => base.join(own),
+    };
     for path in [
         dir.clone(),
         dir.join("cgroup.procs"),

@@ -85,6 +85,40 @@ fn enable_controllers(dir: &Path, wanted: &[&str], needed: &[&str]) -> Result<()
     Ok(())
 }
 
+/// The leaf that a delegated cgroup's own processes are moved into.
+pub const SUPERVISOR_LEAF: &str = "stepbox-supervisor";
+
+/// cgroup v2's "no internal processes" rule: a cgroup other than the root
+/// can hand controllers down only while it holds no process itself. A
+/// rootless caller's delegated cgroup holds the caller: so its processes
+/// move into a leaf of their own first (what systemd asks of a delegated
+/// scope), once, when a controller is still to be enabled.
+fn move_processes_to_a_leaf(parent: &Path, wanted: &[&str]) -> Result<()> {
+    let available = read_file(&parent.join("cgroup.controllers"))?;
+    let enabled = read_file(&parent.join("cgroup.subtree_control"))?;
+    if subtree_change(&available, &enabled, wanted).is_none() {
+        return Ok(());
+    }
+    let pids = super::read_pids(&parent.join("cgroup.procs"))?;
+    if pids.is_empty() {
+        return Ok(());
+    }
+    narrate!(
+        7,
+        "/* {} holds processes, so it cannot hand controllers down: they move to {SUPERVISOR_LEAF}/ */",
+        quote(parent)
+    );
+    let leaf = parent.join(SUPERVISOR_LEAF);
+    mkdir(&leaf)?;
+    for pid in pids {
+        match write_file(&leaf.join("cgroup.procs"), &pid.to_string()) {
+            Err(error) if error.errno() == Some(nix::errno::Errno::ESRCH) => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 /// Make `<base>/<parent>/stepbox/<name>`, enabling the controllers in the
 /// parent and in stepbox/ first (a controller must be enabled in a
 /// cgroup's parent before its files appear in the cgroup).
@@ -94,6 +128,9 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
     let dir = stepbox.join(name);
     let wanted = wanted_controllers(limits);
     let needed = needed_controllers(limits);
+    if !hierarchy.parent.as_os_str().is_empty() {
+        move_processes_to_a_leaf(&parent, &wanted)?;
+    }
     enable_controllers(&parent, &wanted, &needed)?;
     // Another container's removal may rmdir stepbox/ between our mkdir and
     // the next step: one retry makes it again.
