@@ -3,8 +3,8 @@
 # chapter 7 on hosts that are hybrid or v1 (as this project's machines are).
 #
 #   scripts/guest.sh provision      fetch what the guest needs (idempotent)
-#   scripts/guest.sh run 'COMMAND'  boot it, run COMMAND there as root in this
-#                                   repository, print its output, exit with its status
+#   scripts/guest.sh run 'COMMAND'  boot it, run COMMAND (busybox sh) there as root in
+#                                   this repository, print its output, exit with its status
 #
 # The guest is Debian's kernel (linux-image-amd64) booted by virtme-ng over
 # QEMU, seeing this machine's files read-only (its /tmp, /etc, /var... are
@@ -21,17 +21,7 @@
 # itself skipped. Timings go to stderr as "guest: booted in ...".
 set -euo pipefail
 
-# In the guest this script is also PID 1 (the kernel's init=, see
-# guest_init below): virtme-ng's own init waits ~30 s for udev under
-# software emulation, and a cgroup test needs none of what udev does.
-if [ "$$" = 1 ]; then
-  guest_init=1
-fi
-# (No dirname: in the guest every program started costs a read over 9p.)
-case $0 in
-  */*) cd "${0%/*}/.." ;;
-  *) cd .. ;;
-esac
+cd "$(dirname "$0")/.."
 repo=$PWD
 cache=${STEPBOX_GUEST_CACHE:-$repo/target/guest}
 virtme_ng_version=1.42
@@ -89,58 +79,66 @@ provision() {
   if [ ! -x "$cache/busybox/bin/busybox" ]; then
     unpack_deb busybox-static "$cache/busybox"
   fi
+  write_guest_init
   flock -u 9
 }
 
-# PID 1 of the guest: the smallest set-up our tests need, then the command.
-# The root is this machine's /, read-only (9p); /tmp, /run and /dev are
-# fresh; cgroup2 is mounted alone at /sys/fs/cgroup, as on a v2 distro.
-# The command comes base64-encoded in stepbox.exec=... on the kernel's
-# command line; its output and exit status go out through virtme-ng's
-# virtio serial ports, and then the guest powers off.
-guest_init() {
-  export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-  # Each program read over 9p and dynamically linked costs about a second
-  # under emulation: the set-up uses the static busybox and shell builtins.
-  local bb=$cache/busybox/bin/busybox
-  $bb mount -t proc proc /proc
-  $bb mount -t sysfs sysfs /sys
-  $bb mount -t devtmpfs devtmpfs /dev 2>/dev/null || true
-  $bb mkdir -p /dev/pts /dev/shm
-  $bb mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
-  $bb mount -t tmpfs tmpfs /dev/shm
-  $bb mount -t tmpfs tmpfs /tmp
-  $bb mount -t tmpfs tmpfs /run
-  $bb mount -t cgroup2 cgroup2 /sys/fs/cgroup
-  local stdout=/dev/console stderr=/dev/console ret= port name
-  for port in /sys/class/virtio-ports/*; do
-    name=
-    read -r name <"$port/name" || true
-    case $name in
-      virtme.stdout) stdout=/dev/${port##*/} ;;
-      virtme.stderr) stderr=/dev/${port##*/} ;;
-      virtme.ret) ret=/dev/${port##*/} ;;
-    esac
-  done
-  # overlayfs is a module in Debian's kernel: load it from the unpacked package.
-  local module
-  for module in "$cache"/kernel/lib/modules/*/kernel/fs/overlayfs/overlay.ko; do
-    $bb insmod "$module" 2>/dev/null || true
-  done
-  local cmdline word encoded=
-  read -r cmdline </proc/cmdline
-  for word in $cmdline; do
-    case $word in
-      stepbox.exec=*) encoded=${word#stepbox.exec=} ;;
-    esac
-  done
-  local status=0
-  (cd / && HOME=/root TMPDIR=/tmp bash -c "$(echo "$encoded" | $bb base64 -d)") \
-    </dev/null >"$stdout" 2>"$stderr" || status=$?
-  [ -n "$ret" ] && echo "$status" >"$ret"
-  $bb sync
-  echo o >/proc/sysrq-trigger
-  $bb sleep 10
+# PID 1 of the guest, run by the static busybox's sh (virtme-ng's own init
+# waits ~30 s for udev under software emulation, and every dynamically
+# linked program costs about a second read over 9p there): the smallest
+# set-up our tests need, then the command. The root is this machine's /,
+# read-only (9p); /tmp, /run and /dev are fresh; cgroup2 is mounted alone
+# at /sys/fs/cgroup, as on a v2 distro. The command comes base64-encoded in
+# stepbox.exec=... on the kernel's command line; its output and exit status
+# go out through virtme-ng's virtio serial ports; then the guest powers off.
+write_guest_init() {
+  local init=$cache/init.sh
+  {
+    echo "bb=$cache/busybox/bin/busybox"
+    echo "kernel_modules=$cache/kernel/lib/modules"
+    cat <<'INIT'
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+$bb mount -t proc proc /proc
+$bb mount -t sysfs sysfs /sys
+$bb mount -t devtmpfs devtmpfs /dev 2>/dev/null
+$bb mkdir -p /dev/pts /dev/shm
+$bb mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+$bb mount -t tmpfs tmpfs /dev/shm
+$bb mount -t tmpfs tmpfs /tmp
+$bb mount -t tmpfs tmpfs /run
+$bb mount -t cgroup2 cgroup2 /sys/fs/cgroup
+out=/dev/console err=/dev/console ret=
+for port in /sys/class/virtio-ports/*; do
+  name=
+  read -r name <"$port/name"
+  case $name in
+    virtme.stdout) out=/dev/${port##*/} ;;
+    virtme.stderr) err=/dev/${port##*/} ;;
+    virtme.ret) ret=/dev/${port##*/} ;;
+  esac
+done
+# overlayfs is a module in Debian's kernel: loaded from the unpacked package.
+for module in "$kernel_modules"/*/kernel/fs/overlayfs/overlay.ko; do
+  $bb insmod "$module" 2>/dev/null
+done
+read -r cmdline </proc/cmdline
+encoded=
+for word in $cmdline; do
+  case $word in
+    stepbox.exec=*) encoded=${word#stepbox.exec=} ;;
+  esac
+done
+echo "$encoded" | $bb base64 -d >/run/command
+cd /
+HOME=/root TMPDIR=/tmp $bb sh /run/command </dev/null >"$out" 2>"$err"
+status=$?
+[ -n "$ret" ] && echo "$status" >"$ret"
+$bb sync
+echo o >/proc/sysrq-trigger
+$bb sleep 10
+INIT
+  } >"$init.part"
+  if cmp -s "$init.part" "$init"; then rm -f "$init.part"; else mv "$init.part" "$init"; fi
 }
 
 kernel_image() {
@@ -158,7 +156,7 @@ run() {
   trap 'rm -f "$log"' RETURN
   # The guest prints a mark as soon as it runs our command, with its own
   # uptime: so a guest that never booted is told apart from a command that failed.
-  local script="echo @@guest-up@@ \$(cut -d' ' -f1 /proc/uptime); cd '$repo' && export STEPBOX_IN_GUEST=1 && $1"
+  local script="read -r up _ </proc/uptime; echo @@guest-up@@ \$up; cd '$repo' && export STEPBOX_IN_GUEST=1 && $1"
   started=$(date +%s.%N)
   # Each line is stamped as it comes, so that the boot (until the mark) and
   # the command (after it) are timed apart, on the host's clock.
@@ -166,13 +164,13 @@ run() {
   set +e
   # virtme-run (virtme-ng's runner) builds the initramfs that mounts this
   # machine's / over 9p, and the serial ports; our -append, the last, makes
-  # this script the guest's init (see guest_init).
+  # busybox's sh running $cache/init.sh the guest's init (see write_guest_init).
   local encoded
   encoded=$(printf '%s' "$script" | base64 -w0)
   PATH=$cache/venv/bin:$PATH:/usr/sbin:/sbin timeout --kill-after=10 "$timeout_s" \
     virtme-run $kvm --kimg "$(kernel_image)" --mods auto --busybox "$cache/busybox/bin/busybox" \
     --memory 1G --cpus 2 --script-sh true \
-    --qemu-opts -append "init=$repo/scripts/guest.sh stepbox.exec=$encoded quiet loglevel=1 panic=-1" \
+    --qemu-opts -append "init=$cache/busybox/bin/busybox stepbox.exec=$encoded quiet loglevel=1 panic=-1 -- sh $cache/init.sh" \
     </dev/null 2>&1 |
     while IFS= read -r line; do
       if [ -z "$booted" ] && [[ $line == @@guest-up@@* ]]; then
@@ -201,10 +199,6 @@ run() {
   return "$status"
 }
 
-if [ -n "${guest_init:-}" ]; then
-  guest_init
-  exit 0
-fi
 case "${1:-}" in
   provision) provision; echo "guest: ready: $(kernel_image)" ;;
   run) shift; run "$@" ;;
