@@ -19,7 +19,7 @@
 # When the guest cannot be had, one line on stderr says why, starting
 # "guest: unavailable:", and the exit status is 3, so that a test can count
 # itself skipped. Timings go to stderr as "guest: booted in ...".
-set -euo pipefail
+set -eEuo pipefail
 
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -31,6 +31,8 @@ unavailable() {
   echo "guest: unavailable: $*" >&2
   exit 3
 }
+# Any other failure of this script (not of the command) is told the same way.
+trap 'unavailable "scripts/guest.sh failed at line $LINENO: $BASH_COMMAND"' ERR
 
 as_root_apt_install() {
   [ "$(id -u)" = 0 ] || unavailable "$1 is missing: sudo apt-get install $2"
@@ -55,7 +57,7 @@ unpack_deb() {
 
 provision() {
   [ "$(uname -m)" = x86_64 ] || unavailable "the guest is x86_64 only, this machine is $(uname -m)"
-  mkdir -p "$cache"
+  mkdir -p "$cache" 2>/dev/null || unavailable "cannot make the cache directory $cache"
   # One provisioning at a time (two test binaries may ask at once).
   exec 9>"$cache/.lock"
   flock 9
@@ -151,9 +153,10 @@ run() {
   [ -r /dev/null ] || unavailable "no /dev/null"
   local kvm=--disable-kvm
   [ "${STEPBOX_GUEST_KVM:-0}" = 1 ] && kvm=
-  local log started ended up
+  local started ended up
+  # Global: the EXIT trap reads it after this function is gone.
   log=$(mktemp)
-  trap 'rm -f "$log"' RETURN
+  trap 'rm -f "$log" "$log.up"' EXIT
   # The guest prints a mark as soon as it runs our command, with its own
   # uptime: so a guest that never booted is told apart from a command that failed.
   local script="read -r up _ </proc/uptime; echo @@guest-up@@ \$up; cd '$repo' && export STEPBOX_IN_GUEST=1 && $1"
@@ -162,6 +165,7 @@ run() {
   # the command (after it) are timed apart, on the host's clock.
   local status=0 booted=
   set +e
+  trap - ERR
   # virtme-run (virtme-ng's runner) builds the initramfs that mounts this
   # machine's / over 9p, and the serial ports; our -append, the last, makes
   # busybox's sh running $cache/init.sh the guest's init (see write_guest_init).
@@ -183,10 +187,11 @@ run() {
     done
   status=${PIPESTATUS[0]}
   set -e
+  trap 'unavailable "scripts/guest.sh failed at line $LINENO: $BASH_COMMAND"' ERR
   ended=$(date +%s.%N)
   if [ ! -s "$log.up" ]; then
     local last
-    last=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | cut -c1-200)
+    last=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | cut -c1-200 || true)
     rm -f "$log.up"
     [ "$status" = 124 ] && unavailable "the guest did not boot within ${timeout_s}s"
     unavailable "the guest did not boot (vng exited $status${last:+: $last})"
@@ -196,7 +201,9 @@ run() {
   awk -v s="$started" -v u="$up_at" -v e="$ended" -v up="$up" \
     'BEGIN { printf "guest: booted in %.1f s (its kernel up %.1f s), the command took %.1f s, %.1f s in all\n", u - s, up, e - u, e - s }' >&2
   [ "$status" = 124 ] && echo "guest: the command did not finish within ${timeout_s}s" >&2
-  return "$status"
+  # The command's status is the script's: no ERR trap for it.
+  trap - ERR
+  exit "$status"
 }
 
 case "${1:-}" in

@@ -444,7 +444,11 @@ impl Cgroup {
         for dir in &self.stepbox_dirs {
             // Another container's cgroup keeps it (ENOTEMPTY, EBUSY): fine.
             if rmdir(dir).is_ok() {
-                detail!(7, "rmdir({})   /* the last container's cgroup", quote(dir));
+                detail!(
+                    7,
+                    "rmdir({})   /* it held the last container's cgroup */",
+                    quote(dir)
+                );
             }
         }
         Ok(())
