@@ -23,13 +23,15 @@ use support::guest;
 const HELD: &str = "held:";
 
 /// Every check `in_guest` makes, by the word it prints after [`HELD`].
-const GUEST_CHECKS: [&str; 10] = [
+const GUEST_CHECKS: [&str; 12] = [
     "cgroup2-alone",
     "controllers",
     "overlayfs",
     "user-namespaces",
     "oom-killed",
     "pids-limit",
+    "cpu-throttled",
+    "stale-removed",
     "clone-into-cgroup",
     "rootless-refused",
     "rootless-limits",
@@ -321,6 +323,57 @@ fn limits_hold(hierarchy: &Hierarchy, version: &str) {
     println!("{version}: fork() = -1 EAGAIN after {forks} forks; stats: {stats:?}");
     cgroup.remove();
     println!("{HELD} pids-limit");
+
+    // --cpus 0.5: a busy loop is held back by the CFS quota, 50 ms in each 100 ms.
+    let limits = Limits {
+        cpus: Some(common::cgroup::limits::parse_cpus("0.5", 2).unwrap()),
+        ..Limits::default()
+    };
+    let name = format!("stepbox-test-cpu-{pid}");
+    let cgroup = Removed(Some(hierarchy.create(&name, &limits).unwrap()));
+    let child = Waiting::fork(|| spin(Duration::from_millis(800)));
+    cgroup.get().join(child.pid).unwrap();
+    let status = child.release_and_wait();
+    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    let stats = cgroup.get().stats().unwrap();
+    let throttled = stats.throttled_usec.unwrap_or(0);
+    assert!(throttled > 0, "never throttled: {stats:?}");
+    println!(
+        "{version}: a busy loop of 800 ms wall time used {} ms of CPU and was throttled {} ms",
+        stats.cpu_usec.unwrap_or(0) / 1000,
+        throttled / 1000
+    );
+    cgroup.remove();
+    println!("{HELD} cpu-throttled");
+
+    // A cgroup whose container is gone (its monitor was killed) is found and removed.
+    let name = format!("stepbox-test-stale-{pid}");
+    let stale = hierarchy.create(&name, &Limits::default()).unwrap();
+    assert!(hierarchy.names().contains(&name));
+    let removed = hierarchy.remove_stale(|other| other != name).unwrap();
+    assert_eq!(removed, std::slice::from_ref(&name));
+    for dir in &stale.dirs {
+        assert!(!dir.exists(), "{} is still there", dir.display());
+    }
+    println!("{HELD} stale-removed");
+}
+
+/// Keep a CPU busy for `wall` of wall-clock time.
+fn spin(wall: Duration) -> i32 {
+    let now = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec on our stack.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    };
+    let start = now();
+    while now() - start < wall {
+        std::hint::spin_loop();
+    }
+    0
 }
 
 /// clone3(2) with CLONE_INTO_CGROUP: the child is in the cgroup from its
