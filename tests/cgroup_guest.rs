@@ -2,7 +2,11 @@
 //! guest booted for it (tests/support/guest.rs), cgroup v1 on this host
 //! when it is hybrid or legacy. In each, through `common::cgroup` only:
 //! a memory hog in a 32 MiB cgroup is OOM-killed and counted; a process
-//! in a cgroup of 16 pids cannot fork a 16th; the cgroups are then gone.
+//! in a cgroup of 16 pids cannot fork a 16th; `--cpus 0.5` throttles a
+//! busy loop; a stale cgroup is swept; the cgroups are then gone. In v2
+//! also: clone3's CLONE_INTO_CGROUP starts a child inside, a cgroup
+//! namespace is rooted at the container's cgroup only if made with
+//! clone3 or after joining, and a rootless user limits a delegated cgroup.
 //!
 //! The guest boots once for the whole suite: `cgroup_v2_limits_hold_in_a_v2_guest`
 //! re-runs this test binary there with only `in_guest`, which holds every
@@ -382,11 +386,60 @@ fn clone_into_cgroup_starts_the_child_inside(hierarchy: &Hierarchy) {
     let name = format!("stepbox-test-clone3-{}", std::process::id());
     let cgroup = Removed(Some(hierarchy.create(&name, &Limits::default()).unwrap()));
     let dir = cgroup.get().open_dir().unwrap();
-    let child = Waiting::clone3_into(&dir);
-    assert_eq!(cgroup.get().pids().unwrap(), [child.pid.as_raw()]);
-    let status = child.release_and_wait();
-    assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    for (flags, shown) in [(0, "0"), (libc::CLONE_NEWCGROUP as u64, "CLONE_NEWCGROUP")] {
+        let (report_read, report_write) = nix::unistd::pipe().unwrap();
+        let child = Waiting::clone3_into(&dir, flags, &report_write);
+        drop(report_write);
+        assert_eq!(cgroup.get().pids().unwrap(), [child.pid.as_raw()]);
+        let mut seen = [0u8; 512];
+        let n = nix::unistd::read(&report_read, &mut seen).unwrap();
+        let seen = String::from_utf8_lossy(&seen[..n]).trim().to_string();
+        println!("clone3(CLONE_INTO_CGROUP|{shown}): the child's /proc/self/cgroup says {seen:?}");
+        // A cgroup namespace made with the child is rooted at its cgroup.
+        let expected = match flags {
+            0 => format!("0::/stepbox/{name}"),
+            _ => "0::/".to_string(),
+        };
+        assert_eq!(seen, expected);
+        let status = child.release_and_wait();
+        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    }
     drop(dir);
+
+    // Without clone3, the pid goes to cgroup.procs while the child waits:
+    // a cgroup namespace made before that is rooted at the parent's cgroup,
+    // so the child must unshare(CLONE_NEWCGROUP) only once it is in.
+    for before in [true, false] {
+        let (report_read, report_write) = nix::unistd::pipe().unwrap();
+        let report = std::os::fd::AsRawFd::as_raw_fd(&report_write);
+        let child = Waiting::fork_then(before, move || {
+            let mut buffer = [0u8; 512];
+            // SAFETY: plain system calls into a buffer on the stack.
+            unsafe {
+                if !before && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+                    return 12;
+                }
+                let fd = libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY);
+                let n = libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len());
+                libc::write(report, buffer.as_ptr().cast(), n.max(0) as usize);
+            }
+            0
+        });
+        drop(report_write);
+        cgroup.get().join(child.pid).unwrap();
+        let status = child.release_and_wait();
+        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+        let mut seen = [0u8; 512];
+        let n = nix::unistd::read(&report_read, &mut seen).unwrap();
+        let seen = String::from_utf8_lossy(&seen[..n]).trim().to_string();
+        let when = if before { "before" } else { "after" };
+        println!("unshare(CLONE_NEWCGROUP) {when} joining through cgroup.procs: the child's /proc/self/cgroup says {seen:?}");
+        let expected = match before {
+            true => format!("0::/stepbox/{name}"),
+            false => "0::/".to_string(),
+        };
+        assert_eq!(seen, expected);
+    }
     cgroup.remove();
 }
 
@@ -425,12 +478,23 @@ struct Waiting {
 
 impl Waiting {
     fn fork(body: impl FnOnce() -> i32) -> Waiting {
+        Waiting::fork_then(false, body)
+    }
+
+    /// As [`Waiting::fork`]; with `new_cgroup_namespace`, the child makes
+    /// its cgroup namespace first, before it waits (and so before it joins).
+    fn fork_then(new_cgroup_namespace: bool, body: impl FnOnce() -> i32) -> Waiting {
         let (go_read, go_write) = nix::unistd::pipe().unwrap();
         // SAFETY: the child only reads a pipe, runs `body` (plain system
         // calls) and _exits.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
                 drop(go_write);
+                // SAFETY: a plain system call.
+                if new_cgroup_namespace && unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+                    // SAFETY: ends the forked child.
+                    unsafe { libc::_exit(101) };
+                }
                 let mut byte = 0u8;
                 // SAFETY: a read into a byte on the stack, then _exit.
                 unsafe {
@@ -454,7 +518,11 @@ impl Waiting {
 
     /// A child made by clone3(2) straight into the cgroup `dir`, that waits
     /// for the go byte and exits 0.
-    fn clone3_into(dir: &std::os::fd::OwnedFd) -> Waiting {
+    fn clone3_into(
+        dir: &std::os::fd::OwnedFd,
+        flags: u64,
+        report: &std::os::fd::OwnedFd,
+    ) -> Waiting {
         #[repr(C)]
         #[derive(Default)]
         struct CloneArgs {
@@ -473,13 +541,15 @@ impl Waiting {
         const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
         let (go_read, go_write) = nix::unistd::pipe().unwrap();
         let args = CloneArgs {
-            flags: CLONE_INTO_CGROUP,
+            flags: CLONE_INTO_CGROUP | flags,
             exit_signal: libc::SIGCHLD as u64,
             cgroup: std::os::fd::AsRawFd::as_raw_fd(dir) as u64,
             ..CloneArgs::default()
         };
+        let report = std::os::fd::AsRawFd::as_raw_fd(report);
         // SAFETY: clone3 without CLONE_VM and without a stack is fork(2); the
-        // child only reads a pipe and _exits.
+        // child only reads its /proc/self/cgroup into a buffer on its stack,
+        // writes it to the report pipe, reads the go pipe and _exits.
         let pid = unsafe {
             libc::syscall(
                 libc::SYS_clone3,
@@ -489,12 +559,16 @@ impl Waiting {
         };
         assert!(pid >= 0, "clone3: {}", std::io::Error::last_os_error());
         if pid == 0 {
-            let mut byte = 0u8;
+            let mut buffer = [0u8; 512];
             // SAFETY: as above.
             unsafe {
+                let fd = libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY);
+                let n = libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len());
+                libc::write(report, buffer.as_ptr().cast(), n.max(0) as usize);
+                libc::close(report);
                 libc::read(
                     std::os::fd::AsRawFd::as_raw_fd(&go_read),
-                    (&mut byte as *mut u8).cast(),
+                    buffer.as_mut_ptr().cast(),
                     1,
                 );
                 libc::_exit(0);
