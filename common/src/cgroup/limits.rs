@@ -44,6 +44,11 @@ pub struct LimitFlags {
 }
 
 impl LimitFlags {
+    /// The limits these flags ask for, checked against this machine's CPUs.
+    pub fn limits_here(&self) -> Result<Limits> {
+        self.limits(online_cpus())
+    }
+
     /// The limits these flags ask for, checked; `cpus_online` is how many
     /// CPUs `--cpus` may ask for (Docker's upper bound).
     pub fn limits(&self, cpus_online: usize) -> Result<Limits> {
@@ -116,6 +121,17 @@ impl Pids {
             Pids::Limit(n) => n.to_string(),
         }
     }
+}
+
+/// How many CPUs are online (sysconf(_SC_NPROCESSORS_ONLN)): the most
+/// `--cpus` may ask for, as in Docker.
+pub fn online_cpus() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+        .ok()
+        .flatten()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
 }
 
 fn refuse(flag: &str, value: &str, why: &str) -> Error {
@@ -406,6 +422,49 @@ mod tests {
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(shares_to_weight(1024), 39);
         assert_eq!(shares_to_weight(0), 0);
+    }
+
+    #[test]
+    fn the_flags_fit_into_run_beside_dockers_others() {
+        use clap::{CommandFactory, FromArgMatches};
+        type Cli = crate::lifecycle::Cli<LimitFlags>;
+        let command = crate::cli::with_volume_flag(Cli::command()).name("ch7-cgroups");
+        command.clone().debug_assert();
+        let argv = [
+            "ch7-cgroups",
+            "run",
+            "-m",
+            "32m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "-1",
+            "-c",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "-v",
+            "/a:/b",
+            "busybox",
+            "sh",
+        ];
+        let matches = command.try_get_matches_from(argv).unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let Some(crate::lifecycle::Verb::Run(run)) = cli.command else {
+            panic!("not a run");
+        };
+        let limits = run.chapter.limits(2).unwrap();
+        assert_eq!(limits.memory, Some(32 << 20));
+        assert_eq!(limits.cpus.unwrap().cpu_max(), "50000 100000");
+        assert_eq!(limits.pids, Some(Pids::Max));
+        assert_eq!(limits.cpu_shares, Some(512));
+        assert_eq!(limits.cpuset_cpus.as_deref(), Some("0"));
+        assert_eq!(run.volumes, ["/a:/b"]);
+    }
+
+    #[test]
+    fn at_least_one_cpu_is_online() {
+        assert!(online_cpus() >= 1);
     }
 
     #[test]
