@@ -24,9 +24,12 @@ fi
 # bsdtar (libarchive-tools) read commits back, getcap (libcap2-bin) reads file
 # capabilities; tests/subids.rs: uidmap's setuid newuidmap/newgidmap for
 # rootless runs with subordinate ids; tests/escape_lab.rs: gcc and libc6-dev's
-# static libc build the escape lab's C program). As root, what is missing is installed; as an ordinary user,
-# a test whose tool is missing fails with the install line.
-packages=(skopeo umoci podman xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin uidmap gcc libc6-dev)
+# static libc build the escape lab's C program; tests/cgroup_guest.rs: qemu-system-x86
+# boots the cgroup-v2 guest of scripts/guest.sh, kmod's depmod indexes its kernel's
+# modules, python3-venv holds virtme-ng). As root, what is missing is installed; as an
+# ordinary user, a test whose tool is missing fails with the install line.
+packages=(skopeo umoci podman xz-utils bzip2 mmdebstrap libarchive-tools tar libcap2-bin uidmap
+  gcc libc6-dev qemu-system-x86 kmod python3-venv)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
@@ -41,6 +44,11 @@ fi
 for tool in unshare dpkg-deb apt-get; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (Debian/Ubuntu ship it)" >&2; exit 1; }
 done
+
+# The cgroup-v2 guest's kernel, virtme-ng and busybox, cached under target/guest/ (the
+# kernel is fetched with apt-get download and unpacked there, never installed). Where
+# it cannot be had, scripts/guest.sh says why and tests/cgroup_guest.rs is skipped.
+scripts/guest.sh provision >/dev/null || true
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

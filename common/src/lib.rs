@@ -23,7 +23,9 @@
 //! | named containers, state, locks, listing   | [`container`]   | ch5           |
 //! | the container verbs; what a chapter adds  | [`lifecycle`]   | ch5           |
 //! | caps, no_new_privs, masks, seccomp        | [`security`]    | ch6           |
+//! | cgroups: memory, cpu and pids limits      | [`cgroup`]      | ch7           |
 
+pub mod cgroup;
 pub mod cli;
 pub mod container;
 pub mod dataroot;

@@ -1,0 +1,246 @@
+//! cgroup v1: one tree per controller, each its own mount under
+//! /sys/fs/cgroup (ch7, on hybrid and legacy hosts, as runc does there).
+//! The container gets a directory in each tree, and its pid is written
+//! into each one's `cgroup.procs`.
+//!
+//! ```text
+//! /sys/fs/cgroup/            (a tmpfs)
+//! ├── memory/stepbox/web/    memory.limit_in_bytes, memory.memsw.limit_in_bytes,
+//! │                          memory.oom_control, memory.usage_in_bytes
+//! ├── cpu/stepbox/web/       cpu.cfs_period_us, cpu.cfs_quota_us, cpu.shares
+//! ├── cpuacct/stepbox/web/   cpuacct.usage
+//! ├── pids/stepbox/web/      pids.max, pids.current
+//! └── unified/               (hybrid: cgroup2, with no controllers)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use super::{keyed_value, mkdir, read_file, read_number, write_file, Cgroup, Hierarchy, Limits};
+use crate::error::{quote, Error, Result};
+use crate::narrate;
+
+/// The v1 controllers a container's cgroup is made in (cpuset only when
+/// asked for: its cgroups take no process until cpus and mems are set).
+const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+
+/// A file that only controller `controller`'s cgroups have.
+fn marker(controller: &str) -> &'static str {
+    match controller {
+        "memory" => "memory.limit_in_bytes",
+        "cpu" => "cpu.cfs_quota_us",
+        "cpuacct" => "cpuacct.usage",
+        "pids" => "pids.max",
+        "cpuset" => "cpuset.cpus",
+        _ => "cgroup.procs",
+    }
+}
+
+/// The controller trees mounted under `base`, each once: distros often
+/// mount cpu and cpuacct together as `cpu,cpuacct`, with `cpu` and
+/// `cpuacct` symlinks to it.
+pub fn trees(base: &Path, cpuset: bool) -> Vec<(&'static str, PathBuf)> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut trees = Vec::new();
+    let extra: &[&'static str] = if cpuset { &["cpuset"] } else { &[] };
+    for controller in CONTROLLERS.iter().chain(extra) {
+        let tree = base.join(controller);
+        let Ok(real) = tree.canonicalize() else {
+            continue;
+        };
+        if !real.is_dir() || seen.contains(&real) {
+            continue;
+        }
+        seen.push(real);
+        trees.push((*controller, tree));
+    }
+    trees
+}
+
+/// Of a v1 cgroup's directories, the one of `controller`.
+pub fn dir_for<'a>(dirs: &'a [PathBuf], controller: &str) -> Option<&'a Path> {
+    dirs.iter()
+        .map(PathBuf::as_path)
+        .find(|dir| dir.join(marker(controller)).exists())
+}
+
+/// The controllers the limits need mounted.
+fn needed(limits: &Limits) -> Vec<&'static str> {
+    let mut needed = Vec::new();
+    if limits.memory.is_some() {
+        needed.push("memory");
+    }
+    if limits.cpus.is_some() || limits.cpu_shares.is_some() {
+        needed.push("cpu");
+    }
+    if limits.pids.is_some() {
+        needed.push("pids");
+    }
+    if limits.cpuset_cpus.is_some() {
+        needed.push("cpuset");
+    }
+    needed
+}
+
+/// Make `<tree>/<parent>/stepbox/<name>` in every controller tree.
+pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgroup> {
+    let trees = trees(&hierarchy.base, limits.cpuset_cpus.is_some());
+    for controller in needed(limits) {
+        // A tree's root may lack the controller's files (the root has no pids.max).
+        if !hierarchy.base.join(controller).is_dir() {
+            return Err(Error::Invalid(format!(
+                "this host mounts no v1 {controller} controller under {}, so that limit cannot be set: \
+                 mount -t cgroup -o {controller} cgroup {}/{controller}",
+                quote(&hierarchy.base),
+                hierarchy.base.display()
+            )));
+        }
+    }
+    let mut cgroup = Cgroup {
+        mode: hierarchy.mode,
+        name: name.to_string(),
+        dirs: Vec::new(),
+        stepbox_dirs: Vec::new(),
+    };
+    for (controller, tree) in &trees {
+        let stepbox = tree.join(&hierarchy.parent).join(super::STEPBOX_DIR);
+        let dir = stepbox.join(name);
+        let made = mkdir(&stepbox)
+            .and_then(|()| init_cpuset(controller, &stepbox))
+            .and_then(|()| mkdir(&dir))
+            .and_then(|()| init_cpuset(controller, &dir));
+        cgroup.stepbox_dirs.push(stepbox);
+        if let Err(error) = made {
+            return Err(error.with_cleanup(cgroup.remove()));
+        }
+        cgroup.dirs.push(dir);
+    }
+    Ok(cgroup)
+}
+
+/// A new v1 cpuset cgroup has empty cpuset.cpus and cpuset.mems, and takes
+/// no process until both are set: copy them from its parent.
+fn init_cpuset(controller: &str, dir: &Path) -> Result<()> {
+    if controller != "cpuset" {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(dir);
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        if read_file(&dir.join(file))?.trim().is_empty() {
+            let value = read_file(&parent.join(file))?;
+            write_file(&dir.join(file), value.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the limits into the v1 files: memory.limit_in_bytes, then
+/// memory.memsw.limit_in_bytes to the same (memory + swap may not exceed
+/// memory: no swap; it must come second, as memsw may never be below the
+/// memory limit), cpu.cfs_period_us and cpu.cfs_quota_us, pids.max,
+/// cpuset.cpus, cpu.shares.
+pub fn apply(cgroup: &Cgroup, limits: &Limits) -> Result<()> {
+    let dir = |controller: &str| {
+        cgroup.dir_for(controller).ok_or_else(|| {
+            Error::Invalid(format!(
+                "this host has no v1 {controller} controller for {}'s cgroup",
+                cgroup.name
+            ))
+        })
+    };
+    if let Some(bytes) = limits.memory {
+        let memory = dir("memory")?;
+        write_file(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
+        let memsw = memory.join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            write_file(&memsw, &bytes.to_string())?;
+        } else {
+            crate::detail!(
+                7,
+                "no memory.memsw.limit_in_bytes: swap is not accounted (boot with swapaccount=1 to turn it off per cgroup)"
+            );
+        }
+    }
+    if let Some(quota) = limits.cpus {
+        let cpu = dir("cpu")?;
+        write_file(&cpu.join("cpu.cfs_period_us"), &quota.period_us.to_string())?;
+        write_file(&cpu.join("cpu.cfs_quota_us"), &quota.quota_us.to_string())?;
+    }
+    if let Some(pids) = limits.pids {
+        write_file(&dir("pids")?.join("pids.max"), &pids.file_value())?;
+    }
+    if let Some(cpus) = &limits.cpuset_cpus {
+        write_file(&dir("cpuset")?.join("cpuset.cpus"), cpus)?;
+    }
+    if let Some(shares) = limits.cpu_shares {
+        write_file(&dir("cpu")?.join("cpu.shares"), &shares.to_string())?;
+    }
+    Ok(())
+}
+
+/// The OOM kills in a v1 memory cgroup: memory.oom_control's oom_kill
+/// (Linux 4.13+); on older kernels, 1 if the limit was ever hit (failcnt).
+pub fn oom_kills(dir: &Path) -> Result<u64> {
+    let control = read_file(&dir.join("memory.oom_control"))?;
+    if let Some(kills) = keyed_value(&control, "oom_kill") {
+        return Ok(kills);
+    }
+    narrate!(
+        7,
+        "/* no oom_kill count in memory.oom_control: reading memory.failcnt */"
+    );
+    Ok(read_number(&dir.join("memory.failcnt"))?.map_or(0, |n| u64::from(n > 0)))
+}
+
+/// v1 shows "no limit" as a huge number (PAGE_COUNTER_MAX pages).
+fn limit(value: Option<u64>) -> Option<u64> {
+    value.filter(|&n| n < 1 << 62)
+}
+
+/// memory.usage_in_bytes, cpuacct.usage (ns), cpu.stat's throttled_time
+/// (ns), pids.current.
+pub fn stats(cgroup: &Cgroup) -> Result<super::Stats> {
+    let mut stats = super::Stats::default();
+    if let Some(memory) = cgroup.dir_for("memory") {
+        stats.memory_bytes = read_number(&memory.join("memory.usage_in_bytes"))?;
+        stats.memory_limit = limit(read_number(&memory.join("memory.limit_in_bytes"))?);
+    }
+    if let Some(cpuacct) = cgroup.dir_for("cpuacct") {
+        stats.cpu_usec = read_number(&cpuacct.join("cpuacct.usage"))?.map(|ns| ns / 1000);
+    }
+    if let Some(cpu) = cgroup.dir_for("cpu") {
+        let stat = super::read_optional(&cpu.join("cpu.stat"))?.unwrap_or_default();
+        stats.throttled_usec = keyed_value(&stat, "throttled_time").map(|ns| ns / 1000);
+    }
+    if let Some(pids) = cgroup.dir_for("pids") {
+        stats.pids = read_number(&pids.join("pids.current"))?;
+        stats.pids_limit = read_number(&pids.join("pids.max"))?;
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn each_directory_is_known_by_its_controllers_files() {
+        let base = tempfile::tempdir().unwrap();
+        let memory = base.path().join("memory/stepbox/web");
+        let pids = base.path().join("pids/stepbox/web");
+        for (dir, file) in [(&memory, "memory.limit_in_bytes"), (&pids, "pids.max")] {
+            fs::create_dir_all(dir).unwrap();
+            fs::write(dir.join(file), "").unwrap();
+        }
+        let dirs = vec![memory.clone(), pids.clone()];
+        assert_eq!(dir_for(&dirs, "memory"), Some(memory.as_path()));
+        assert_eq!(dir_for(&dirs, "pids"), Some(pids.as_path()));
+        assert_eq!(dir_for(&dirs, "cpu"), None);
+    }
+
+    #[test]
+    fn no_limit_is_a_huge_number_in_v1() {
+        assert_eq!(limit(Some(9_223_372_036_854_771_712)), None);
+        assert_eq!(limit(Some(33_554_432)), Some(33_554_432));
+    }
+}
