@@ -9,8 +9,8 @@
 //! clone3 or after joining, and a rootless user limits a delegated cgroup.
 //!
 //! The guest boots once for the whole suite: `cgroup_v2_limits_hold_in_a_v2_guest`
-//! re-runs this test binary there with only `in_guest`, which holds every
-//! guest-side check.
+//! re-runs this test binary there with only itself, which in the guest
+//! makes every guest-side check (`in_guest`).
 
 mod support;
 
@@ -50,16 +50,26 @@ const DELEGATED: &str = "/sys/fs/cgroup/stepbox-test-delegated";
 /// nobody, the user the rootless checks run as.
 const NOBODY: u32 = 65534;
 
+/// The test that boots the guest. It has three parts, one per process:
+/// on the host it boots the guest and runs this very test there; in the
+/// guest, as root, it makes every check ([`in_guest`]); and, started again
+/// by that as nobody (STEPBOX_ROOTLESS_IN), the rootless half
+/// ([`rootless_in_guest`]). One test, so the suite counts it once.
 #[test]
 fn cgroup_v2_limits_hold_in_a_v2_guest() {
+    if let Some(delegated) = std::env::var_os("STEPBOX_ROOTLESS_IN") {
+        return rootless_in_guest(Path::new(&delegated));
+    }
     if guest::in_guest() {
-        return; // the guest runs `in_guest` alone; never this
+        return in_guest();
     }
     let started = Instant::now();
-    let run = match guest::run(&guest::test_binary_in_guest("in_guest")) {
+    let run = match guest::run(&guest::test_binary_in_guest(
+        "cgroup_v2_limits_hold_in_a_v2_guest",
+    )) {
         Ok(run) => run,
         Err(why) => {
-            eprintln!("skipped: no cgroup-v2 guest: {why}");
+            support::skip(&format!("no cgroup-v2 guest: {why}"));
             return;
         }
     };
@@ -81,12 +91,7 @@ fn cgroup_v2_limits_hold_in_a_v2_guest() {
 }
 
 /// Every guest-side check, in one test so that the guest boots once.
-#[test]
 fn in_guest() {
-    if !guest::in_guest() {
-        eprintln!("skipped: runs only inside the guest of cgroup_v2_limits_hold_in_a_v2_guest");
-        return;
-    }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let cgroup_mounts: Vec<&str> = mounts.lines().filter(|l| l.contains(" - cgroup")).collect();
     assert_eq!(cgroup_mounts.len(), 1, "{cgroup_mounts:?}");
@@ -142,7 +147,7 @@ fn rootless_limits_hold_in_a_delegated_cgroup() {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "rootless_in_guest",
+            "cgroup_v2_limits_hold_in_a_v2_guest",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -161,12 +166,7 @@ fn rootless_limits_hold_in_a_delegated_cgroup() {
 }
 
 /// The rootless half, started by `in_guest` as root with STEPBOX_ROOTLESS_IN.
-#[test]
-fn rootless_in_guest() {
-    let Some(delegated) = std::env::var_os("STEPBOX_ROOTLESS_IN") else {
-        eprintln!("skipped: runs only inside the guest, started by in_guest");
-        return;
-    };
+fn rootless_in_guest(delegated: &Path) {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     narrate();
     let (root, nobody) = (Uid::from_raw(0), Uid::from_raw(NOBODY));
@@ -207,12 +207,14 @@ fn cgroup_v1_limits_hold_on_a_hybrid_host() {
     match mode {
         Ok(Mode::V1 { .. }) => {}
         other => {
-            eprintln!("skipped: this host is not cgroup v1 ({other:?}): the guest test covers v2");
+            support::skip(&format!(
+                "this host is not cgroup v1 ({other:?}): the guest test covers v2"
+            ));
             return;
         }
     }
     if !support::suite_is_root() {
-        eprintln!("skipped: cgroup v1 limits need root");
+        support::skip("cgroup v1 limits need root");
         return;
     }
     narrate();

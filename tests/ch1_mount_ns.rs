@@ -533,7 +533,7 @@ fn sigterm_to_the_parent_is_passed_to_the_command() {
 #[test]
 fn rootless_a_refused_user_namespace_is_one_line_and_125() {
     if !support::suite_is_root() {
-        eprintln!("skipped: chroot needs the suite to run as root");
+        support::skip("chroot needs the suite to run as root");
         return;
     }
     let sandbox = Sandbox::new(Who::Unprivileged);

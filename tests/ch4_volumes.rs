@@ -579,7 +579,7 @@ fn reserved_paths_are_whole_components_procs_is_an_ordinary_target() {
 #[test]
 fn rootless_volumes_cannot_get_around_host_permissions() {
     if !support::suite_is_root() {
-        eprintln!("skipped: only root can make directories the test user may not use");
+        support::skip("only root can make directories the test user may not use");
         return;
     }
     use std::os::unix::fs::PermissionsExt;

@@ -207,7 +207,7 @@ root_and_rootless!(claim_a_shared_root_is_explained:
 #[test]
 fn a_real_shared_root_explains_pivot_root_einval() {
     if !support::suite_is_root() {
-        eprintln!("skipped: unshare -m needs root");
+        support::skip("unshare -m needs root");
         return;
     }
     let sandbox = Sandbox::new(Who::Caller);

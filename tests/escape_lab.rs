@@ -1,24 +1,30 @@
 //! The escape lab (docs/ch6-security.md#the-escape-lab): every known way out
-//! that chapter 5 leaves open, tried from inside a container by a small C
-//! program (tests/support/escapes.c, built here with `gcc -static`), against
-//! ch5 (where the holes are open), ch6 as root and rootless (where each must
-//! be closed) and ch6 `--privileged` (open again). Nothing destructive: see
-//! the program's header.
+//! that chapter 5 leaves open, tried from inside a container by the product
+//! itself, `run --try-escapes` (common/src/security/lab.rs), against ch5
+//! (where the holes are open), ch6 as root and rootless (where each must be
+//! closed) and ch6 `--privileged` (open again); every row of its table is
+//! asserted. Nothing destructive: see the module's header.
 //!
 //! A row the machine cannot run (a kernel without /proc/sysrq-trigger, a
-//! disk the host itself may not open) says NOT-RUN and is never counted as
-//! contained: its test says it is skipped.
+//! disk the host itself may not open, no terminal) says NOT-RUN and is never
+//! counted as contained: its test prints that it is skipped.
+//!
+//! `exec` has no `--try-escapes`: a small C program with the same attempts
+//! (tests/support/escapes.c, built here with `gcc -static`) is run by `exec`
+//! into a ch6 container, and tries the system calls whose arguments
+//! Docker's profile filters (`escapes --syscalls`).
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use support::{assert_mount_table_unchanged, mount_table, Sandbox, Who};
+use support::{assert_mount_table_unchanged, mount_table, open_pty, Sandbox, Who};
 
 const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 const CH6: &str = env!("CARGO_BIN_EXE_ch6-security");
@@ -52,8 +58,9 @@ struct Row {
 
 type Table = BTreeMap<String, Row>;
 
-/// A sandbox with busybox and the lab: `lab/secret`, a host file outside
-/// the volume `lab/vol`, which holds the program.
+/// For `exec`, which has no `--try-escapes`: a sandbox with busybox and
+/// the C lab: `lab/secret`, a host file outside the volume `lab/vol`, which
+/// holds the program.
 struct Lab {
     sandbox: Sandbox,
     vol: PathBuf,
@@ -88,19 +95,6 @@ impl Lab {
             vol,
             handle,
         }
-    }
-
-    /// Run the lab in a container of `bin` (with `flags` before the image).
-    fn run(&self, bin: &str, flags: &[&str]) -> Table {
-        let volume = format!("{}:/lab:ro", self.vol.display());
-        let pid = std::process::id().to_string();
-        let mut args = vec!["-q", "run", "--rm", "-v", &volume];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&["busybox", "/lab/escapes", "/lab"]);
-        args.extend_from_slice(&[&self.handle.0, &self.handle.1, &self.block_device, &pid]);
-        let out = self.sandbox.run(bin, &args);
-        out.assert_ok();
-        parse(&out.stdout)
     }
 }
 
@@ -161,20 +155,27 @@ fn assert_contained(table: &Table, names: &[&str]) {
     }
 }
 
-/// Assert that each of `names` ESCAPED (or cannot run here: skipped).
-fn assert_escaped(table: &Table, names: &[&str]) {
-    for name in names {
-        let row = row(table, name);
-        match row.verdict.as_str() {
-            "ESCAPED" => {}
-            "NOT-RUN" => eprintln!("skipped: {name} cannot run on this machine: {}", row.proof),
-            _ => panic!("{name} did not escape: {}\n{table:#?}", row.proof),
-        }
-    }
-}
+/// Every row `--try-escapes` prints, in its order.
+const ROWS: [&str; 15] = [
+    "open_by_handle_at",
+    "mknod-block-device",
+    "mknod-dev-kmsg",
+    "core_pattern",
+    "sysrq-trigger",
+    "drop_caches",
+    "mount-sysfs",
+    "mount-cgroup2",
+    "mount-proc",
+    "cap-sys-module",
+    "cap-sys-time",
+    "cap-net-admin",
+    "tiocsti",
+    "ptrace-outside",
+    "remount-ro-volume",
+];
 
-/// The holes chapter 6 closes, which are open in chapter 5 as root.
-const CLOSED_BY_CH6: [&str; 10] = [
+/// The rows of tests/support/escapes.c (for `exec`).
+const C_ROWS: [&str; 11] = [
     "open_by_handle_at",
     "mknod-block-device",
     "mknod-dev-kmsg",
@@ -185,16 +186,138 @@ const CLOSED_BY_CH6: [&str; 10] = [
     "mount-cgroup2",
     "mount-proc",
     "host-capabilities",
+    "remount-ro-volume",
 ];
 
-/// ch6 as `who`: the lab's rows `names` are contained, and the host's
-/// mount table is as it was.
-fn ch6_contains(who: Who, names: &[&str]) {
-    let lab = Lab::new(who);
+/// The holes chapter 6 closes, which are open in chapter 5 as root.
+const CLOSED_BY_CH6: [&str; 13] = [
+    "open_by_handle_at",
+    "mknod-block-device",
+    "mknod-dev-kmsg",
+    "core_pattern",
+    "sysrq-trigger",
+    "drop_caches",
+    "mount-sysfs",
+    "mount-cgroup2",
+    "mount-proc",
+    "cap-sys-module",
+    "cap-sys-time",
+    "cap-net-admin",
+    "remount-ro-volume",
+];
+
+/// A sandbox with busybox and `lab/vol`, the directory given as a `:ro`
+/// volume (on the host's disk, beside `lab/secret`).
+fn lab_sandbox(who: Who) -> (Sandbox, String) {
+    let sandbox = Sandbox::new(who);
+    sandbox.with_busybox();
+    let vol = sandbox.path().join("lab/vol");
+    fs::create_dir_all(&vol).unwrap();
+    fs::write(sandbox.path().join("lab/secret"), "stepbox-host-secret\n").unwrap();
+    let volume = format!("{}:/lab:ro", vol.display());
+    (sandbox, volume)
+}
+
+/// `bin run --rm --try-escapes -v lab/vol:/lab:ro FLAGS busybox`, as `who`:
+/// its table, checked to hold every row once, and the host's mount table
+/// checked unchanged.
+fn try_escapes(bin: &str, who: Who, flags: &[&str]) -> Table {
+    let (sandbox, volume) = lab_sandbox(who);
     let before = mount_table();
-    let table = lab.run(CH6, &[]);
-    assert_contained(&table, names);
+    let mut args = vec!["-q", "run", "--rm", "--try-escapes", "-v", &volume];
+    args.extend_from_slice(flags);
+    args.push("busybox");
+    let out = sandbox.run(bin, &args);
+    out.assert_ok();
     assert_mount_table_unchanged(&before);
+    lab_table(&out.stdout)
+}
+
+/// The rows of a `--try-escapes` table: `ID VERDICT TRIED FROM`, the proof
+/// on the next line, indented. Every row is there, in order.
+fn lab_table(stdout: &str) -> Table {
+    let lines: Vec<&str> = stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let mut table = Table::new();
+    let mut order = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let mut words = line.split_whitespace();
+        let (Some(id), Some(verdict)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if line.starts_with(' ') || !["ESCAPED", "CONTAINED", "NOT-RUN"].contains(&verdict) {
+            continue;
+        }
+        let proof = lines.get(i + 1).map_or("", |l| l.trim()).to_string();
+        order.push(id.to_string());
+        table.insert(
+            id.to_string(),
+            Row {
+                verdict: verdict.to_string(),
+                proof,
+            },
+        );
+    }
+    assert_eq!(order, ROWS, "the lab's rows, in order:\n{stdout}");
+    table
+}
+
+/// Run `bin`'s lab with its stdout and stderr on a pty of the test's, and
+/// its stdin on that pty too (`interactive`) or /dev/null: the table, read
+/// from the pty.
+fn try_escapes_on_a_terminal(bin: &str, who: Who, interactive: bool) -> Table {
+    let (sandbox, volume) = lab_sandbox(who);
+    let (master, slave) = open_pty(24, 200);
+    let mut command = sandbox.command(
+        bin,
+        &[
+            "-q",
+            "run",
+            "--rm",
+            "--try-escapes",
+            "-v",
+            &volume,
+            "busybox",
+        ],
+    );
+    let stdin = if interactive {
+        Stdio::from(slave.try_clone().unwrap())
+    } else {
+        Stdio::null()
+    };
+    command
+        .stdin(stdin)
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    let mut child = command.spawn().unwrap();
+    drop(command);
+    drop(slave);
+    let mut screen = Vec::new();
+    let mut master = fs::File::from(master);
+    let mut buffer = [0u8; 4096];
+    // EIO once the last holder of the slave has closed it.
+    while let Ok(n) = master.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        screen.extend_from_slice(&buffer[..n]);
+    }
+    let status = child.wait().unwrap();
+    let screen = String::from_utf8_lossy(&screen).into_owned();
+    assert!(status.success(), "{status}: {screen}");
+    lab_table(&screen)
+}
+
+/// `bin`'s lab as `who`: each row of `names` has `verdict`. A NOT-RUN row
+/// is reported as skipped, never counted either way.
+fn assert_rows(table: &Table, names: &[&str], verdict: &str) {
+    for name in names {
+        let row = row(table, name);
+        match row.verdict.as_str() {
+            v if v == verdict => {}
+            "NOT-RUN" => eprintln!("skipped: {name} cannot run on this machine: {}", row.proof),
+            other => panic!("{name}: {other}, not {verdict}: {}\n{table:#?}", row.proof),
+        }
+    }
 }
 
 fn skip_unless_root() -> bool {
@@ -210,22 +333,39 @@ fn ch5_leaves_every_hole_open_as_root() {
     if skip_unless_root() {
         return;
     }
-    let table = Lab::new(Who::Caller).run(CH5, &[]);
-    assert_escaped(&table, &CLOSED_BY_CH6);
-    assert_escaped(&table, &["remount-ro-volume"]);
+    let table = try_escapes(CH5, Who::Caller, &[]);
+    assert_rows(&table, &CLOSED_BY_CH6, "ESCAPED");
+    assert_rows(&table, &["ptrace-outside"], "CONTAINED");
+    let shocker = &row(&table, "open_by_handle_at").proof;
     assert!(
-        row(&table, "open_by_handle_at")
-            .proof
-            .contains("stepbox-host-secret"),
-        "{table:#?}"
+        shocker.contains("outside the volume") && shocker.contains("etc/passwd"),
+        "{shocker}"
     );
+    let remount = &row(&table, "remount-ro-volume").proof;
+    assert!(remount.ends_with("remounted read-only again"), "{remount}");
 }
 
 #[test]
 fn rootless_ch5_still_lets_a_ro_volume_be_remounted_read_write() {
-    let table = Lab::new(Who::Unprivileged).run(CH5, &[]);
-    assert_escaped(&table, &["remount-ro-volume"]);
+    // Rootless, the user namespace closes most holes; not these two.
+    let table = try_escapes(CH5, Who::Unprivileged, &[]);
+    let open = ["remount-ro-volume", "mount-proc"];
+    assert_rows(&table, &open, "ESCAPED");
+    let closed: Vec<&str> = ROWS.iter().copied().filter(|r| !open.contains(r)).collect();
+    assert_rows(&table, &closed, "CONTAINED");
 }
+
+/// ch6 as `who`: the lab's rows `names` are contained.
+fn ch6_contains(who: Who, names: &[&str]) {
+    let table = try_escapes(CH6, who, &[]);
+    assert_rows(&table, names, "CONTAINED");
+}
+
+fn every_escape(who: Who) {
+    ch6_contains(who, &ROWS);
+}
+root_and_rootless!(every_escape: ch6_contains_every_escape_of_the_lab,
+    rootless_ch6_contains_every_escape_of_the_lab);
 
 fn open_by_handle_at(who: Who) {
     ch6_contains(who, &["open_by_handle_at"]);
@@ -252,7 +392,7 @@ root_and_rootless!(mounts: sysfs_cgroup2_and_a_new_proc_cannot_be_mounted,
     rootless_sysfs_cgroup2_and_a_new_proc_cannot_be_mounted);
 
 fn capabilities(who: Who) {
-    ch6_contains(who, &["host-capabilities"]);
+    ch6_contains(who, &["cap-sys-module", "cap-sys-time", "cap-net-admin"]);
 }
 root_and_rootless!(capabilities: no_capability_to_load_modules_set_the_clock_or_administer_the_network,
     rootless_no_capability_to_load_modules_set_the_clock_or_administer_the_network);
@@ -264,23 +404,88 @@ root_and_rootless!(ro_volume: a_ro_volume_cannot_be_remounted_read_write,
     rootless_a_ro_volume_cannot_be_remounted_read_write);
 
 #[test]
-fn no_terminal_to_inject_into_and_no_process_outside_to_trace() {
-    // Closed since chapters 1 and 2 (setsid, a pid namespace): in ch5 too.
-    let lab = Lab::new(Who::Caller);
-    for bin in [CH5, CH6] {
-        let table = lab.run(bin, &[]);
-        assert_contained(&table, &["tiocsti", "ptrace-outside"]);
-    }
-}
-
-#[test]
 fn privileged_opens_every_hole_again() {
     if skip_unless_root() {
         return;
     }
-    let table = Lab::new(Who::Caller).run(CH6, &["--privileged"]);
-    assert_escaped(&table, &CLOSED_BY_CH6);
-    assert_escaped(&table, &["remount-ro-volume"]);
+    let ch5 = try_escapes(CH5, Who::Caller, &[]);
+    let privileged = try_escapes(CH6, Who::Caller, &["--privileged"]);
+    assert_rows(&privileged, &CLOSED_BY_CH6, "ESCAPED");
+    for name in ROWS {
+        assert_eq!(
+            row(&privileged, name).verdict,
+            row(&ch5, name).verdict,
+            "{name}: ch6 --privileged and ch5 differ\n{privileged:#?}\n{ch5:#?}"
+        );
+    }
+}
+
+fn ptrace(who: Who) {
+    // Closed since chapter 2: the pid namespace gives the host's processes no pid.
+    for bin in [CH5, CH6] {
+        let table = try_escapes(bin, who, &[]);
+        assert_rows(&table, &["ptrace-outside"], "CONTAINED");
+        let proof = &row(&table, "ptrace-outside").proof;
+        assert!(proof.contains("ESRCH"), "{proof}");
+    }
+}
+root_and_rootless!(ptrace: no_process_outside_to_trace_in_ch5_already,
+    rootless_no_process_outside_to_trace_in_ch5_already);
+
+#[test]
+fn without_a_terminal_the_tiocsti_row_is_not_run() {
+    let table = try_escapes(CH6, Who::Caller, &[]);
+    assert_eq!(row(&table, "tiocsti").verdict, "NOT-RUN", "{table:#?}");
+}
+
+#[test]
+fn ch5_root_can_type_into_the_callers_terminal_when_its_output_goes_there() {
+    if skip_unless_root() {
+        return;
+    }
+    // stdin /dev/null, stdout the caller's terminal: no pty of its own, no
+    // controlling terminal (setsid), but CAP_SYS_ADMIN lets TIOCSTI
+    // through to any terminal it holds.
+    let table = try_escapes_on_a_terminal(CH5, Who::Caller, false);
+    assert_rows(&table, &["tiocsti"], "ESCAPED");
+    assert!(
+        row(&table, "tiocsti").proof.contains("EFAULT"),
+        "{table:#?}"
+    );
+}
+
+fn tiocsti(who: Who) {
+    let table = try_escapes_on_a_terminal(CH6, who, false);
+    assert_rows(&table, &["tiocsti"], "CONTAINED");
+    assert!(row(&table, "tiocsti").proof.contains("EPERM"), "{table:#?}");
+    // Interactive, every chapter gives the container a pty of its own.
+    for bin in [CH5, CH6] {
+        let table = try_escapes_on_a_terminal(bin, who, true);
+        assert_rows(&table, &["tiocsti"], "CONTAINED");
+        let proof = &row(&table, "tiocsti").proof;
+        assert!(proof.contains("the container's own devpts"), "{proof}");
+    }
+}
+root_and_rootless!(tiocsti: ch6_cannot_type_into_the_callers_terminal,
+    rootless_ch6_cannot_type_into_the_callers_terminal);
+
+#[test]
+fn try_escapes_with_a_command_is_refused() {
+    let (sandbox, _) = lab_sandbox(Who::Caller);
+    let out = sandbox.run(
+        CH6,
+        &["-q", "run", "--rm", "--try-escapes", "busybox", "true"],
+    );
+    assert_eq!(out.code, Some(125), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("--try-escapes runs the escape lab instead of a command"),
+        "{out:?}"
+    );
+    assert!(
+        !sandbox.data_root().join("containers").exists()
+            || support::list_dir(&sandbox.data_root().join("containers")).is_empty()
+    );
 }
 
 #[test]
@@ -313,8 +518,7 @@ fn exec_into_a_ch6_container_is_contained_too() {
     );
     out.assert_ok();
     let table = parse(&out.stdout);
-    assert_contained(&table, &CLOSED_BY_CH6);
-    assert_contained(&table, &["remount-ro-volume"]);
+    assert_contained(&table, &C_ROWS);
     sandbox.run(CH6, &["-q", "rm", "-f", "lab"]).assert_ok();
 }
 

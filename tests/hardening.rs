@@ -58,7 +58,7 @@ fn someone_else(sandbox: &Sandbox) -> u32 {
 
 fn claim_data_root_owned_by_someone_else_is_refused(who: Who) {
     if !suite_is_root() {
-        eprintln!("skipped (needs root): an ordinary user cannot give a directory away");
+        support::skip("an ordinary user cannot give a directory away");
         return;
     }
     let sandbox = sandbox(who);
@@ -223,9 +223,7 @@ root_and_rootless!(claim_deep_tree_committed:
 #[test]
 fn a_run_that_cannot_remove_a_killed_runs_directory_never_fails_later_runs() {
     if !suite_is_root() {
-        eprintln!(
-            "skipped (needs root): the undeletable file is root's, in a data root of the test uid"
-        );
+        support::skip("the undeletable file is root's, in a data root of the test uid");
         return;
     }
     let sandbox = sandbox(Who::Unprivileged);
@@ -620,7 +618,7 @@ fn on_small_disk(sandbox: &Sandbox, size: &str, script: &str, args: &[&str]) -> 
 #[test]
 fn a_full_disk_during_unpack_is_not_called_a_refusal() {
     if !suite_is_root() {
-        eprintln!("skipped (needs root): mounting the small disk needs root");
+        support::skip("mounting the small disk needs root");
         return;
     }
     let sandbox = Sandbox::new(Who::Caller);
@@ -642,7 +640,7 @@ fn a_full_disk_during_unpack_is_not_called_a_refusal() {
 #[test]
 fn a_decompression_bomb_stops_before_the_disk_is_full() {
     if !suite_is_root() {
-        eprintln!("skipped: a_decompression_bomb_stops_before_the_disk_is_full mounts a small disk, which needs root");
+        support::skip("a_decompression_bomb_stops_before_the_disk_is_full mounts a small disk, which needs root");
         return;
     }
     let sandbox = Sandbox::new(Who::Caller);
@@ -685,7 +683,7 @@ fn a_decompression_bomb_stops_before_the_disk_is_full() {
 #[test]
 fn a_full_disk_during_commit_names_the_image_being_written() {
     if !suite_is_root() {
-        eprintln!("skipped (needs root): mounting the small disk needs root");
+        support::skip("mounting the small disk needs root");
         return;
     }
     let sandbox = Sandbox::new(Who::Caller);

@@ -750,7 +750,7 @@ fn a_tag_two_images_of_an_archive_share_is_refused_as_ambiguous() {
 #[test]
 fn podman_loads_a_saved_commit_with_its_id_and_tree() {
     if !support::suite_is_root() {
-        eprintln!("skipped (needs root): podman's rootful storage, in a directory of the test's");
+        support::skip("podman's rootful storage, in a directory of the test's");
         return;
     }
     let sandbox = sandbox(Who::Caller);

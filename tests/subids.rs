@@ -37,7 +37,7 @@ const REASON: &str = "/* one uid only: no range for you in /etc/subuid or /etc/s
 /// package: without it they fail, naming the install line.
 fn range_tests_can_run() -> bool {
     if !support::suite_is_root() {
-        eprintln!("skipped: a private /etc for the test uid needs root");
+        support::skip("a private /etc for the test uid needs root");
         return false;
     }
     for helper in ["/usr/bin/newuidmap", "/usr/bin/newgidmap"] {

@@ -124,6 +124,29 @@ pub fn unprivileged_id() -> u32 {
         .expect("no free uid in 61000..65000")
 }
 
+/// Say that the running test cannot run here, and why. It is printed and
+/// recorded (in STEPBOX_SKIP_LOG, which scripts/test.sh sets), and the
+/// suite's closing line counts the test as skipped, not passed. The
+/// caller returns right after.
+pub fn skip(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string();
+    eprintln!("skipped: {test}: {why}");
+    if let Some(log) = std::env::var_os("STEPBOX_SKIP_LOG") {
+        use std::io::Write;
+        let recorded = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log)
+            .and_then(|mut file| writeln!(file, "{test}\t{why}"));
+        if let Err(e) = recorded {
+            panic!("recording the skip of {test} in {log:?}: {e}");
+        }
+    }
+}
+
 /// True when the suite itself runs as root.
 pub fn suite_is_root() -> bool {
     nix::unistd::geteuid().is_root()
