@@ -307,22 +307,36 @@ fn try_escapes_on_a_terminal(bin: &str, who: Who, interactive: bool) -> Table {
     lab_table(&screen)
 }
 
-/// `bin`'s lab as `who`: each row of `names` has `verdict`. A NOT-RUN row
-/// is reported as skipped, never counted either way.
+/// Each row of `names` has `verdict`. A NOT-RUN row is printed as skipped,
+/// never counted either way; if every one of `names` is NOT-RUN, the test
+/// is recorded as skipped (support::skip).
 fn assert_rows(table: &Table, names: &[&str], verdict: &str) {
+    let mut not_run = Vec::new();
     for name in names {
         let row = row(table, name);
         match row.verdict.as_str() {
             v if v == verdict => {}
-            "NOT-RUN" => eprintln!("skipped: {name} cannot run on this machine: {}", row.proof),
+            "NOT-RUN" => {
+                eprintln!(
+                    "skipped row: {name} cannot run on this machine: {}",
+                    row.proof
+                );
+                not_run.push(*name);
+            }
             other => panic!("{name}: {other}, not {verdict}: {}\n{table:#?}", row.proof),
         }
+    }
+    if not_run.len() == names.len() {
+        support::skip(&format!(
+            "every row it asserts is NOT-RUN here: {}",
+            not_run.join(", ")
+        ));
     }
 }
 
 fn skip_unless_root() -> bool {
     if !support::suite_is_root() {
-        eprintln!("skipped: needs root (the holes are open to root only)");
+        support::skip("needs root (the holes are open to root only)");
         return true;
     }
     false

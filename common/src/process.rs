@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -356,6 +357,17 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
     })
 }
 
+/// `run --try-escapes` (ch5 onwards): set by the container's parent before
+/// the clone, so the child has it in its copy of our memory. Every chapter's
+/// story then runs as written, up to [`Command::exec`], which tries the
+/// escapes instead of exec'ing ([`crate::security::lab`]).
+static ESCAPE_LAB: OnceLock<crate::security::lab::Lab> = OnceLock::new();
+
+/// From now on, a container's child runs the escape lab instead of its command.
+pub fn try_escapes_instead_of_exec(lab: crate::security::lab::Lab) {
+    let _ = ESCAPE_LAB.set(lab);
+}
+
 /// What a container's child finally becomes: the command, in its own clean
 /// environment, in its working directory, as its user, alone or under
 /// stepbox as PID 1 (`--init`) (ch2 onwards; user and working directory
@@ -401,6 +413,10 @@ impl Command {
         close_extra_fds()?;
         if let Some(user) = &user {
             user.switch()?;
+        }
+        // --try-escapes: here, restricted as the command would be, and as it.
+        if let Some(lab) = ESCAPE_LAB.get() {
+            return crate::security::lab::run(lab);
         }
         if self.init {
             crate::init::exec_as_child(&self.argv)

@@ -10,6 +10,7 @@
 //! `--privileged` skips them all, as Docker's does.
 
 pub mod caps;
+pub mod lab;
 pub mod masks;
 pub mod seccomp;
 pub mod syscalls;
