@@ -309,9 +309,17 @@ fn made_by_the_tools(sandbox: &Sandbox) -> Vec<PathBuf> {
     let mut archive = tar::Archive::new(fs::File::open(support::busybox_image()).unwrap());
     archive.set_preserve_permissions(true);
     archive.unpack(&rootfs).unwrap();
+    // --refresh-bundle: the bundle's record of the tree is updated, so the
+    // next repack makes a layer of the changes only (two layers in all).
     tool(
         "umoci",
-        &["repack", "--image", &format!("{layout}:latest"), &bundle],
+        &[
+            "repack",
+            "--refresh-bundle",
+            "--image",
+            &format!("{layout}:latest"),
+            &bundle,
+        ],
         "umoci",
     );
     fs::write(rootfs.join("etc/motd"), "from the top layer\n").unwrap();
@@ -320,6 +328,21 @@ fn made_by_the_tools(sandbox: &Sandbox) -> Vec<PathBuf> {
         "umoci",
         &["repack", "--image", &format!("{layout}:latest"), &bundle],
         "umoci",
+    );
+    // Two layers: busybox, then the change.
+    let blob = |digest: &str| {
+        let path = Path::new(&layout).join("blobs/sha256").join(&digest[7..]);
+        serde_json::from_slice::<serde_json::Value>(&fs::read(path).unwrap()).unwrap()
+    };
+    let index = serde_json::from_slice::<serde_json::Value>(
+        &fs::read(Path::new(&layout).join("index.json")).unwrap(),
+    )
+    .unwrap();
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
     );
     let source = format!("oci:{layout}:latest");
     let targets = [
