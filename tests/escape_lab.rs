@@ -468,6 +468,15 @@ fn ch5_root_can_type_into_the_callers_terminal_when_its_output_goes_there() {
     );
 }
 
+#[test]
+fn rootless_ch5_cannot_type_into_the_callers_terminal() {
+    // Its CAP_SYS_ADMIN is its user namespace's, not the host's: TIOCSTI
+    // into a terminal that is not its own needs the host's.
+    let table = try_escapes_on_a_terminal(CH5, Who::Unprivileged, false);
+    assert_rows(&table, &["tiocsti"], "CONTAINED");
+    assert!(row(&table, "tiocsti").proof.contains("EPERM"), "{table:#?}");
+}
+
 fn tiocsti(who: Who) {
     let table = try_escapes_on_a_terminal(CH6, who, false);
     assert_rows(&table, &["tiocsti"], "CONTAINED");
