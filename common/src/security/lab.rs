@@ -228,11 +228,12 @@ pub fn table(rows: &[Row]) -> String {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "stepbox".into());
-    let who = match fs::read_to_string("/proc/self/uid_map") {
-        Ok(map) if is_host_user_namespace(&map) => "as root, in the host's user namespace",
-        _ => "rootless, in a user namespace of its own",
+    let namespace = match fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) if is_host_user_namespace(&map) => "the host's user namespace",
+        _ => "a user namespace of its own (rootless)",
     };
-    let mut out = format!("escape lab: {program}, {who}\n\n");
+    let uid = nix::unistd::getuid();
+    let mut out = format!("escape lab: {program}, as uid {uid}, in {namespace}\n\n");
     let width = |f: &dyn Fn(&Row) -> usize| rows.iter().map(f).max().unwrap_or(0);
     let (id_w, tried_w) = (width(&|r| r.id.len()).max(6), width(&|r| r.tried.len()));
     out.push_str(&format!(
