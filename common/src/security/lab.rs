@@ -326,7 +326,7 @@ fn is_host_user_namespace(uid_map: &str) -> bool {
     fields == ["0", "0", "4294967295"]
 }
 
-/// What `fd` is, in a few words: the start of a file, escaped.
+/// The first line of `path` under `dir` (at most 80 bytes), if it can be read.
 fn first_line(dir: &OwnedFd, path: &str) -> Option<String> {
     let fd = openat(dir, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
     let mut buf = [0u8; 80];
