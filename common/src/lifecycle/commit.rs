@@ -42,7 +42,7 @@ pub fn commit(root: &DataRoot, name: &str, target: &str, flatten: bool) -> Resul
         flat_layer(root, &store, &state, &container)?
     } else {
         let upper = container.layout().upper;
-        store.create(|out| export::write_layer(&upper, out))?
+        store.create(|out| export::write_layer(&upper, out, state.rootless))?
     };
     let kind = if flatten {
         MediaType::ImageLayerGzip

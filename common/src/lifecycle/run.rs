@@ -2,7 +2,7 @@
 //! foreground or under a monitor (`-d`) (ch5 onwards).
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -142,9 +142,12 @@ pub fn run<C: Chapter>(
     }
     // 1. The image's read-only layers, as in chapter 3.
     let image = image::find(root, &args.image)?;
+    // `held` keeps the layers from `rmi` while the container runs (the
+    // monitor keeps it).
     let image::Layers {
         dirs: layers,
         config,
+        held,
     } = image::layers(root, &image)?;
     // 2. Claim the name with one atomic mkdir and record the container
     //    (docs/ch5-commit.md#container-state).
@@ -214,7 +217,11 @@ pub fn run<C: Chapter>(
     };
     // 4. Start it: in the background under a monitor (-d), or right here.
     let started = if args.detach {
-        process::detach(|ready| monitor::<C>(&container, &spec, args.rm, ready)).map(|_| None)
+        let keep: Vec<RawFd> = held.iter().map(|f| f.as_raw_fd()).collect();
+        process::detach(&keep, |ready| {
+            monitor::<C>(&container, &spec, args.rm, ready)
+        })
+        .map(|_| None)
     } else {
         foreground::<C>(&container, &spec).map(Some)
     };
