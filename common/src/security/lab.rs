@@ -97,6 +97,7 @@ pub struct Row {
     pub from: &'static str,
 }
 
+/// A row's fixed parts; the result makes the row from a verdict and its proof.
 fn row(
     id: &'static str,
     tried: &'static str,
