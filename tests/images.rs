@@ -15,11 +15,10 @@ mod lifecycle;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lifecycle::{blob_json, blob_path, stored_layers, stored_manifest, tar_headers};
 use support::oci::{chown_tree, sha256};
-use support::{list_dir, Outcome, Sandbox, Who};
+use support::{list_dir, tool, Outcome, Sandbox, Who};
 
 const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 
@@ -43,20 +42,6 @@ fn ok(sandbox: &Sandbox, args: &[&str]) -> String {
 
 fn text(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Run a real tool; missing, it fails with the install line. Its stdout.
-fn tool(program: &str, args: &[&str], package: &str) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}: apt-get install {package}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The number of blobs in the store.
@@ -842,7 +827,7 @@ fn rmi_keeps_the_layers_a_running_container_uses() {
 }
 
 /// A layout holding busybox's layer, with `config` as its config blob
-/// (whatever it holds) and `extra` as more layers.
+/// (whatever it holds) and `extra` as more layers, as an oci-archive.
 fn layout_with_config(
     sandbox: &Sandbox,
     name: &str,
@@ -851,37 +836,16 @@ fn layout_with_config(
 ) -> PathBuf {
     let layout = support::oci::Layout::new(&sandbox.path().join(name));
     let busybox = fs::read(support::busybox_image()).unwrap();
-    let mut layers = vec![busybox];
-    layers.extend(extra.iter().cloned());
-    let config = serde_json::to_vec(config).unwrap();
-    let config_hex = layout.blob(&config);
-    let layers: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|bytes| {
-            serde_json::json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": format!("sha256:{}", layout.blob(bytes)),
-                "size": bytes.len(),
-            })
+    let layers: Vec<support::oci::Layer> = std::iter::once(busybox)
+        .chain(extra.iter().cloned())
+        .map(|bytes| support::oci::Layer {
+            bytes,
+            media_type: support::oci::LAYER_TAR.into(),
         })
         .collect();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": format!("sha256:{config_hex}"),
-            "size": config.len(),
-        },
-        "layers": layers,
-    }))
-    .unwrap();
-    layout.index(&[serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": format!("sha256:{}", layout.blob(&manifest)),
-        "size": manifest.len(),
-        "annotations": {"org.opencontainers.image.ref.name": format!("hostile/{name}:v1")},
-    })]);
+    let config = serde_json::to_vec(config).unwrap();
+    let image = layout.image(&config, &layers, &format!("hostile/{name}:v1"));
+    layout.index(&[image]);
     chown_tree(sandbox, &layout.dir);
     support::oci::archive(sandbox, &layout.dir)
 }

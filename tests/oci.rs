@@ -15,7 +15,7 @@ use std::process::Command;
 use support::oci::{archive, chown_tree, gzip, sha256, zstd, Layer, Layout};
 use support::oci::{LAYER_GZIP, LAYER_TAR, LAYER_ZSTD};
 use support::tarballs::{tarball, Entry};
-use support::{chown_to_sandbox_user, Outcome, Sandbox, Who};
+use support::{chown_to_sandbox_user, tool, Outcome, Sandbox, Who};
 
 const CH2: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
 const CH3: &str = env!("CARGO_BIN_EXE_ch3-overlay");
@@ -264,19 +264,6 @@ fn claim_ch2_says_an_oci_image_is_for_chapter_3(who: Who) {
     }
 }
 root_and_rootless!(claim_ch2_says_an_oci_image_is_for_chapter_3: ch2_says_an_oci_image_is_for_chapter_3, rootless_ch2_says_an_oci_image_is_for_chapter_3);
-
-/// Run a tool the interop tests need; missing, it fails with the install line.
-fn tool(program: &str, args: &[&str], package: &str) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}: apt-get install {package}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The busybox image made by the real tools: an OCI layout by umoci (two
 /// layers: busybox, then a second with /etc/motd and /linuxrc removed),

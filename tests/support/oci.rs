@@ -95,7 +95,12 @@ impl Layout {
             "config": config,
         }))
         .unwrap();
-        let config = config.as_slice();
+        self.image(&config, layers, ref_name)
+    }
+
+    /// A manifest of `layers` with the config blob `config` as it is
+    /// (whatever it holds), as a descriptor JSON named `ref_name`.
+    pub fn image(&self, config: &[u8], layers: &[Layer], ref_name: &str) -> serde_json::Value {
         let config_hex = self.blob(config);
         let layers: Vec<serde_json::Value> = layers
             .iter()

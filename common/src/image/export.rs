@@ -342,23 +342,32 @@ impl<W: Write> Walk<W> {
 
 /// The overlay xattr `prefix` + `name` of `fd`, if set.
 fn overlay_xattr(fd: &impl AsRawFd, prefix: &str, name: &str) -> Option<Vec<u8>> {
-    {
-        let c_name = std::ffi::CString::new(format!("{prefix}{name}")).ok()?;
-        let mut value = [0u8; 256];
-        // SAFETY: fd is open; c_name is NUL-terminated; the buffer is valid for its length.
+    let c_name = std::ffi::CString::new(format!("{prefix}{name}")).ok()?;
+    xattr(fd, &c_name).ok()
+}
+
+/// The value of the extended attribute `name` of the open file `fd`.
+fn xattr(fd: &impl AsRawFd, name: &std::ffi::CStr) -> std::result::Result<Vec<u8>, Errno> {
+    let mut value = vec![0u8; 256];
+    loop {
+        // SAFETY: fd is open; name is NUL-terminated; the buffer is valid for its length.
         let n = unsafe {
             libc::fgetxattr(
                 fd.as_raw_fd(),
-                c_name.as_ptr(),
+                name.as_ptr(),
                 value.as_mut_ptr().cast(),
                 value.len(),
             )
         };
         if n >= 0 {
-            return Some(value[..n as usize].to_vec());
+            value.truncate(n as usize);
+            return Ok(value);
+        }
+        match Errno::last() {
+            Errno::ERANGE => value.resize(value.len() * 4, 0),
+            other => return Err(other),
         }
     }
-    None
 }
 
 /// A renamed directory (`redirect_dir`) or a copied-up inode whose data
@@ -399,47 +408,28 @@ fn kept_xattrs(fd: &impl AsRawFd, rel: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>>
             continue;
         }
         let c_name = std::ffi::CString::new(name).map_err(|_| failed(Errno::EINVAL))?;
-        let mut value = vec![0u8; 256];
-        loop {
-            // SAFETY: fd is open; c_name is NUL-terminated; the buffer is valid for its length.
-            let n = unsafe {
-                libc::fgetxattr(
-                    fd.as_raw_fd(),
-                    c_name.as_ptr(),
-                    value.as_mut_ptr().cast(),
-                    value.len(),
-                )
-            };
-            if n >= 0 {
-                value.truncate(n as usize);
-                // A PAX record splits at its first '=': such a name would
-                // come back as another attribute. Not committed.
-                if name.contains(&b'=') {
-                    let shown = crate::error::printable(&String::from_utf8_lossy(name));
-                    crate::error::notice(format!(
-                        "not committed: the extended attribute {shown} of /{} (its name holds '=')",
-                        crate::error::printable(&rel.display().to_string())
-                    ));
-                } else {
-                    kept.push((name.to_vec(), value));
-                }
-                break;
+        match xattr(fd, &c_name) {
+            // A PAX record splits at its first '=': such a name would come
+            // back as another attribute. Not committed.
+            Ok(_) if name.contains(&b'=') => {
+                let shown = crate::error::printable(&String::from_utf8_lossy(name));
+                crate::error::notice(format!(
+                    "not committed: the extended attribute {shown} of /{} (its name holds '=')",
+                    crate::error::printable(&rel.display().to_string())
+                ));
             }
-            match Errno::last() {
-                Errno::ERANGE => value.resize(value.len() * 4, 0),
-                // Removed meanwhile (a running container), or a namespaced
-                // file capability whose owner this namespace cannot name.
-                Errno::ENODATA | Errno::EOVERFLOW => {
-                    let shown = crate::error::printable(&String::from_utf8_lossy(name));
-                    detail!(
-                        5,
-                        "extended attribute {shown} of {} not read",
-                        rel.display()
-                    );
-                    break;
-                }
-                other => return Err(failed(other)),
+            Ok(value) => kept.push((name.to_vec(), value)),
+            // Removed meanwhile (a running container), or a namespaced
+            // file capability whose owner this namespace cannot name.
+            Err(Errno::ENODATA | Errno::EOVERFLOW) => {
+                let shown = crate::error::printable(&String::from_utf8_lossy(name));
+                detail!(
+                    5,
+                    "extended attribute {shown} of {} not read",
+                    rel.display()
+                );
             }
+            Err(other) => return Err(failed(other)),
         }
     }
     Ok(kept)

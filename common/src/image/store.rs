@@ -23,7 +23,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
     Sha256Digest,
@@ -36,9 +36,6 @@ use crate::error::{printable, Error, Result};
 
 /// The annotation that names an image in an index (the OCI spec's).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-
-/// The largest manifest or config read from the store.
-const JSON_LIMIT: u64 = 4 << 20;
 
 /// The largest images/index.json read: some 200 000 names.
 const INDEX_LIMIT: u64 = 64 << 20;
@@ -110,15 +107,7 @@ impl<'a> Store<'a> {
 
     /// Hold the store's lock until the guard is dropped.
     pub fn lock(&self) -> Result<Flock<File>> {
-        let path = self.index.with_file_name(".lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("opening", &path, e))?;
-        Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| Error::sys(format!("flock({path:?}, LOCK_EX)"), errno))
+        crate::dataroot::lock_file(&self.index.with_file_name(".lock"), false)
     }
 
     /// The store's lock, shared: what a run holds while it unpacks and
@@ -127,16 +116,7 @@ impl<'a> Store<'a> {
         if self.held.is_some() {
             return Ok(None);
         }
-        let path = self.index.with_file_name(".lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("opening", &path, e))?;
-        Flock::lock(file, FlockArg::LockShared)
-            .map(Some)
-            .map_err(|(_, errno)| Error::sys(format!("flock({path:?}, LOCK_SH)"), errno))
+        crate::dataroot::lock_file(&self.index.with_file_name(".lock"), true).map(Some)
     }
 
     /// Every image in the store, in the index's order.
@@ -257,24 +237,13 @@ impl<'a> Store<'a> {
         super::oci::Blobs::Dir(self.root.path().to_path_buf())
     }
 
-    /// A JSON blob of the store, parsed.
+    /// A JSON blob of the store, parsed (checked as it is read).
     fn json<T: serde::de::DeserializeOwned>(
         &self,
         descriptor: &Descriptor,
         what: &str,
     ) -> Result<T> {
-        if descriptor.size() > JSON_LIMIT {
-            return Err(Error::Invalid(format!(
-                "{what} is too large: the store is damaged"
-            )));
-        }
-        let mut bytes = Vec::new();
-        self.blobs()
-            .blob(descriptor, what)?
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Invalid(printable(&e.to_string())))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Invalid(format!("{what} is not valid JSON of its kind ({e})")))
+        self.blobs().json(descriptor, what)
     }
 
     /// The manifest and config of `entry`.

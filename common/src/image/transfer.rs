@@ -41,20 +41,12 @@ pub struct Loaded {
 /// name each as the archive does.
 pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
     let what = path.display().to_string();
-    let meta = fs::metadata(path).map_err(|e| {
+    fs::metadata(path).map_err(|e| {
         Error::Invalid(format!(
             "{what}: {e}: give an image archive (docker save, oci-archive) or an OCI layout directory"
         ))
     })?;
-    let contents = if meta.is_dir() {
-        match oci::Blobs::in_dir(path) {
-            Some(blobs) => Contents::Oci(blobs),
-            None => Contents::Flat,
-        }
-    } else {
-        layers::contents(path)?
-    };
-    let loaded = match contents {
+    let loaded = match contents_of(path)? {
         Contents::Oci(blobs) => load_oci(store, blobs, &what),
         Contents::Saved(images) => load_saved(store, path, images),
         Contents::Flat => {
@@ -77,6 +69,17 @@ pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
     }
     store.name_all(&names)?;
     Ok(loaded)
+}
+
+/// What the archive or directory `path` holds.
+fn contents_of(path: &Path) -> Result<Contents> {
+    if !path.is_dir() {
+        return layers::contents(path);
+    }
+    Ok(match oci::Blobs::in_dir(path) {
+        Some(blobs) => Contents::Oci(blobs),
+        None => Contents::Flat,
+    })
 }
 
 /// The reference an archive's name for an image is, if it is one: a whole
@@ -391,15 +394,7 @@ pub fn store_flat(store: &Store, path: &Path) -> Result<Descriptor> {
 /// what `commit` builds on when the container ran an archive by path.
 pub fn store_archive(store: &Store, path: &Path, tag: Option<&str>) -> Result<Descriptor> {
     let what = path.display().to_string();
-    let contents = if path.is_dir() {
-        match oci::Blobs::in_dir(path) {
-            Some(blobs) => Contents::Oci(blobs),
-            None => Contents::Flat,
-        }
-    } else {
-        layers::contents(path)?
-    };
-    match contents {
+    match contents_of(path)? {
         Contents::Flat => store_flat(store, path),
         Contents::Oci(blobs) => {
             let image = oci::open(blobs_again(&blobs), &what, tag)?;
