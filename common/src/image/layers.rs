@@ -50,7 +50,13 @@ fn hold(dirs: &[PathBuf]) -> Result<Vec<fs::File>> {
                 let errno = nix::errno::Errno::last();
                 return Err(Error::sys(format!("flock({dir:?}, LOCK_SH)"), errno));
             }
-            Ok(file)
+            // Out of the way of the fds the chapters' steps open (and
+            // narrate, as /proc/self/fd/N): a copy from 100 up, the same
+            // open file, so the same lock.
+            let high = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100))
+                .map_err(|errno| Error::sys(format!("fcntl({dir:?}, F_DUPFD_CLOEXEC)"), errno))?;
+            // SAFETY: a new fd, ours alone.
+            Ok(unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(high) })
         })
         .collect()
 }

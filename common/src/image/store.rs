@@ -280,7 +280,7 @@ impl<'a> Store<'a> {
             if super::oci::checked_failure(&e) {
                 Error::Invalid(printable(&e.to_string()))
             } else {
-                Error::io("storing a blob, from", &temp, e)
+                Error::io("storing a blob in", &self.blobs, e)
             }
         })?;
         file.sync_all()
@@ -323,7 +323,7 @@ impl<'a> Store<'a> {
             .create_new(true)
             .open(&temp)
             .map_err(|e| Error::io("creating", &temp, e))?;
-        let failed = |e: io::Error| Error::io("writing", &temp, e);
+        let failed = |e: io::Error| Error::io("writing the new image, in", &self.blobs, e);
         // Hashed as stored (the blob's digest) and, under gzip, as written
         // (the layer's diff_id, which the config lists).
         let mut stored = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, file));

@@ -31,7 +31,15 @@ pub fn commit(root: &DataRoot, name: &str, target: &str, flatten: bool) -> Resul
     let store = Store::locked(root)?;
     // 1. The image the container started from, in the store: the new
     //    layer goes on top of its layers.
-    let base = base_image(root, &store, &state)?;
+    let base = base_image(root, &store, &state).map_err(|error| match error {
+        // A full disk while the base is stored is the new image's failure.
+        Error::Io { source, .. } => Error::Io {
+            what: "writing the new image, while storing its base image",
+            path: std::path::PathBuf::from(&state.image),
+            source,
+        },
+        other => other,
+    })?;
     let flatten = flatten || base.is_none();
     // 2. A mount namespace of our own (and, without root, a user namespace
     //    mapped like the container's, so that owners read as it sees them).
