@@ -411,6 +411,13 @@ fn claim_save_is_read_by_skopeo_and_umoci(who: Who) {
     ok(&sandbox, &["rm", "-f", "second"]);
     let saved = sandbox.path().join("app.tar");
     ok(&sandbox, &["save", "app:v1", "-o", text(&saved)]);
+    // The same image saves to the same bytes.
+    let again = sandbox.path().join("again.tar");
+    ok(&sandbox, &["save", "app:v1", "-o", text(&again)]);
+    assert!(
+        fs::read(&saved).unwrap() == fs::read(&again).unwrap(),
+        "two saves differ"
+    );
     let layers = layer_digests(&sandbox, "app:v1");
     for transport in ["oci-archive", "docker-archive"] {
         let image = format!("{transport}:{}", saved.display());

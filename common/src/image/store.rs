@@ -183,10 +183,11 @@ impl<'a> Store<'a> {
             .manifests(manifests)
             .build()
             .map_err(|e| Error::Internal(format!("building the image index: {e}")))?;
-        let json = index
-            .to_string_pretty()
+        // Through a Value, whose maps are sorted: stable bytes.
+        let value = serde_json::to_value(&index)
             .map_err(|e| Error::Internal(format!("writing the image index: {e}")))?;
-        dataroot::write_atomically(&self.index, json.as_bytes())
+        let json = serde_json::to_vec_pretty(&value).expect("a JSON value serialises");
+        dataroot::write_atomically(&self.index, &json)
     }
 
     /// The image `spec` names: a reference (`busybox`, `app:v1`), or an

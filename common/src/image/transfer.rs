@@ -487,7 +487,10 @@ pub fn save(store: &Store, entries: &[store::Entry], out: impl Write) -> Result<
         ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
         (
             "index.json",
-            serde_json::to_vec(&index).expect("an index serialises"),
+            // Through a Value, whose maps are sorted: the same images give
+            // the same bytes (oci-spec keeps annotations in a HashMap).
+            serde_json::to_vec(&serde_json::to_value(&index).expect("an index serialises"))
+                .expect("a JSON value serialises"),
         ),
         (
             "manifest.json",
