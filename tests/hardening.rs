@@ -806,3 +806,70 @@ fn claim_layer_names_escaped(who: Who) {
 root_and_rootless!(claim_layer_names_escaped:
     control_bytes_in_a_saved_images_layer_names_never_reach_the_terminal,
     rootless_control_bytes_in_a_saved_images_layer_names_never_reach_the_terminal);
+
+// ------------------------------------- 10. the working directory stays inside
+
+const CH6: &str = env!("CARGO_BIN_EXE_ch6-security");
+
+// The host holds a directory fd for each of a container's layers (their
+// locks, from fd 100 up), and none reaches the container; and a working
+// directory is resolved inside the root, through no magic link. So neither
+// `-w /proc/self/fd/100`, nor `/proc/1/cwd`, nor an image whose WorkingDir
+// is one of them, leads out of the root (runc's CVE-2024-21626: a leaked
+// directory fd as the working directory was the host's filesystem).
+fn claim_workdir_stays_inside(who: Who) {
+    let sandbox = Sandbox::new(who);
+    sandbox.with_busybox();
+    let layout = support::oci::Layout::new(&sandbox.path().join("leaky"));
+    let busybox = fs::read(support::busybox_image()).unwrap();
+    let layer = support::oci::Layer {
+        bytes: busybox,
+        media_type: support::oci::LAYER_TAR.into(),
+    };
+    let image = layout.manifest_with(
+        &[layer],
+        "leaky",
+        &serde_json::json!({"WorkingDir": "/proc/self/fd/100"}),
+    );
+    layout.index(&[image]);
+    support::oci::chown_tree(&sandbox, &layout.dir);
+    let escape = "cd ../../../../../../../../..; ls /";
+    for bin in [CH5, CH6] {
+        for dir in [
+            "/proc/self/fd/100",
+            "/proc/self/fd/101",
+            "/proc/1/cwd",
+            "/proc/self/root",
+        ] {
+            let out = sandbox.run(
+                bin,
+                &[
+                    "-q", "run", "--rm", "-w", dir, "busybox", "sh", "-c", escape,
+                ],
+            );
+            assert_eq!(out.code, Some(125), "{bin} -w {dir}: {out:#?}");
+            assert!(out.stdout.is_empty(), "{bin} -w {dir}: {out:#?}");
+            assert!(out.error_lines()[0].contains("give another -w"), "{out:#?}");
+        }
+        let leaky = layout.dir.to_str().unwrap();
+        let out = sandbox.run(bin, &["-q", "run", "--rm", leaky, "sh", "-c", escape]);
+        assert_eq!(out.code, Some(125), "{bin}, WorkingDir: {out:#?}");
+        // Control: a working directory inside, missing, is made there.
+        let out = sandbox.run(
+            bin,
+            &["-q", "run", "--rm", "-w", "/made/here", "busybox", "pwd"],
+        );
+        out.assert_ok();
+        assert_eq!(out.stdout, "/made/here\n");
+        // And the container holds no fd but its own: 0, 1, 2, and ls's.
+        let out = sandbox.run(
+            bin,
+            &["-q", "run", "--rm", "busybox", "ls", "/proc/self/fd"],
+        );
+        out.assert_ok();
+        assert_eq!(out.stdout, "0\n1\n2\n3\n", "{bin}");
+    }
+}
+root_and_rootless!(claim_workdir_stays_inside:
+    a_working_directory_never_leads_out_of_the_root,
+    rootless_a_working_directory_never_leads_out_of_the_root);

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
@@ -132,6 +132,10 @@ where
                 File::from_raw_fd(err_write_raw),
             )
         };
+        // What the host holds for the container (its layers' locks) is
+        // never the container's: a directory fd it kept could take it out
+        // of its root through /proc/self/fd/N (runc's CVE-2024-21626).
+        close_host_only_fds();
         let result = wait_for_parent(&go_read)
             .and_then(|()| harden_until_exec())
             .and_then(|()| child_main());
@@ -193,6 +197,28 @@ where
     }
     let _ = child.wait();
     Err(parse_report(&report))
+}
+
+/// The fds the host keeps while a container runs that no process of the
+/// container may hold (see [`keep_from_containers`]).
+static HOST_ONLY: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Say that `fd` (say, a lock on an image layer, held by `run` and its
+/// monitor) must be closed in every container child, first thing.
+pub fn keep_from_containers(fd: RawFd) {
+    HOST_ONLY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(fd);
+}
+
+/// In a cloned child: close the fds [`keep_from_containers`] named.
+fn close_host_only_fds() {
+    let fds = HOST_ONLY.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for fd in fds {
+        // SAFETY: this child's copy of an fd the host keeps; nothing here uses it.
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Two defences, in force until the command is exec'd:
@@ -429,21 +455,71 @@ impl Command {
 /// chdir into `dir` inside the container, making it (and its parents) if
 /// missing, as Docker does for an image's WorkingDir or `-w`.
 fn enter_workdir(dir: &str) -> Result<()> {
+    use nix::fcntl::{openat2, OpenHow, ResolveFlag};
     narrate!(3, "chdir({})", quote(dir));
-    if let Err(errno) = nix::unistd::chdir(dir) {
-        if errno != Errno::ENOENT {
-            return Err(Error::sys(format!("chdir({})", quote(dir)), errno));
+    // Resolved inside the container's root and through no magic link
+    // (/proc/self/fd/N, /proc/1/cwd): an image's WorkingDir or `-w` never
+    // leads out of the root (runc's CVE-2024-21626).
+    let how = || {
+        OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+    };
+    let refused = |errno: Errno| {
+        let why = match errno {
+            Errno::ELOOP | Errno::EXDEV => " (it leads out of the container's root)",
+            _ => "",
+        };
+        Error::sys(format!("chdir({})", quote(dir)), errno).hint(format!(
+            "the working directory must be a directory inside the container{why}: give another -w"
+        ))
+    };
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|errno| Error::sys("open(\"/\")", errno))?;
+    // The deepest part of it that exists, then the rest made, one name at a time.
+    let parts: Vec<&str> = dir
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let mut found = None;
+    for depth in (0..=parts.len()).rev() {
+        let prefix = format!("/{}", parts[..depth].join("/"));
+        match openat2(&root, prefix.as_str(), how()) {
+            Ok(fd) => {
+                found = Some((fd, depth));
+                break;
+            }
+            Err(Errno::ENOENT) if depth > 0 => continue,
+            Err(errno) => return Err(refused(errno)),
         }
+    }
+    let (mut here, depth) = found.ok_or_else(|| refused(Errno::ENOENT))?;
+    if depth < parts.len() {
         narrate!(
             3,
             "mkdir -p {}   /* the working directory is not in the image */",
             quote(dir)
         );
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io("creating the working directory", dir, e))?;
-        nix::unistd::chdir(dir)
-            .map_err(|errno| Error::sys(format!("chdir({})", quote(dir)), errno))?;
     }
+    for part in &parts[depth..] {
+        if *part == ".." {
+            return Err(refused(Errno::ENOENT));
+        }
+        match nix::sys::stat::mkdirat(
+            &here,
+            *part,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(errno) => return Err(refused(errno)),
+        }
+        here = openat2(&here, *part, how()).map_err(refused)?;
+    }
+    nix::unistd::fchdir(&here).map_err(refused)?;
     Ok(())
 }
 

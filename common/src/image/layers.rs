@@ -55,6 +55,8 @@ fn hold(dirs: &[PathBuf]) -> Result<Vec<fs::File>> {
             // open file, so the same lock.
             let high = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100))
                 .map_err(|errno| Error::sys(format!("fcntl({dir:?}, F_DUPFD_CLOEXEC)"), errno))?;
+            // Never inherited by a container (process::keep_from_containers).
+            crate::process::keep_from_containers(high);
             // SAFETY: a new fd, ours alone.
             Ok(unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(high) })
         })
