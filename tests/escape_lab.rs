@@ -547,11 +547,16 @@ fn exec_into_a_ch6_container_is_contained_too() {
 
 /// What `escapes --syscalls` printed: call → "ok" or the errno's name.
 fn syscalls(bin: &str, flags: &[&str], who: Who) -> BTreeMap<String, String> {
+    lab_calls(bin, flags, who, "--syscalls")
+}
+
+/// What `escapes MODE` printed, as [`syscalls`].
+fn lab_calls(bin: &str, flags: &[&str], who: Who, mode: &str) -> BTreeMap<String, String> {
     let lab = Lab::new(who);
     let volume = format!("{}:/lab:ro", lab.vol.display());
     let mut args = vec!["-q", "run", "--rm", "-v", &volume];
     args.extend_from_slice(flags);
-    args.extend_from_slice(&["busybox", "/lab/escapes", "--syscalls"]);
+    args.extend_from_slice(&["busybox", "/lab/escapes", mode]);
     let out = lab.sandbox.run(bin, &args);
     out.assert_ok();
     out.stdout
@@ -587,3 +592,86 @@ fn seccomp_arguments(who: Who) {
 }
 root_and_rootless!(seccomp_arguments: seccomp_filters_arguments_as_dockers_profile_does,
     rootless_seccomp_filters_arguments_as_dockers_profile_does);
+
+/// Docker's default profile with `change` made to its JSON, in a file.
+fn profile_file(dir: &Path, name: &str, change: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let text = include_str!("../common/src/security/seccomp-default.json");
+    let mut profile: serde_json::Value = serde_json::from_str(text).unwrap();
+    change(&mut profile);
+    let path = dir.join(name);
+    fs::write(&path, profile.to_string()).unwrap();
+    path
+}
+
+// A profile's rule answers its own action, whatever the default: a LOG
+// rule under an ERRNO default lets the call through (it was denied, the
+// allowlist's default winning); clone3's ENOSYS under a KILL default is
+// ENOSYS (it was killed). And a deny-list profile cannot be passed by x32
+// numbers (bit 30 set; seccompiler checks the architecture only): refused
+// with EPERM, where the kernel would have been asked.
+#[test]
+fn a_profiles_rules_keep_their_actions_and_x32_numbers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_mkdir = profile_file(dir.path(), "log.json", |p| {
+        for rule in p["syscalls"].as_array_mut().unwrap() {
+            if let Some(names) = rule["names"].as_array_mut() {
+                names.retain(|n| n != "mkdir" && n != "mkdirat");
+            }
+        }
+        p["syscalls"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!(
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"}
+            ));
+    });
+    let kill_default = profile_file(dir.path(), "kill.json", |p| {
+        p["defaultAction"] = "SCMP_ACT_KILL_PROCESS".into();
+    });
+    let deny_list = dir.path().join("deny.json");
+    fs::write(
+        &deny_list,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .unwrap();
+    let mut perms = fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(dir.path(), perms).unwrap();
+    let opt = |path: &Path| format!("seccomp={}", path.display());
+    let calls = syscalls(CH6, &["--security-opt", &opt(&log_mkdir)], Who::Caller);
+    assert_eq!(calls["mkdir(/tmp/made)"], "ok", "{calls:#?}");
+    let calls = lab_calls(
+        CH6,
+        &["--security-opt", &opt(&kill_default)],
+        Who::Caller,
+        "--clone3",
+    );
+    assert_eq!(calls["clone3(NULL, 0)"], "ENOSYS", "{calls:#?}");
+    let calls = syscalls(CH6, &["--security-opt", &opt(&deny_list)], Who::Caller);
+    assert_eq!(calls["mkdir(/tmp/made)"], "EACCES", "{calls:#?}");
+    assert_eq!(calls["x32 mkdir(/tmp/made32)"], "EPERM", "{calls:#?}");
+    // A profile file is a regular file of at most 1 MiB: /dev/zero (which
+    // never ends) and a FIFO (which blocks) are refused at once.
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let sandbox = Sandbox::new(Who::Caller);
+    for bad in [Path::new("/dev/zero"), fifo.as_path()] {
+        let out = sandbox.run(
+            CH6,
+            &[
+                "-q",
+                "run",
+                "--rm",
+                "--security-opt",
+                &opt(bad),
+                "busybox",
+                "true",
+            ],
+        );
+        assert_eq!(out.code, Some(125), "{out:#?}");
+        assert!(
+            out.error_lines()[0].contains("not a regular file"),
+            "{out:#?}"
+        );
+    }
+}

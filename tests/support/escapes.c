@@ -335,6 +335,9 @@ static int syscalls(void)
     report("clone3(NULL, 0)", syscall(SYS_clone3, 0, 0));
     report("unshare(CLONE_NEWUSER)", syscall(SYS_unshare, CLONE_NEWUSER));
     report("keyctl(KEYCTL_GET_KEYRING_ID)", syscall(SYS_keyctl, 0, -1, 0));
+    report("mkdir(/tmp/made)", syscall(SYS_mkdir, "/tmp/made", 0755));
+    /* The same call by its x32 number (bit 30 set). */
+    report("x32 mkdir(/tmp/made32)", syscall(0x40000000 | SYS_mkdir, "/tmp/made32", 0755));
     return 0;
 }
 
@@ -342,6 +345,11 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "--syscalls") == 0)
         return syscalls();
+    /* clone3 alone: under a profile whose default kills, nothing else. */
+    if (argc == 2 && strcmp(argv[1], "--clone3") == 0) {
+        report("clone3(NULL, 0)", syscall(SYS_clone3, 0, 0));
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "--handle") == 0)
         return print_handle(argv[2]);
     if (argc != 6) {

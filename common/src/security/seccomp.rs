@@ -202,6 +202,41 @@ impl Profile {
             }
         }
         let mut by_action = grouped;
+        // One filter per action, and the kernel keeps the most severe
+        // answer of all: so the allowlist must allow what another rule
+        // answers (with that rule's conditions), or its default, more
+        // severe than the rule's action, would win (an ERRNO default over
+        // a LOG rule, a KILL default over clone3's ENOSYS).
+        if default != SeccompAction::Allow {
+            let others: Vec<Calls> = by_action
+                .iter()
+                .filter(|(act, _)| *act != SeccompAction::Allow)
+                .map(|(_, calls)| calls.clone())
+                .collect();
+            if !by_action
+                .iter()
+                .any(|(act, _)| *act == SeccompAction::Allow)
+            {
+                by_action.push((SeccompAction::Allow, BTreeMap::new()));
+            }
+            let allowed = &mut by_action
+                .iter_mut()
+                .find(|(act, _)| *act == SeccompAction::Allow)
+                .expect("an allowlist")
+                .1;
+            for calls in others {
+                for (number, conditions) in calls {
+                    match (allowed.get_mut(&number), conditions) {
+                        (Some(None), _) => {}
+                        (Some(Some(rules)), Some(more)) => rules.extend(more),
+                        (Some(slot), None) => *slot = None,
+                        (None, conditions) => {
+                            allowed.insert(number, conditions);
+                        }
+                    }
+                }
+            }
+        }
         if !unknown.is_empty() {
             detail!(
                 6,
@@ -242,6 +277,11 @@ impl Profile {
                 .map_err(|e| invalid(origin, &e.to_string()))?;
             programs
                 .push(BpfProgram::try_from(filter).map_err(|e| invalid(origin, &e.to_string()))?);
+        }
+        if cfg!(target_arch = "x86_64") {
+            if let Some(first) = programs.first_mut() {
+                refuse_x32(first);
+            }
         }
         Ok(programs)
     }
@@ -373,6 +413,37 @@ fn kernel_version() -> (u32, u32) {
 
 /// Install `programs` on this process, in order. Needs no_new_privs (or
 /// CAP_SYS_ADMIN): a filter must not be able to fool a setuid program.
+/// x32 system calls are x86_64's numbers with bit 30 set, under the same
+/// architecture in the filter's check: a filter that names calls by number
+/// would let them by. Refused (EPERM) ahead of the rest of `program`; its
+/// jumps are relative, so they still land where they did.
+fn refuse_x32(program: &mut BpfProgram) {
+    use seccompiler::sock_filter;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let guard = [
+        // A = seccomp_data.nr
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        // if A >= X32_SYSCALL_BIT: next, else skip it
+        sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT,
+        },
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
+    ];
+    program.splice(0..0, guard);
+}
+
 pub fn install(programs: &[BpfProgram], what: &str) -> Result<()> {
     for (i, program) in programs.iter().enumerate() {
         let call = format!(
