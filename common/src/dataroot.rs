@@ -468,6 +468,24 @@ fn human_limit(limit: u64) -> String {
     }
 }
 
+/// openat2(2), tried again on EAGAIN: with RESOLVE_IN_ROOT or
+/// RESOLVE_BENEATH the kernel answers EAGAIN when a rename or a mount
+/// anywhere on the machine raced the walk through `..` (it cannot vouch
+/// for the result), and asks the caller to retry.
+pub fn openat2<P: ?Sized + nix::NixPath, Fd: std::os::fd::AsFd>(
+    dirfd: Fd,
+    path: &P,
+    how: nix::fcntl::OpenHow,
+) -> nix::Result<std::os::fd::OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match nix::fcntl::openat2(&dirfd, path, how) {
+            Err(nix::errno::Errno::EAGAIN) if tries < 100 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// Hold a flock(2) on the file `path` (made if missing) until the guard is
 /// dropped: exclusive, or `shared`.
 pub fn lock_file(path: &Path, shared: bool) -> Result<nix::fcntl::Flock<fs::File>> {

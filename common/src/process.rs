@@ -455,7 +455,7 @@ impl Command {
 /// chdir into `dir` inside the container, making it (and its parents) if
 /// missing, as Docker does for an image's WorkingDir or `-w`.
 fn enter_workdir(dir: &str) -> Result<()> {
-    use nix::fcntl::{openat2, OpenHow, ResolveFlag};
+    use nix::fcntl::{OpenHow, ResolveFlag};
     narrate!(3, "chdir({})", quote(dir));
     // Resolved inside the container's root and through no magic link
     // (/proc/self/fd/N, /proc/1/cwd): an image's WorkingDir or `-w` never
@@ -488,7 +488,7 @@ fn enter_workdir(dir: &str) -> Result<()> {
     let mut found = None;
     for depth in (0..=parts.len()).rev() {
         let prefix = format!("/{}", parts[..depth].join("/"));
-        match openat2(&root, prefix.as_str(), how()) {
+        match crate::dataroot::openat2(&root, prefix.as_str(), how()) {
             Ok(fd) => {
                 found = Some((fd, depth));
                 break;
@@ -517,7 +517,7 @@ fn enter_workdir(dir: &str) -> Result<()> {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(errno) => return Err(refused(errno)),
         }
-        here = openat2(&here, *part, how()).map_err(refused)?;
+        here = crate::dataroot::openat2(&here, *part, how()).map_err(refused)?;
     }
     nix::unistd::fchdir(&here).map_err(refused)?;
     Ok(())

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, mkdirat, Mode};
 
@@ -413,7 +413,7 @@ fn resolve_creating(
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        openat2(root_fd, path, how)
+        crate::dataroot::openat2(root_fd, path, how)
             .map_err(|e| Error::sys(format!("openat2({}, RESOLVE_IN_ROOT)", quote(path)), e))
     };
     let rel = target.strip_prefix("/").unwrap_or(target);
@@ -465,7 +465,7 @@ fn dangling_symlink(parent: &OwnedFd, name: &std::ffi::OsStr) -> Option<PathBuf>
 /// empty file to bind a file onto). Never follows a symlink at `name`.
 fn create_at(parent: &OwnedFd, name: &std::ffi::OsStr, dir: bool, target: &Path) -> Result<()> {
     // O_PATH fds cannot be written through: reopen the parent as a real directory.
-    let parent = openat2(
+    let parent = crate::dataroot::openat2(
         parent,
         ".",
         OpenHow::new().flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC),

@@ -142,7 +142,7 @@ impl Blobs {
 /// layout's blobs are its own files, never links to the host's. A FIFO or
 /// a device is refused at once (O_NONBLOCK, then fstat).
 fn open_beneath(dir: &Path, name: &str) -> Result<(File, u64)> {
-    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
     let shown = format!("{}/{name}", dir.display());
     let refuse = |why: String| {
         Error::Invalid(format!(
@@ -154,7 +154,7 @@ fn open_beneath(dir: &Path, name: &str) -> Result<(File, u64)> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    let fd = openat2(&top, name, how).map_err(|errno| match errno {
+    let fd = crate::dataroot::openat2(&top, name, how).map_err(|errno| match errno {
         nix::errno::Errno::ELOOP | nix::errno::Errno::EXDEV => {
             refuse("is a symlink, or lies behind one".into())
         }

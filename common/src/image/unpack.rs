@@ -36,7 +36,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{
     fchmod, fstatat, futimens, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags,
 };
@@ -516,7 +516,8 @@ fn mark_opaque(root: &OwnedFd, rel: &Path) -> std::result::Result<(), String> {
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    let dir = openat2(root, rel, how).map_err(|e| format!("{}: {}", rel.display(), e.desc()))?;
+    let dir = crate::dataroot::openat2(root, rel, how)
+        .map_err(|e| format!("{}: {}", rel.display(), e.desc()))?;
     let mut names = vec![c"user.overlay.opaque"];
     if super::mapped::real_root() {
         names.push(c"trusted.overlay.opaque");
@@ -586,7 +587,7 @@ pub fn open_beneath(root: &impl AsFd, rel: &Path) -> std::result::Result<OwnedFd
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    openat2(root, rel, how).map_err(|errno| match errno {
+    crate::dataroot::openat2(root, rel, how).map_err(|errno| match errno {
         Errno::ELOOP => format!("{} passes through a symlink", rel.display()),
         Errno::EXDEV => format!("{} is outside the image", rel.display()),
         Errno::ENOTDIR => format!("{} is not a directory", rel.display()),
@@ -681,7 +682,7 @@ fn open_beneath_dir(root: &OwnedFd, rel: &Path) -> nix::Result<Option<OwnedFd>> 
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    match openat2(root, rel, how) {
+    match crate::dataroot::openat2(root, rel, how) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => Ok(None),
         Err(e) => Err(e),
