@@ -34,6 +34,7 @@ use crate::doctor::{cgroup_mode, CgroupMode};
 use crate::error::{quote, Error, Result};
 use crate::{detail, narrate};
 
+pub mod container;
 pub mod limits;
 pub mod v1;
 pub mod v2;
@@ -125,8 +126,12 @@ impl Hierarchy {
     /// rootless, the caller's own cgroup if it is delegated (v2 only), else
     /// an error naming the fix.
     pub fn detect() -> Result<Hierarchy> {
+        Hierarchy::for_mode(Mode::detect(Path::new(CGROUP_ROOT))?)
+    }
+
+    /// As [`Hierarchy::detect`], for a mode detected already.
+    pub fn for_mode(mode: Mode) -> Result<Hierarchy> {
         let base = PathBuf::from(CGROUP_ROOT);
-        let mode = Mode::detect(&base)?;
         if !crate::privilege::rootless() {
             return Ok(Hierarchy::new(mode, base, ""));
         }

@@ -167,6 +167,7 @@ pub fn run<C: Chapter>(
         monitor_pid: None,
         exit_code: None,
         finished: None,
+        oom_killed: false,
         rootless: namespace::rootless(),
     };
     let prepared = (if args.rm {
@@ -227,8 +228,9 @@ pub fn run<C: Chapter>(
 
 /// Remove the container's directory, then the chapter's own remains.
 pub fn remove<C: Chapter>(container: &Container) -> Result<()> {
+    let state = container.state().ok();
     container.remove()?;
-    C::after_remove(container)
+    C::after_remove(container, state.as_ref())
 }
 
 /// Clone the container's child, with the chapter's host-side hook before
@@ -259,7 +261,7 @@ fn foreground<C: Chapter>(container: &Container, spec: &Spec<C::RunFlags>) -> Re
     )?;
     record_started(container, child.pid(), None)?;
     let exit = terminal::wait(child, console)?;
-    record_exit(container, exit.code());
+    record_exit::<C>(container, exit.code())?;
     Ok(exit.code())
 }
 
@@ -285,7 +287,7 @@ fn monitor<C: Chapter>(
     record_started(container, child.pid(), Some(std::process::id() as i32))?;
     ready.ok(&spec.name);
     let exit = child.wait()?;
-    record_exit(container, exit.code());
+    record_exit::<C>(container, exit.code())?;
     if remove_it {
         let _lock = container.lock();
         remove::<C>(container)?;
@@ -305,11 +307,16 @@ fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Resu
         .map(drop)
 }
 
-/// Best effort: after `rm -f` the container's directory may be gone already.
-fn record_exit(container: &Container, code: u8) {
+/// Record how it ended, with what the chapter adds (after_exit). Best
+/// effort: after `rm -f` the container's directory may be gone already,
+/// and then `rm` did the chapter's clean-up (after_remove).
+fn record_exit<C: Chapter>(container: &Container, code: u8) -> Result<()> {
+    let mut hooked = Ok(());
     let _ = container.update(|state| {
         state.status = Status::Exited;
         state.exit_code = Some(code.into());
         state.finished = Some(container::now());
+        hooked = C::after_exit(container, state);
     });
+    hooked
 }
