@@ -25,7 +25,7 @@ use crate::{detail, mount, narrate};
 
 /// A cgroup this young with no process in it may be one that a `run` has
 /// just made and is about to join its child to: never swept as stale.
-const STARTING: Duration = Duration::from_secs(10);
+const STARTING: Duration = Duration::from_secs(5);
 
 /// What this host gives this caller.
 #[derive(Debug)]
