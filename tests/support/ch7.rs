@@ -567,3 +567,118 @@ pub fn rootless_a_limit_is_refused_with_the_fix(ch: Chapter, mode: Mode) -> Stri
     quiet(ch, &sandbox, &["run", "--rm", "busybox", "true"]).assert_ok();
     errors[0].to_string()
 }
+
+/// For a slow guest, chapter 7's claims in few runs, read from inside
+/// the container through its /sys/fs/cgroup (cgroup v2 only): in one run
+/// with `-m 32m --cpus 0.5 --pids-limit 16`, the narrated writes in
+/// order; `/` in /proc/self/cgroup; the limits in the container's own
+/// read-only cgroup2; forks refused at 16; a busy loop throttled; a hog
+/// OOM-killed and counted in memory.events. Then `ps -a` says OOMKilled of
+/// a container whose init was the hog, and no cgroup is left.
+pub fn v2_limits_hold_in_one_run(ch: Chapter) -> String {
+    let sandbox = sandbox(Who::Caller);
+    let script = "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/pids.max; \
+        cut -d' ' -f5,6,9 /proc/self/mountinfo | grep ^/sys; \
+        touch /sys/fs/cgroup/x 2>&1; \
+        (while :; do sleep 1000 & done) 2>/dev/null; \
+        read n < /sys/fs/cgroup/pids.current; echo pids $n; \
+        kill -9 -1; \
+        timeout 1 sh -c 'while :; do :; done'; \
+        grep -E '^(usage|throttled)_usec' /sys/fs/cgroup/cpu.stat; \
+        tail /dev/zero; echo tail $?; \
+        grep '^oom_kill ' /sys/fs/cgroup/memory.events";
+    let out = sandbox.run(
+        ch.bin,
+        &[
+            "run",
+            "--rm",
+            "--init",
+            "-m",
+            "32m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "16",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    out.assert_ok();
+    let position = |needle: &str| {
+        out.stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in {}", out.stderr))
+    };
+    let statfs = position("statfs(\"/sys/fs/cgroup\") = {f_type = CGROUP2_SUPER_MAGIC");
+    let writes = [
+        "memory.max\", \"33554432\")",
+        "memory.swap.max\", \"0\")",
+        "cpu.max\", \"50000 100000\")",
+        "pids.max\", \"16\")",
+    ]
+    .map(|file| position(&format!("/{file}")));
+    let procs = position("cgroup.procs\", \"");
+    let first_step = position("[child ] unshare(CLONE_NEWCGROUP)");
+    assert!(writes.iter().all(|&at| statfs < at && at < procs) && procs < first_step);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let expected_start = [
+        "0::/",
+        "33554432",
+        "50000 100000",
+        "16",
+        "/sys ro,nosuid,nodev,noexec,relatime tmpfs",
+        "/sys/fs/cgroup ro,nosuid,nodev,noexec,relatime cgroup2",
+        "touch: /sys/fs/cgroup/x: Read-only file system",
+    ];
+    assert_eq!(lines[..7], expected_start, "{out:#?}");
+    // The forker died of its refused fork: the limit, or one under it.
+    let pids: u64 = lines[7].strip_prefix("pids ").unwrap().parse().unwrap();
+    assert!((15..=16).contains(&pids), "{out:#?}");
+    let value = |key: &str| -> u64 {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {out:#?}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (usage, throttled) = (value("usage_usec"), value("throttled_usec"));
+    assert!(throttled > 100_000, "not throttled: {out:#?}");
+    assert!(lines.contains(&"tail 137"), "{out:#?}");
+    assert!(value("oom_kill") >= 1, "{out:#?}");
+    let id = narrated_id(&out.stderr);
+    assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
+    // OOMKilled in ps, for a container whose init the OOM killer ended.
+    let hog = quiet(
+        ch,
+        &sandbox,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "-m",
+            "32m",
+            "busybox",
+            "tail",
+            "/dev/zero",
+        ],
+    );
+    assert_eq!(hog.code, Some(137), "{hog:#?}");
+    let row = ps_row(ch, &sandbox, "hog");
+    assert!(row.contains("exited (137) OOMKilled"), "{row}");
+    let hog_id = container_id(ch, &sandbox, "hog");
+    assert!(cgroup_dirs(&hog_id).is_empty());
+    format!(
+        "pids {pids} / 16; CPU {}ms, throttled {}ms; {}",
+        usage / 1000,
+        throttled / 1000,
+        row.split_whitespace()
+            .skip(3)
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}

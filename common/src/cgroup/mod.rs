@@ -150,6 +150,7 @@ impl Hierarchy {
                 "/proc/self/cgroup names no cgroup v2 path for this process: {DELEGATE_FIX}"
             ))
         })?;
+        let own = delegated_parent(own);
         check_delegated(&base, &own)?;
         narrate!(
             7,
@@ -477,6 +478,19 @@ pub fn own_v2_cgroup(proc_self_cgroup: &str) -> Option<PathBuf> {
         .map(|path| PathBuf::from(path.trim_start_matches('/')))
 }
 
+/// The delegated cgroup that `own` stands for: a process that an earlier
+/// run moved into the delegated cgroup's leaf (`stepbox-supervisor/`, see
+/// [`v2::SUPERVISOR_LEAF`]) makes its containers' cgroups beside that leaf,
+/// not inside it.
+pub fn delegated_parent(own: PathBuf) -> PathBuf {
+    match own.file_name() {
+        Some(leaf) if leaf == v2::SUPERVISOR_LEAF => {
+            own.parent().map(Path::to_path_buf).unwrap_or(own)
+        }
+        _ => own,
+    }
+}
+
 /// A rootless caller may make cgroups under `own` only if it was delegated
 /// to them: its directory, `cgroup.procs` and `cgroup.subtree_control`
 /// writable by them.
@@ -729,6 +743,13 @@ mod tests {
         );
         assert_eq!(own_v2_cgroup("0::/\n"), Some(PathBuf::from("")));
         assert_eq!(own_v2_cgroup("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn a_process_in_the_supervisor_leaf_uses_the_delegated_cgroup_above_it() {
+        let scope = PathBuf::from("user.slice/run-1.scope");
+        assert_eq!(delegated_parent(scope.join(v2::SUPERVISOR_LEAF)), scope);
+        assert_eq!(delegated_parent(scope.clone()), scope);
     }
 
     #[test]
