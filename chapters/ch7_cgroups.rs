@@ -72,7 +72,7 @@ impl Chapter for Ch7 {
         let restrictions = Restrictions::new(&spec.chapter.security)?;
         // 1. Our own cgroup namespace, first: it is rooted where we are when
         //    it is made, and the parent has just put us in our cgroup
-        //    (docs/ch7-cgroups.md#a-cgroup-namespace).
+        //    (docs/ch7-cgroups.md#inside-the-container).
         cgroup::container::unshare_namespace()?;
         // 2-6. As in chapter 5: a private mount table, the hostname, the
         //      overlay, /proc /dev /tmp.

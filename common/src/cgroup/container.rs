@@ -235,7 +235,7 @@ pub fn size(bytes: u64) -> String {
 /// It is rooted at the cgroup the process is in when it is made, so it
 /// must come after the parent wrote our pid to `cgroup.procs`: made at
 /// clone time it would be rooted at the parent's cgroup
-/// (docs/ch7-cgroups.md#a-cgroup-namespace).
+/// (docs/ch7-cgroups.md#inside-the-container).
 pub fn unshare_namespace() -> Result<()> {
     narrate!(7, "unshare(CLONE_NEWCGROUP)   /* our cgroup is now / */");
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)

@@ -261,7 +261,8 @@ fn foreground<C: Chapter>(container: &Container, spec: &Spec<C::RunFlags>) -> Re
     )?;
     record_started(container, child.pid(), None)?;
     let exit = terminal::wait(child, console)?;
-    record_exit::<C>(container, exit.code())?;
+    record_exit(container, exit.code());
+    after_exit::<C>(container)?;
     Ok(exit.code())
 }
 
@@ -287,7 +288,8 @@ fn monitor<C: Chapter>(
     record_started(container, child.pid(), Some(std::process::id() as i32))?;
     ready.ok(&spec.name);
     let exit = child.wait()?;
-    record_exit::<C>(container, exit.code())?;
+    record_exit(container, exit.code());
+    after_exit::<C>(container)?;
     if remove_it {
         let _lock = container.lock();
         remove::<C>(container)?;
@@ -307,16 +309,21 @@ fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Resu
         .map(drop)
 }
 
-/// Record how it ended, with what the chapter adds (after_exit). Best
-/// effort: after `rm -f` the container's directory may be gone already,
-/// and then `rm` did the chapter's clean-up (after_remove).
-fn record_exit<C: Chapter>(container: &Container, code: u8) -> Result<()> {
-    let mut hooked = Ok(());
+/// Best effort: after `rm -f` the container's directory may be gone already.
+fn record_exit(container: &Container, code: u8) {
     let _ = container.update(|state| {
         state.status = Status::Exited;
         state.exit_code = Some(code.into());
         state.finished = Some(container::now());
-        hooked = C::after_exit(container, state);
     });
+}
+
+/// The chapter's hook once the container has exited (chapter 7: was it
+/// OOMKilled, then its cgroup removed), what it changes in the state saved.
+/// Once `rm -f` removed the container there is no state, and `rm` did the
+/// chapter's clean-up (after_remove).
+fn after_exit<C: Chapter>(container: &Container) -> Result<()> {
+    let mut hooked = Ok(());
+    let _ = container.update(|state| hooked = C::after_exit(container, state));
     hooked
 }
