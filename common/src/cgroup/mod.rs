@@ -536,7 +536,9 @@ fn write_error(path: &Path, value: &str, error: io::Error) -> Error {
                 .to_string()
         }
         (Errno::ENOENT, "cgroup.subtree_control") => "no such controller in this kernel".into(),
-        (Errno::EINVAL, "cpuset.cpus") => "no such CPU on this machine, or not in the parent's set".into(),
+        (Errno::EINVAL | Errno::ERANGE, "cpuset.cpus") => {
+            "no such CPU on this machine, or not in the parent's set: see nproc".into()
+        }
         (Errno::EINVAL, "cgroup.procs") => {
             "the process cannot join: on v1 a cpuset cgroup needs cpuset.cpus and cpuset.mems set first".into()
         }
