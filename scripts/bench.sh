@@ -29,6 +29,14 @@
 #                  layer over its image's: median ≤ 100 ms, ≤ 2 MiB written
 #                  to the store; a run of the committed image unpacks one
 #                  layer (the new one) and none of its base
+#   ch6-security   (issue 13) run --rm busybox /bin/true ≤ 1.15 × ch5-commit
+#                  run --rm, pair by pair; and ≤ 0.8 × `crun run` of an OCI
+#                  bundle over the same busybox root with the same
+#                  restrictions: Docker's default seccomp profile (ch6's own
+#                  JSON, converted with jq to a runtime-spec linux.seccomp),
+#                  Docker's 14 capabilities, its masked and read-only paths,
+#                  no_new_privs; mount, pid, uts and ipc namespaces as ch6
+#                  makes, no cgroup (ch6 makes none: --cgroup-manager=disabled)
 #   interactive    (from ch2 on, stdin a terminal gives the container a pty of
 #                  its own) ch2-rootfs and ch5-commit run --rm, stdin a pty:
 #                  median ≤ 0.3 ms more than with stdin /dev/null, both
@@ -56,11 +64,12 @@
 #   BENCH_ONLY         interactive: only the interactive-start rows (and the
 #                      untimed runs that provision their images); minbase:
 #                      only the Debian minbase first unpack; commit: only the
-#                      1 MB layer commit; ch7: only the ch7-cgroups row;
-#                      default: every row
+#                      1 MB layer commit; ch6: only ch6's rows against ch5
+#                      and crun; ch7: only the ch7-cgroups row; default:
+#                      every row
 #
 # Run as root, it installs what it lacks with apt-get (hyperfine, time,
-# bubblewrap, jq, gcc for the pty wrapper). It never touches /var/lib/stepbox: the chapters get a
+# bubblewrap, jq, gcc for the pty wrapper, crun). It never touches /var/lib/stepbox: the chapters get a
 # temporary data root, and every container it starts is removed on exit.
 set -euo pipefail
 
@@ -73,8 +82,8 @@ RSS_RUNS=${BENCH_RSS_RUNS:-20}
 BIG_RUNS=${BENCH_BIG_RUNS:-5}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-  '' | interactive | minbase | commit | ch7) ;;
-  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive, minbase, commit and ch7" >&2; exit 2 ;;
+  '' | interactive | minbase | commit | ch6 | ch7) ;;
+  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive, minbase, commit, ch6 and ch7" >&2; exit 2 ;;
 esac
 
 # ---------------------------------------------------------------------------
@@ -93,6 +102,7 @@ declare -A PACKAGE=(
   [gzip]=gzip
   [cc]=gcc
   [mmdebstrap]=mmdebstrap
+  [crun]=crun
 )
 
 command -v cargo >/dev/null ||
@@ -600,8 +610,124 @@ if [ -z "$ONLY" ] || [ "$ONLY" = commit ]; then
   "${ch5[@]}" rm -f onemb >/dev/null
 fi
 
-# BENCH_ONLY=minbase skips the interactive rows.
-if [ "$ONLY" != minbase ] && [ "$ONLY" != commit ] && [ "$ONLY" != ch7 ]; then
+# ---------------------------------------------------------------------------
+# ch6 (issue 13): what the restrictions cost. ch6's run --rm against ch5's,
+# and against crun running a bundle over the same busybox root (the layer
+# ch5 and ch6 unpacked, which their overlays read) with the same
+# restrictions, pair by pair. The bundle's config starts from `crun spec`:
+# the namespaces become ch6's (no network, no user namespace as root), /sys
+# and its cgroup mount go (ch6 mounts neither), and the rest is set as ch6
+# sets it: Docker's 14 capabilities in every set, no_new_privs, Docker's
+# masked and read-only paths, and Docker's default seccomp profile,
+# converted from ch6's own copy (common/src/security/seccomp-default.json)
+# as Docker converts it: the rules whose includes/excludes match the 14
+# capabilities, this architecture and this kernel, for the native
+# architecture only (as ch6's filter allows only it).
+
+if [ -z "$ONLY" ] || [ "$ONLY" = ch6 ]; then
+  echo
+  echo "== ch6: capabilities, no_new_privs, masked paths, seccomp =="
+  ch5=("$bin/ch5-commit" -q)
+  ch6=("$bin/ch6-security" -q)
+  # Untimed: provision busybox and unpack its layer; both chapters work.
+  "${ch5[@]}" run --rm busybox /bin/true </dev/null
+  "${ch6[@]}" run --rm busybox /bin/true </dev/null
+  layer=$(find "$STEPBOX_ROOT/layers" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+  [ -x "$layer/bin/busybox" ] ||
+    { echo "bench.sh: no busybox layer under $STEPBOX_ROOT/layers" >&2; exit 1; }
+  bundle=$work/crun-bundle
+  mkdir -p "$bundle"
+  case $(uname -m) in
+    x86_64) go_arch=amd64 scmp_arch=SCMP_ARCH_X86_64 ;;
+    aarch64) go_arch=arm64 scmp_arch=SCMP_ARCH_AARCH64 ;;
+    *) echo "bench.sh: no seccomp architecture for $(uname -m)" >&2; exit 1 ;;
+  esac
+  kernel=$(uname -r | sed -E 's/^([0-9]+)\.([0-9]+).*/[\1,\2]/')
+  docker_caps='["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FSETID","CAP_FOWNER","CAP_MKNOD","CAP_NET_RAW","CAP_SETGID","CAP_SETUID","CAP_SETFCAP","CAP_SETPCAP","CAP_NET_BIND_SERVICE","CAP_SYS_CHROOT","CAP_KILL","CAP_AUDIT_WRITE"]'
+  jq --argjson caps "$docker_caps" --arg arch "$go_arch" --arg scmp "$scmp_arch" \
+    --argjson kernel "$kernel" '
+    def held: . as $c | $caps | index($c) != null;
+    {
+      defaultAction,
+      defaultErrnoRet: (.defaultErrnoRet // 1),
+      architectures: [$scmp],
+      syscalls: [
+        .syscalls[]
+        | select(all((.includes.caps // [])[]; held))
+        | select((.includes.arches // []) as $a | ($a | length) == 0 or ($a | index($arch)) != null)
+        | select((.includes.minKernel // "0.0") | split(".") | map(tonumber) <= $kernel)
+        | select(any((.excludes.caps // [])[]; held) | not)
+        | select((.excludes.arches // []) | index($arch) == null)
+        | {names, action} + (if .errnoRet then {errnoRet} else {} end)
+          + (if .args then {args: [.args[] | {index, value, op} + (if .valueTwo then {valueTwo} else {} end)]} else {} end)
+      ]
+    }' "$repo/common/src/security/seccomp-default.json" >"$work/seccomp-oci.json"
+  (cd "$bundle" && crun spec)
+  jq --arg root "$layer" --argjson caps "$docker_caps" \
+    --slurpfile seccomp "$work/seccomp-oci.json" '
+    .root = {path: $root, readonly: false}
+    | .process.terminal = false
+    | .process.args = ["/bin/true"]
+    | .process.noNewPrivileges = true
+    | .process.capabilities = {bounding: $caps, effective: $caps, permitted: $caps, inheritable: $caps, ambient: []}
+    | .process.rlimits = []
+    | .hostname = "stepbox-bench"
+    | .mounts |= map(select(.destination != "/sys" and .destination != "/sys/fs/cgroup"))
+    | .linux.namespaces = [{type: "pid"}, {type: "mount"}, {type: "uts"}, {type: "ipc"}]
+    | .linux.maskedPaths = ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
+        "/proc/keys", "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi",
+        "/proc/timer_list", "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware"]
+    | .linux.readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+    | .linux.seccomp = $seccomp[0]
+    | del(.linux.resources)' "$bundle/config.json" >"$bundle/config.json.new"
+  mv "$bundle/config.json.new" "$bundle/config.json"
+  echo "  crun bundle: $bundle over $layer; seccomp: $(jq '.linux.seccomp.syscalls | length' "$bundle/config.json") rules"
+  crun_state=$work/crun-state
+  crun_run=(crun --root "$crun_state" --cgroup-manager=disabled run --bundle "$bundle" stepbox-bench)
+  # crun 1.8 refuses a hybrid cgroup host whose v2 hierarchy has controllers,
+  # even with no cgroup manager. Then both of each pair run in a mount
+  # namespace of the script's where an empty tmpfs hides that hierarchy
+  # (ch6 uses no cgroup): the namespace is made once, not per run.
+  in_ns=()
+  # (A cgroup file's size is 0 whatever it holds: read it.)
+  if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
+    # shellcheck disable=SC2016  # $1 is expanded by the inner bash
+    in_ns=(unshare -m --propagation private -- bash -c
+      'mount -t tmpfs -o ro,size=0 stepbox-bench-hide /sys/fs/cgroup/unified && eval "$1"' bash)
+    echo "  info  hybrid cgroups with v2 controllers: crun's pairs run where a tmpfs hides /sys/fs/cgroup/unified"
+  fi
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch6_rm=("${ch6[@]}" run --rm busybox /bin/true)
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch5_rm=("${ch5[@]}" run --rm busybox /bin/true)
+  check_crun="${crun_run[*]@Q} </dev/null"
+  "${in_ns[@]:-eval}" "$check_crun" ||
+    { echo "bench.sh: crun run of the bundle failed: see $bundle/config.json" >&2; exit 1; }
+  echo "timing ch6-security and ch5-commit run --rm, $RUNS pairs..." >&2
+  ch6_times=() ch5_times=()
+  alternate ch6_times ch6_rm ch5_times ch5_rm </dev/null
+  summarize "ch6 run --rm" "${ch6_times[@]}"
+  summarize "ch5 run --rm" "${ch5_times[@]}"
+  compare "ch6 run --rm" "ch5 run --rm" 1.15
+  echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+    ch6_times ch5_times) ms"
+  echo "timing ch6-security run --rm and crun run, $RUNS pairs..." >&2
+  # The pairs, and the arrays they fill, travel in and out as bash source.
+  pairs="$(declare -f alternate time_once); $(declare -p RUNS WARMUP ch6_rm crun_run)
+    ch6_times=() crun_times=()
+    alternate ch6_times ch6_rm crun_times crun_run </dev/null
+    declare -p ch6_times crun_times"
+  crun_times=()
+  eval "$("${in_ns[@]:-eval}" "$pairs")"
+  summarize "ch6 run --rm, against crun" "${ch6_times[@]}"
+  summarize "crun run" "${crun_times[@]}"
+  compare "ch6 run --rm, against crun" "crun run" 0.8
+  echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+    ch6_times crun_times) ms"
+fi
+
+# BENCH_ONLY=minbase, commit, ch6 and ch7 skip the interactive rows.
+if [ "$ONLY" != minbase ] && [ "$ONLY" != commit ] && [ "$ONLY" != ch6 ] && [ "$ONLY" != ch7 ]; then
 echo
 echo "== from ch2 on: an interactive start (stdin a terminal) =="
 # Interactive, a chapter gives the container a pty of its own devpts: the
@@ -743,7 +869,7 @@ else
   echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
     ch2_now_times ch2_old_times) ms"
 fi
-fi   # BENCH_ONLY=minbase, commit and ch7 skip the interactive rows
+fi   # BENCH_ONLY=minbase, commit, ch6 and ch7 skip the interactive rows
 
 # ---------------------------------------------------------------------------
 # A distro root filesystem (issue 12): the first run of ch3 on a Debian

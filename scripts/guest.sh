@@ -106,8 +106,14 @@ $bb mount -t devtmpfs devtmpfs /dev 2>/dev/null
 $bb mkdir -p /dev/pts /dev/shm
 $bb mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 $bb mount -t tmpfs tmpfs /dev/shm
-$bb mount -t tmpfs tmpfs /tmp
+# A tmpfs on /tmp, unless the checkout (and this cache) lives there: then
+# the guest uses the host's /tmp as the 9p root shows it, and TMPDIR a tmpfs.
 $bb mount -t tmpfs tmpfs /run
+tmp=/tmp
+case $bb in
+  /tmp/*) tmp=/run/tmp; $bb mkdir -p $tmp ;;
+  *) $bb mount -t tmpfs tmpfs /tmp ;;
+esac
 $bb mount -t cgroup2 cgroup2 /sys/fs/cgroup
 out=/dev/console err=/dev/console ret=
 for port in /sys/class/virtio-ports/*; do
@@ -132,7 +138,7 @@ for word in $cmdline; do
 done
 echo "$encoded" | $bb base64 -d >/run/command
 cd /
-HOME=/root TMPDIR=/tmp $bb sh /run/command </dev/null >"$out" 2>"$err"
+HOME=/root TMPDIR=$tmp $bb sh /run/command </dev/null >"$out" 2>"$err"
 status=$?
 [ -n "$ret" ] && echo "$status" >"$ret"
 $bb sync

@@ -57,7 +57,8 @@ export STEPBOX_SKIP_LOG
 STEPBOX_SKIP_LOG=$(mktemp)
 trap 'rm -f "$log" "$STEPBOX_SKIP_LOG"' EXIT
 status=0
-cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: every test binary runs, so one failure hides no other.
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 
 # The docs build as a book too (installs mdbook with cargo the first time).
 scripts/build-docs.sh || { echo "test.sh: the book did not build" >&2; status=1; }

@@ -15,11 +15,10 @@ mod lifecycle;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lifecycle::{blob_json, blob_path, stored_layers, stored_manifest, tar_headers};
 use support::oci::{chown_tree, sha256};
-use support::{list_dir, Outcome, Sandbox, Who};
+use support::{list_dir, tool, Outcome, Sandbox, Who};
 
 const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 
@@ -43,20 +42,6 @@ fn ok(sandbox: &Sandbox, args: &[&str]) -> String {
 
 fn text(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// Run a real tool; missing, it fails with the install line. Its stdout.
-fn tool(program: &str, args: &[&str], package: &str) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}: apt-get install {package}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The number of blobs in the store.
@@ -426,6 +411,13 @@ fn claim_save_is_read_by_skopeo_and_umoci(who: Who) {
     ok(&sandbox, &["rm", "-f", "second"]);
     let saved = sandbox.path().join("app.tar");
     ok(&sandbox, &["save", "app:v1", "-o", text(&saved)]);
+    // The same image saves to the same bytes.
+    let again = sandbox.path().join("again.tar");
+    ok(&sandbox, &["save", "app:v1", "-o", text(&again)]);
+    assert!(
+        fs::read(&saved).unwrap() == fs::read(&again).unwrap(),
+        "two saves differ"
+    );
     let layers = layer_digests(&sandbox, "app:v1");
     for transport in ["oci-archive", "docker-archive"] {
         let image = format!("{transport}:{}", saved.display());
@@ -789,4 +781,214 @@ fn podman_loads_a_saved_commit_with_its_id_and_tree() {
     assert_eq!(list_dir(&rootfs.join("etc/x")), ["only"]);
     podman(&["image", "unmount", "localhost/app:v1"]);
     podman(&["rmi", "-a", "-f"]);
+}
+
+// What a hostile review found (each fails on the code before its fix).
+
+/// A run of chapter 3 of the stored image `app:v1`, in the background: it
+/// waits, then reads a file of its image.
+fn ch3_reading_later(sandbox: &Sandbox) -> std::process::Child {
+    const CH3: &str = env!("CARGO_BIN_EXE_ch3-overlay");
+    let mut command = sandbox.command(
+        CH3,
+        &[
+            "-q",
+            "--image",
+            "app:v1",
+            "--",
+            "sh",
+            "-c",
+            "sleep 2; cat /which",
+        ],
+    );
+    command.stdout(std::process::Stdio::piped());
+    command.spawn().unwrap()
+}
+
+// rmi leaves the layers of a running container of any chapter (chapter 3
+// writes no record): the run holds a lock on each; once it ends, the next
+// rmi sweeps what no image needs.
+#[test]
+fn rmi_keeps_the_layers_a_running_container_uses() {
+    let sandbox = sandbox(Who::Caller);
+    commit_one(&sandbox, "c1", "app:v1", "one");
+    let top = layer_digests(&sandbox, "app:v1")[1].clone();
+    let top = top.strip_prefix("sha256:").unwrap().to_string();
+    let child = ch3_reading_later(&sandbox);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    ok(&sandbox, &["rmi", "app:v1"]);
+    assert!(
+        unpacked_layers(&sandbox).contains(&top),
+        "rmi removed a layer in use"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n");
+    // The run is over: the next rmi takes the layer no image needs.
+    commit_one(&sandbox, "c2", "other:v1", "two");
+    ok(&sandbox, &["rmi", "other:v1"]);
+    assert!(
+        !unpacked_layers(&sandbox).contains(&top),
+        "the orphan layer stayed"
+    );
+}
+
+/// A layout holding busybox's layer, with `config` as its config blob
+/// (whatever it holds) and `extra` as more layers, as an oci-archive.
+fn layout_with_config(
+    sandbox: &Sandbox,
+    name: &str,
+    config: &serde_json::Value,
+    extra: &[Vec<u8>],
+) -> PathBuf {
+    let layout = support::oci::Layout::new(&sandbox.path().join(name));
+    let busybox = fs::read(support::busybox_image()).unwrap();
+    let layers: Vec<support::oci::Layer> = std::iter::once(busybox)
+        .chain(extra.iter().cloned())
+        .map(|bytes| support::oci::Layer {
+            bytes,
+            media_type: support::oci::LAYER_TAR.into(),
+        })
+        .collect();
+    let config = serde_json::to_vec(config).unwrap();
+    let image = layout.image(&config, &layers, &format!("hostile/{name}:v1"));
+    layout.index(&[image]);
+    chown_tree(sandbox, &layout.dir);
+    support::oci::archive(sandbox, &layout.dir)
+}
+
+// A config that is no OCI image config (no os, no architecture), or one
+// whose diff_ids do not name the image's layers (one layer listed, two in
+// the manifest: an image passing itself off as another's ID), is refused
+// by load, which stores nothing, and by run.
+#[test]
+fn an_image_whose_config_does_not_name_its_layers_is_refused() {
+    let sandbox = sandbox(Who::Caller);
+    let busybox = fs::read(support::busybox_image()).unwrap();
+    let diff = format!("sha256:{}", sha256(&busybox));
+    let no_os = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [diff]}});
+    let evil = support::tarballs::tarball(&[support::tarballs::Entry::File("evil", "x\n")]);
+    let spoof = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff]},
+    });
+    for (archive, why) in [
+        (
+            layout_with_config(&sandbox, "noos", &no_os, &[]),
+            "is not an OCI image config",
+        ),
+        (
+            layout_with_config(&sandbox, "spoof", &spoof, &[evil]),
+            "its config lists 1 layers (diff_ids), its manifest 2",
+        ),
+    ] {
+        let before = (index_text(&sandbox), blob_count(&sandbox));
+        let out = quiet(&sandbox, &["load", "-i", text(&archive)]);
+        assert_eq!(out.code, Some(125), "{out:#?}");
+        assert!(out.error_lines()[0].contains(why), "{out:#?}");
+        assert_eq!(
+            (index_text(&sandbox), blob_count(&sandbox)),
+            before,
+            "load left something"
+        );
+    }
+    // Run by path, the spoof is refused too (and before it runs anything).
+    let spoofed = sandbox.path().join("spoof.tar");
+    let out = quiet(&sandbox, &["run", "--rm", text(&spoofed), "cat", "/evil"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.error_lines()[0].contains("diff_ids"), "{out:#?}");
+}
+
+// A file the container names .wh.NAME would be read as a deletion by
+// every tool that unpacks the layer: commit refuses it, naming it.
+#[test]
+fn a_file_named_like_a_whiteout_is_not_committed() {
+    let sandbox = sandbox(Who::Caller);
+    ok(
+        &sandbox,
+        &[
+            "run",
+            "--name",
+            "w",
+            "busybox",
+            "sh",
+            "-c",
+            "echo s > /etc/.wh.passwd",
+        ],
+    );
+    let out = quiet(&sandbox, &["commit", "w", "wh:v1"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(
+        out.error_lines()[0].contains("/etc/.wh.passwd is named .wh.*"),
+        "{out:#?}"
+    );
+    assert!(!index_text(&sandbox).contains("wh:v1"));
+    ok(&sandbox, &["rm", "w"]);
+}
+
+// save reads each blob as run does: a blob replaced by a symlink (to a
+// host file of the same size) is refused, not copied into the archive.
+#[test]
+fn save_refuses_a_blob_that_is_a_symlink() {
+    let sandbox = sandbox(Who::Caller);
+    commit_one(&sandbox, "c1", "app:v1", "one");
+    let top = blob_path(&sandbox, &layer_digests(&sandbox, "app:v1")[1]);
+    let size = fs::metadata(&top).unwrap().len() as usize;
+    let secret = sandbox.path().join("secret");
+    fs::write(&secret, vec![b's'; size]).unwrap();
+    fs::remove_file(&top).unwrap();
+    std::os::unix::fs::symlink(&secret, &top).unwrap();
+    let saved = sandbox.path().join("saved.tar");
+    let out = quiet(&sandbox, &["save", "app:v1", "-o", text(&saved)]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.error_lines()[0].contains("symlink"), "{out:#?}");
+    assert!(!saved.exists());
+}
+
+// By ID, rmi removes the image with all its names, as Docker does: with
+// several names only under -f.
+#[test]
+fn rmi_by_id_of_an_image_with_two_names_needs_f() {
+    let sandbox = sandbox(Who::Caller);
+    commit_one(&sandbox, "c1", "app:v1", "one");
+    ok(&sandbox, &["tag", "app:v1", "app:v2"]);
+    let id = image_id(&sandbox, "app:v1");
+    let out = quiet(&sandbox, &["rmi", &id[..12]]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert!(out.error_lines()[0].contains("app:v1, app:v2"), "{out:#?}");
+    let out = ok(&sandbox, &["rmi", "-f", &id[..12]]);
+    assert!(
+        out.contains("Untagged: app:v1") && out.contains("Untagged: app:v2"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("Deleted: sha256:{id}")), "{out}");
+}
+
+// A docker save archive repacked with `tar -C dir -cf x.tar .` names its
+// members ./NAME: it loads as any other.
+#[test]
+fn a_docker_save_archive_of_dot_slash_names_loads() {
+    let sandbox = sandbox(Who::Caller);
+    let saved = sandbox.path().join("saved.tar");
+    ok(&sandbox, &["save", "busybox", "-o", text(&saved)]);
+    let docker = sandbox.path().join("docker.tar");
+    let source = format!("oci-archive:{}", saved.display());
+    let dest = format!("docker-archive:{}:dot/image:v1", docker.display());
+    tool("skopeo", &["copy", "-q", &source, &dest], "skopeo");
+    let dir = sandbox.path().join("unpacked");
+    fs::create_dir(&dir).unwrap();
+    tar::Archive::new(fs::File::open(&docker).unwrap())
+        .unpack(&dir)
+        .unwrap();
+    let repacked = sandbox.path().join("dot.tar");
+    tool(
+        "tar",
+        &["-C", text(&dir), "-cf", text(&repacked), "."],
+        "tar",
+    );
+    let names = tool("tar", &["-tf", text(&repacked)], "tar");
+    assert!(names.lines().any(|l| l == "./manifest.json"), "{names}");
+    let out = ok(&sandbox, &["load", "-i", text(&repacked)]);
+    assert!(out.contains("Loaded image: dot/image:v1"), "{out}");
+    ok(&sandbox, &["run", "--rm", "dot/image:v1", "true"]);
 }

@@ -15,7 +15,7 @@ use std::process::Command;
 use support::oci::{archive, chown_tree, gzip, sha256, zstd, Layer, Layout};
 use support::oci::{LAYER_GZIP, LAYER_TAR, LAYER_ZSTD};
 use support::tarballs::{tarball, Entry};
-use support::{chown_to_sandbox_user, Outcome, Sandbox, Who};
+use support::{chown_to_sandbox_user, tool, Outcome, Sandbox, Who};
 
 const CH2: &str = env!("CARGO_BIN_EXE_ch2-rootfs");
 const CH3: &str = env!("CARGO_BIN_EXE_ch3-overlay");
@@ -265,19 +265,6 @@ fn claim_ch2_says_an_oci_image_is_for_chapter_3(who: Who) {
 }
 root_and_rootless!(claim_ch2_says_an_oci_image_is_for_chapter_3: ch2_says_an_oci_image_is_for_chapter_3, rootless_ch2_says_an_oci_image_is_for_chapter_3);
 
-/// Run a tool the interop tests need; missing, it fails with the install line.
-fn tool(program: &str, args: &[&str], package: &str) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}: apt-get install {package}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The busybox image made by the real tools: an OCI layout by umoci (two
 /// layers: busybox, then a second with /etc/motd and /linuxrc removed),
 /// copied by skopeo to an oci-archive, a docker-archive, and a layout with
@@ -309,9 +296,17 @@ fn made_by_the_tools(sandbox: &Sandbox) -> Vec<PathBuf> {
     let mut archive = tar::Archive::new(fs::File::open(support::busybox_image()).unwrap());
     archive.set_preserve_permissions(true);
     archive.unpack(&rootfs).unwrap();
+    // --refresh-bundle: the bundle's record of the tree is updated, so the
+    // next repack makes a layer of the changes only (two layers in all).
     tool(
         "umoci",
-        &["repack", "--image", &format!("{layout}:latest"), &bundle],
+        &[
+            "repack",
+            "--refresh-bundle",
+            "--image",
+            &format!("{layout}:latest"),
+            &bundle,
+        ],
         "umoci",
     );
     fs::write(rootfs.join("etc/motd"), "from the top layer\n").unwrap();
@@ -320,6 +315,21 @@ fn made_by_the_tools(sandbox: &Sandbox) -> Vec<PathBuf> {
         "umoci",
         &["repack", "--image", &format!("{layout}:latest"), &bundle],
         "umoci",
+    );
+    // Two layers: busybox, then the change.
+    let blob = |digest: &str| {
+        let path = Path::new(&layout).join("blobs/sha256").join(&digest[7..]);
+        serde_json::from_slice::<serde_json::Value>(&fs::read(path).unwrap()).unwrap()
+    };
+    let index = serde_json::from_slice::<serde_json::Value>(
+        &fs::read(Path::new(&layout).join("index.json")).unwrap(),
+    )
+    .unwrap();
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
     );
     let source = format!("oci:{layout}:latest");
     let targets = [

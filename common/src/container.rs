@@ -229,15 +229,7 @@ impl Container {
     /// Hold the container's lock until the guard is dropped: commands that
     /// change one container take turns.
     pub fn lock(&self) -> Result<Flock<File>> {
-        let path = self.dir.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("opening", &path, e))?;
-        Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| Error::sys(format!("flock({:?}, LOCK_EX)", path), errno))
+        dataroot::lock_file(&self.dir.join("lock"), false)
     }
 
     /// Update state.json under the lock.

@@ -468,6 +468,24 @@ fn human_limit(limit: u64) -> String {
     }
 }
 
+/// Hold a flock(2) on the file `path` (made if missing) until the guard is
+/// dropped: exclusive, or `shared`.
+pub fn lock_file(path: &Path, shared: bool) -> Result<nix::fcntl::Flock<fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let (arg, shown) = match shared {
+        true => (FlockArg::LockShared, "LOCK_SH"),
+        false => (FlockArg::LockExclusive, "LOCK_EX"),
+    };
+    Flock::lock(file, arg)
+        .map_err(|(_, errno)| Error::sys(format!("flock({path:?}, {shown})"), errno))
+}
+
 /// Write `bytes` to `path` so that a reader sees the old file or the new one,
 /// never half of either: write a temporary file beside it, then rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

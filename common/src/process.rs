@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -356,6 +357,17 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
     })
 }
 
+/// `run --try-escapes` (ch5 onwards): set by the container's parent before
+/// the clone, so the child has it in its copy of our memory. Every chapter's
+/// story then runs as written, up to [`Command::exec`], which tries the
+/// escapes instead of exec'ing ([`crate::security::lab`]).
+static ESCAPE_LAB: OnceLock<crate::security::lab::Lab> = OnceLock::new();
+
+/// From now on, a container's child runs the escape lab instead of its command.
+pub fn try_escapes_instead_of_exec(lab: crate::security::lab::Lab) {
+    let _ = ESCAPE_LAB.set(lab);
+}
+
 /// What a container's child finally becomes: the command, in its own clean
 /// environment, in its working directory, as its user, alone or under
 /// stepbox as PID 1 (`--init`) (ch2 onwards; user and working directory
@@ -401,6 +413,10 @@ impl Command {
         close_extra_fds()?;
         if let Some(user) = &user {
             user.switch()?;
+        }
+        // --try-escapes: here, restricted as the command would be, and as it.
+        if let Some(lab) = ESCAPE_LAB.get() {
+            return crate::security::lab::run(lab);
         }
         if self.init {
             crate::init::exec_as_child(&self.argv)
@@ -497,8 +513,13 @@ fn silence_stdio() {
 
 /// Fork a detached process (its own session, stdin and stdout on
 /// /dev/null) that runs `body`, and wait only until `body` reports through
-/// [`Ready`]. Returns the reported message, or the reported error.
-pub fn detach(body: impl FnOnce(&mut Ready) -> Result<()>) -> Result<String> {
+/// [`Ready`]. Of the caller's other fds it keeps only `keep` (the image
+/// layers' locks, held for the container's life). Returns the reported
+/// message, or the reported error.
+pub fn detach(
+    keep: &[std::os::fd::RawFd],
+    body: impl FnOnce(&mut Ready) -> Result<()>,
+) -> Result<String> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(ready)".into())?;
     // SAFETY: single-threaded; the forked process runs `body` and exits.
     match unsafe { nix::unistd::fork() }.call(|| "fork()".into())? {
@@ -513,13 +534,21 @@ pub fn detach(body: impl FnOnce(&mut Ready) -> Result<()>) -> Result<String> {
                     libc::dup2(null.as_raw_fd(), 1);
                 }
             }
-            // Nothing the caller leaked may be held open for the container's lifetime.
-            let keep = write_end.as_raw_fd() as u32;
-            // SAFETY: close_range only closes this process's own fds, all but `keep`.
-            unsafe {
-                libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32);
-                libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
+            // Nothing the caller leaked may be held open for the container's
+            // lifetime: every fd from 3 up goes, but the pipe and `keep`.
+            let mut kept: Vec<u32> = keep.iter().map(|&fd| fd as u32).collect();
+            kept.push(write_end.as_raw_fd() as u32);
+            kept.sort_unstable();
+            let mut from = 3u32;
+            for fd in kept.into_iter().filter(|&fd| fd >= 3) {
+                if fd > from {
+                    // SAFETY: close_range only closes this process's own fds.
+                    unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32) };
+                }
+                from = from.max(fd + 1);
             }
+            // SAFETY: as above.
+            unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) };
             let mut ready = Ready {
                 pipe: Some(File::from(write_end)),
             };

@@ -160,10 +160,14 @@ fn a_container_is_named_only_by_a_valid_name() {
 }
 
 #[test]
-fn an_image_name_without_a_slash_is_checked_as_a_name() {
+fn an_image_name_without_a_slash_is_checked_as_a_reference() {
     let (_dir, root) = data_root();
     let error = image::find(&root, "a b").unwrap_err();
-    assert_eq!(error.to_string(), message("image", "a b"));
+    assert_eq!(
+        error.to_string(),
+        "invalid image reference \"a b\": a name is lowercase letters and digits, joined by \
+         '.', '_' or '-', in parts separated by '/' (e.g. busybox, localhost/app:v1)"
+    );
 }
 
 #[test]

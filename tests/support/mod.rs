@@ -148,6 +148,21 @@ pub fn skip(why: &str) {
     }
 }
 
+/// Run the real tool `program` (from the Debian package `package`) and
+/// return what it printed; a missing tool fails with the install line.
+pub fn tool(program: &str, args: &[&str], package: &str) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}: apt-get install {package}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// True when the suite itself runs as root.
 pub fn suite_is_root() -> bool {
     nix::unistd::geteuid().is_root()

@@ -28,6 +28,23 @@ pub fn zstd(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// One layer as a layout lists it: its bytes as stored and its media type.
+/// A layer's bytes as its tar stream (gzip and zstd undone; any other
+/// media type as it is).
+pub fn uncompressed(layer: &Layer) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    if layer.media_type.ends_with("+gzip") {
+        flate2::read::GzDecoder::new(&layer.bytes[..])
+            .read_to_end(&mut out)
+            .unwrap();
+    } else if layer.media_type.ends_with("+zstd") {
+        out = zstd::decode_all(&layer.bytes[..]).unwrap();
+    } else {
+        out = layer.bytes.clone();
+    }
+    out
+}
+
 pub struct Layer {
     pub bytes: Vec<u8>,
     pub media_type: String,
@@ -66,14 +83,24 @@ impl Layout {
         ref_name: &str,
         config: &serde_json::Value,
     ) -> serde_json::Value {
+        // Each layer's uncompressed digest, as an image config names it.
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|layer| format!("sha256:{}", sha256(&uncompressed(layer))))
+            .collect();
         let config = serde_json::to_vec(&serde_json::json!({
             "architecture": "amd64",
             "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": []},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "config": config,
         }))
         .unwrap();
-        let config = config.as_slice();
+        self.image(&config, layers, ref_name)
+    }
+
+    /// A manifest of `layers` with the config blob `config` as it is
+    /// (whatever it holds), as a descriptor JSON named `ref_name`.
+    pub fn image(&self, config: &[u8], layers: &[Layer], ref_name: &str) -> serde_json::Value {
         let config_hex = self.blob(config);
         let layers: Vec<serde_json::Value> = layers
             .iter()

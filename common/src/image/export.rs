@@ -40,7 +40,7 @@ pub struct Exported {
 /// Write the tree below `dir` into `out` as a tar stream (paths relative to
 /// `dir`, as `docker export` writes them).
 pub fn write_tree(dir: &Path, out: impl Write) -> Result<Exported> {
-    write(dir, out, false)
+    write(dir, out, None)
 }
 
 /// Write the overlay upper directory `upper` into `out` as an image layer:
@@ -49,11 +49,20 @@ pub fn write_tree(dir: &Path, out: impl Write) -> Result<Exported> {
 /// xattr `overlay.opaque`; a layer says the same with an empty file
 /// `.wh.NAME` and an entry `.wh..wh..opq` in the directory (the OCI
 /// image spec's whiteouts, which unpack turns back into overlay's).
-pub fn write_layer(upper: &Path, out: impl Write) -> Result<Exported> {
-    write(upper, out, true)
+///
+/// `userxattr`: the overlay keeps its xattrs in `user.overlay.*` (in a user
+/// namespace), else in `trusted.overlay.*`; only that one is read, since a
+/// container can set the other itself.
+pub fn write_layer(upper: &Path, out: impl Write, userxattr: bool) -> Result<Exported> {
+    let prefix = if userxattr {
+        "user.overlay."
+    } else {
+        "trusted.overlay."
+    };
+    write(upper, out, Some(prefix))
 }
 
-fn write(dir: &Path, out: impl Write, layer: bool) -> Result<Exported> {
+fn write(dir: &Path, out: impl Write, layer: Option<&'static str>) -> Result<Exported> {
     let root = nix::fcntl::open(
         dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -119,8 +128,9 @@ struct Walk<W: Write> {
     /// (dev, ino) of files with several links → the path first written.
     links: HashMap<(u64, u64), PathBuf>,
     done: Exported,
-    /// An overlay upper directory, written as a layer (whiteouts translated).
-    layer: bool,
+    /// An overlay upper directory, written as a layer (whiteouts
+    /// translated): the prefix of the overlay's own xattrs.
+    layer: Option<&'static str>,
 }
 
 impl<W: Write> Walk<W> {
@@ -178,6 +188,15 @@ impl<W: Write> Walk<W> {
             Err(e) => return Err(Error::io("stat", rel, e.into())),
         };
         let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        // An image layer reads such a name as a deletion (the OCI image
+        // spec's whiteouts): committed, it would delete files, not be one.
+        if name.as_os_str().as_bytes().starts_with(b".wh.") {
+            return Err(Error::Invalid(format!(
+                "/{} is named .wh.*, which an image layer reads as a deletion: rename or \
+                 remove it in the container, then commit again",
+                crate::error::printable(&rel.display().to_string())
+            )));
+        }
         let mut header = tar::Header::new_gnu();
         header.set_mode(st.st_mode & 0o7777);
         header.set_uid(st.st_uid as u64);
@@ -201,17 +220,23 @@ impl<W: Write> Walk<W> {
                     .append_data(&mut header, rel, std::io::empty())
                     .map_err(io)?;
                 self.done.entries += 1;
-                if self.layer {
-                    refuse_redirect(&sub, rel, "redirect")?;
-                    if overlay_xattr(&sub, "opaque").as_deref() == Some(b"y") {
+                if let Some(prefix) = self.layer {
+                    refuse_redirect(&sub, rel, prefix, "redirect")?;
+                    if overlay_xattr(&sub, prefix, "opaque").as_deref() == Some(b"y") {
                         self.whiteout(&rel.join(".wh..opq"))?;
                     }
                 }
                 return Ok(Some(sub));
             }
             SFlag::S_IFLNK => {
-                let target = nix::fcntl::readlinkat(dir, name)
-                    .map_err(|e| Error::io("readlink", rel, e.into()))?;
+                let target = match nix::fcntl::readlinkat(dir, name) {
+                    Ok(target) => target,
+                    // Deleted, or replaced by another kind, meanwhile: skipped as gone.
+                    Err(Errno::ENOENT | Errno::EINVAL) => return Ok(None),
+                    Err(e) => {
+                        return Err(Error::io("readlink", Path::new("/").join(rel), e.into()))
+                    }
+                };
                 header.set_entry_type(tar::EntryType::Symlink);
                 let bytes = target.as_bytes();
                 if bytes.len() < 100 {
@@ -256,8 +281,8 @@ impl<W: Write> Walk<W> {
                     )));
                 }
                 let size = opened.len();
-                if self.layer {
-                    refuse_redirect(&file, rel, "metacopy")?;
+                if let Some(prefix) = self.layer {
+                    refuse_redirect(&file, rel, prefix, "metacopy")?;
                 }
                 let xattrs = kept_xattrs(&file, rel)?;
                 append_pax(&mut self.tar, rel, &xattrs).map_err(io)?;
@@ -276,7 +301,7 @@ impl<W: Write> Walk<W> {
                     .append_data(&mut header, rel, std::io::empty())
                     .map_err(io)?;
             }
-            SFlag::S_IFCHR if self.layer && st.st_rdev == 0 => {
+            SFlag::S_IFCHR if self.layer.is_some() && st.st_rdev == 0 => {
                 // overlayfs's record of a deletion.
                 self.whiteout(rel)?;
                 return Ok(None);
@@ -315,33 +340,41 @@ impl<W: Write> Walk<W> {
     }
 }
 
-/// The overlay xattr `name` of `fd` (`trusted.overlay.NAME` as root,
-/// `user.overlay.NAME` in a user namespace), if set.
-fn overlay_xattr(fd: &impl AsRawFd, name: &str) -> Option<Vec<u8>> {
-    for prefix in ["trusted.overlay.", "user.overlay."] {
-        let c_name = std::ffi::CString::new(format!("{prefix}{name}")).ok()?;
-        let mut value = [0u8; 256];
-        // SAFETY: fd is open; c_name is NUL-terminated; the buffer is valid for its length.
+/// The overlay xattr `prefix` + `name` of `fd`, if set.
+fn overlay_xattr(fd: &impl AsRawFd, prefix: &str, name: &str) -> Option<Vec<u8>> {
+    let c_name = std::ffi::CString::new(format!("{prefix}{name}")).ok()?;
+    xattr(fd, &c_name).ok()
+}
+
+/// The value of the extended attribute `name` of the open file `fd`.
+fn xattr(fd: &impl AsRawFd, name: &std::ffi::CStr) -> std::result::Result<Vec<u8>, Errno> {
+    let mut value = vec![0u8; 256];
+    loop {
+        // SAFETY: fd is open; name is NUL-terminated; the buffer is valid for its length.
         let n = unsafe {
             libc::fgetxattr(
                 fd.as_raw_fd(),
-                c_name.as_ptr(),
+                name.as_ptr(),
                 value.as_mut_ptr().cast(),
                 value.len(),
             )
         };
         if n >= 0 {
-            return Some(value[..n as usize].to_vec());
+            value.truncate(n as usize);
+            return Ok(value);
+        }
+        match Errno::last() {
+            Errno::ERANGE => value.resize(value.len() * 4, 0),
+            other => return Err(other),
         }
     }
-    None
 }
 
 /// A renamed directory (`redirect_dir`) or a copied-up inode whose data
 /// stayed below (`metacopy`) is not whole in the upper directory: such a
 /// container cannot be committed as a layer.
-fn refuse_redirect(fd: &impl AsRawFd, rel: &Path, feature: &str) -> Result<()> {
-    match overlay_xattr(fd, feature) {
+fn refuse_redirect(fd: &impl AsRawFd, rel: &Path, prefix: &str, feature: &str) -> Result<()> {
+    match overlay_xattr(fd, prefix, feature) {
         Some(_) => Err(Error::Invalid(format!(
             "/{} is an overlayfs {feature} entry, whose contents are not in the container's \
              own directory: commit --flatten instead",
@@ -375,47 +408,28 @@ fn kept_xattrs(fd: &impl AsRawFd, rel: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>>
             continue;
         }
         let c_name = std::ffi::CString::new(name).map_err(|_| failed(Errno::EINVAL))?;
-        let mut value = vec![0u8; 256];
-        loop {
-            // SAFETY: fd is open; c_name is NUL-terminated; the buffer is valid for its length.
-            let n = unsafe {
-                libc::fgetxattr(
-                    fd.as_raw_fd(),
-                    c_name.as_ptr(),
-                    value.as_mut_ptr().cast(),
-                    value.len(),
-                )
-            };
-            if n >= 0 {
-                value.truncate(n as usize);
-                // A PAX record splits at its first '=': such a name would
-                // come back as another attribute. Not committed.
-                if name.contains(&b'=') {
-                    let shown = crate::error::printable(&String::from_utf8_lossy(name));
-                    crate::error::notice(format!(
-                        "not committed: the extended attribute {shown} of /{} (its name holds '=')",
-                        crate::error::printable(&rel.display().to_string())
-                    ));
-                } else {
-                    kept.push((name.to_vec(), value));
-                }
-                break;
+        match xattr(fd, &c_name) {
+            // A PAX record splits at its first '=': such a name would come
+            // back as another attribute. Not committed.
+            Ok(_) if name.contains(&b'=') => {
+                let shown = crate::error::printable(&String::from_utf8_lossy(name));
+                crate::error::notice(format!(
+                    "not committed: the extended attribute {shown} of /{} (its name holds '=')",
+                    crate::error::printable(&rel.display().to_string())
+                ));
             }
-            match Errno::last() {
-                Errno::ERANGE => value.resize(value.len() * 4, 0),
-                // Removed meanwhile (a running container), or a namespaced
-                // file capability whose owner this namespace cannot name.
-                Errno::ENODATA | Errno::EOVERFLOW => {
-                    let shown = crate::error::printable(&String::from_utf8_lossy(name));
-                    detail!(
-                        5,
-                        "extended attribute {shown} of {} not read",
-                        rel.display()
-                    );
-                    break;
-                }
-                other => return Err(failed(other)),
+            Ok(value) => kept.push((name.to_vec(), value)),
+            // Removed meanwhile (a running container), or a namespaced
+            // file capability whose owner this namespace cannot name.
+            Err(Errno::ENODATA | Errno::EOVERFLOW) => {
+                let shown = crate::error::printable(&String::from_utf8_lossy(name));
+                detail!(
+                    5,
+                    "extended attribute {shown} of {} not read",
+                    rel.display()
+                );
             }
+            Err(other) => return Err(failed(other)),
         }
     }
     Ok(kept)

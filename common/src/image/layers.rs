@@ -27,10 +27,48 @@ use crate::error::{printable, Error, Result};
 use crate::{detail, narrate};
 
 /// An image ready to run: its layer directories, bottom first, and its config.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Layers {
     pub dirs: Vec<PathBuf>,
     pub config: Config,
+    /// Each layer directory, open with a shared flock(2) on it: while the
+    /// run (or its monitor, which inherits them) holds these, `rmi` leaves
+    /// the layers be. Keep them as long as the container runs.
+    pub held: Vec<fs::File>,
+}
+
+/// Hold a shared lock on each of `dirs` (see [`Layers::held`]). The lock
+/// belongs to the open file, so a forked monitor keeps it after `run`
+/// exits, and only the last close lets it go (never an unlock on drop).
+fn hold(dirs: &[PathBuf]) -> Result<Vec<fs::File>> {
+    use std::os::fd::AsRawFd;
+    dirs.iter()
+        .map(|dir| {
+            let file = fs::File::open(dir).map_err(|e| Error::io("opening", dir, e))?;
+            // SAFETY: flock on an fd we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } != 0 {
+                let errno = nix::errno::Errno::last();
+                return Err(Error::sys(format!("flock({dir:?}, LOCK_SH)"), errno));
+            }
+            // Out of the way of the fds the chapters' steps open (and
+            // narrate, as /proc/self/fd/N): a copy from 100 up, the same
+            // open file, so the same lock.
+            let high = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100))
+                .map_err(|errno| Error::sys(format!("fcntl({dir:?}, F_DUPFD_CLOEXEC)"), errno))?;
+            // SAFETY: a new fd, ours alone.
+            Ok(unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(high) })
+        })
+        .collect()
+}
+
+/// Whether a run holds the layer directory `dir` (see [`hold`]).
+pub(super) fn in_use(dir: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = fs::File::open(dir) else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; the lock goes with the file.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
 }
 
 /// The image's layers, unpacking what is not cached, and its config.
@@ -39,12 +77,16 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
     let tarball = match &image.source {
         Source::Stored(entry) => {
             // An image of the store: its blobs were checked when stored,
-            // and are checked again as they are read.
+            // and are checked again as they are read. The store's lock,
+            // shared, until the layers are held: `rmi` waits meanwhile.
             let store = super::store::Store::open(root)?;
+            let _lock = store.lock_shared()?;
             let oci = oci::open_manifest(store.blobs(), &entry.manifest, &image.name)?;
             let digests = import_oci(root, &oci)?;
+            let dirs = layer_dirs(root, &digests)?;
             return Ok(Layers {
-                dirs: layer_dirs(root, &digests)?,
+                held: hold(&dirs)?,
+                dirs,
                 config: oci.config()?,
             });
         }
@@ -53,8 +95,10 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
             Some(blobs) => {
                 let oci = oci::open(blobs, &dir.display().to_string(), tag)?;
                 let digests = import_oci(root, &oci)?;
+                let dirs = layer_dirs(root, &digests)?;
                 return Ok(Layers {
-                    dirs: layer_dirs(root, &digests)?,
+                    held: hold(&dirs)?,
+                    dirs,
                     config: oci.config()?,
                 });
             }
@@ -63,6 +107,7 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
                 return Ok(Layers {
                     dirs: vec![dir.clone()],
                     config: Config::default(),
+                    held: Vec::new(),
                 });
             }
         },
@@ -95,8 +140,10 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
             (digests, config)
         }
     };
+    let dirs = layer_dirs(root, &digests)?;
     Ok(Layers {
-        dirs: layer_dirs(root, &digests)?,
+        held: hold(&dirs)?,
+        dirs,
         config,
     })
 }
@@ -210,6 +257,19 @@ fn import_oci(root: &DataRoot, image: &oci::Image) -> Result<Vec<String>> {
             image.what
         )));
     }
+    // The config names each layer by the digest of its uncompressed bytes
+    // (its diff_ids): the image's ID, the config's digest, says what is in
+    // it only if every layer is the one its config names.
+    let listed = config_diff_ids(&image.config_bytes()?);
+    if listed.len() != all.len() {
+        return Err(Error::Invalid(format!(
+            "image {}: its config lists {} layers (diff_ids), its manifest {}: the image is \
+             damaged or was altered",
+            image.what,
+            listed.len(),
+            all.len()
+        )));
+    }
     let mut digests = Vec::with_capacity(all.len());
     for (n, descriptor) in all.iter().enumerate() {
         let what = format!("layer {} of {} of image {}", n + 1, all.len(), image.what);
@@ -217,14 +277,22 @@ fn import_oci(root: &DataRoot, image: &oci::Image) -> Result<Vec<String>> {
         let hex = descriptor.digest().digest().to_string();
         if is_digest(&hex) && layers_dir.join(&hex).is_dir() {
             detail!(3, "layer {hex} already present");
+            if let Some(diff) = recorded_diff(root, &hex) {
+                check_diff_ids(&[diff], Some(&listed[n..=n]), &what)?;
+            }
             digests.push(hex);
             continue;
         }
         // The checked reader fails at its end unless size and digest are
         // the descriptor's: only then does the scratch directory become a layer.
         let blob = image.blobs.blob(descriptor, &what)?;
-        match import_layer(root, blob, &what, Kind::Layer) {
-            Ok((digest, _)) => digests.push(digest),
+        match import_layer(root, blob, &what, Kind::Checked) {
+            Ok((digest, diff)) => {
+                let diff = diff.expect("a checked layer's diff");
+                remember_diff(root, &digest, &diff)?;
+                check_diff_ids(&[diff], Some(&listed[n..=n]), &what)?;
+                digests.push(digest)
+            }
             // A damaged blob often breaks the decompressor before its end
             // is reached: then its digest is the error to report.
             Err(error) => {
@@ -258,15 +326,14 @@ fn without_repeats(digests: &[String]) -> Vec<String> {
 enum Kind {
     /// A whole root filesystem: one with no entries at all is refused.
     Flat,
-    /// A layer of an image (which may well be empty).
-    Layer,
-    /// A layer of a docker save archive, whose only check is its config's
-    /// `diff_ids`: the digest of its uncompressed bytes is computed too.
-    Saved,
+    /// A layer of an image (which may well be empty), to be checked
+    /// against its config's `diff_ids`: the digest of its uncompressed
+    /// bytes is computed too.
+    Checked,
 }
 
 /// Unpack one layer from `reader` (plain, gzip or zstd tar), returning its
-/// digest and, for [`Kind::Saved`], the digest of its uncompressed bytes.
+/// digest and, for [`Kind::Checked`], the digest of its uncompressed bytes.
 fn import_layer(
     root: &DataRoot,
     reader: impl Read,
@@ -277,7 +344,7 @@ fn import_layer(
     let mut hashing = super::store::Hashing::new(reader);
     let mut plain =
         super::store::Hashing::new(decompress(BufReader::with_capacity(1 << 16, &mut hashing))?);
-    let unpacked = if kind == Kind::Saved {
+    let unpacked = if kind == Kind::Checked {
         super::mapped::unpack(&mut plain, scratch.path())?
     } else {
         super::mapped::unpack(plain.inner_mut(), scratch.path())?
@@ -288,7 +355,7 @@ fn import_layer(
     // The tar reader stops at the end marker: hash whatever follows too.
     let rest = |e| Error::io("reading image", what, e);
     let diff = match kind {
-        Kind::Saved => {
+        Kind::Checked => {
             io::copy(&mut plain, &mut io::sink()).map_err(rest)?;
             Some(plain.hex())
         }
@@ -346,7 +413,8 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<SavedImage>>> {
     let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
-        if entry.path().map_err(bad)?.as_os_str() != "manifest.json" {
+        let path = entry.path().map_err(bad)?;
+        if path.to_string_lossy().trim_start_matches("./") != "manifest.json" {
             continue;
         }
         let mut text = String::new();
@@ -362,9 +430,16 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<SavedImage>>> {
 /// The images a docker save manifest.json lists, or None if the text is
 /// not one (or lists none): a root filesystem may hold a manifest.json of its own.
 fn docker_save_images(text: &str) -> Option<Vec<SavedImage>> {
-    serde_json::from_str::<Vec<SavedImage>>(text)
+    let mut images = serde_json::from_str::<Vec<SavedImage>>(text)
         .ok()
-        .filter(|images| !images.is_empty())
+        .filter(|images| !images.is_empty())?;
+    // Member names as the archive's are read: without a leading ./.
+    let plain = |name: &mut String| *name = name.trim_start_matches("./").to_string();
+    for image in &mut images {
+        image.layers.iter_mut().for_each(plain);
+        image.config.iter_mut().for_each(plain);
+    }
+    Some(images)
 }
 
 /// Whether the tarball at `path` is a saved image (layers and a manifest:
@@ -409,6 +484,8 @@ pub(super) fn saved_members(
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+        // `tar -C dir -cf x.tar .` names every member ./NAME.
+        let path = path.trim_start_matches("./").to_string();
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
             if let Some(target) = entry.link_name().map_err(bad)? {
@@ -476,8 +553,11 @@ fn import_saved(
             diff_ids = Some(config_diff_ids(&bytes));
         } else {
             let what = format!("{}:{path}", tarball.display());
-            let digest = import_layer(root, entry, &what, Kind::Saved)?;
-            digests.insert(path.to_string(), digest);
+            let (digest, diff) = import_layer(root, entry, &what, Kind::Checked)?;
+            if let Some(diff) = &diff {
+                remember_diff(root, &digest, diff)?;
+            }
+            digests.insert(path.to_string(), (digest, diff));
         }
         Ok(())
     })?;
@@ -498,6 +578,22 @@ fn import_saved(
     let diffs: Vec<String> = layers.iter().filter_map(|(_, d)| d.clone()).collect();
     check_diff_ids(&diffs, diff_ids.as_deref(), &what)?;
     Ok((layers.into_iter().map(|(d, _)| d).collect(), config))
+}
+
+/// The uncompressed digest recorded for the unpacked layer `hex`, if any.
+fn recorded_diff(root: &DataRoot, hex: &str) -> Option<String> {
+    let path = root.path().join("index").join(format!("diff-{hex}"));
+    let text = crate::dataroot::read_small(&path, 128).ok()?;
+    let diff = String::from_utf8(text).ok()?;
+    is_digest(diff.trim()).then(|| diff.trim().to_string())
+}
+
+/// Record that the layer `hex` has the uncompressed digest `diff`, so that
+/// a later image naming that layer is checked against it without reading
+/// the layer again.
+fn remember_diff(root: &DataRoot, hex: &str, diff: &str) -> Result<()> {
+    let path = root.dir("index")?.join(format!("diff-{hex}"));
+    crate::dataroot::write_atomically(&path, diff.as_bytes())
 }
 
 /// The `rootfs.diff_ids` of an image config: the sha256 of each layer's

@@ -319,8 +319,8 @@ pub fn names(descriptor: &Descriptor) -> Vec<String> {
 }
 
 impl Image {
-    /// The image's config, read from its blob (checked like every blob).
-    pub fn config(&self) -> Result<super::Config> {
+    /// The bytes of the image's config blob (checked like every blob).
+    pub fn config_bytes(&self) -> Result<Vec<u8>> {
         let what = format!("image {}", self.what);
         let descriptor = self.manifest.config();
         if descriptor.size() > JSON_LIMIT {
@@ -334,6 +334,13 @@ impl Image {
             .blob(descriptor, &format!("{what}'s config"))?
             .read_to_end(&mut bytes)
             .map_err(|e| Error::Invalid(printable(&e.to_string())))?;
+        Ok(bytes)
+    }
+
+    /// The image's config, read from its blob (checked like every blob).
+    pub fn config(&self) -> Result<super::Config> {
+        let what = format!("image {}", self.what);
+        let bytes = self.config_bytes()?;
         super::Config::from_blob(&bytes, &what)
     }
 }

@@ -23,7 +23,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
     Sha256Digest,
@@ -37,8 +37,8 @@ use crate::error::{printable, Error, Result};
 /// The annotation that names an image in an index (the OCI spec's).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// The largest manifest, config or index read from the store.
-const JSON_LIMIT: u64 = 4 << 20;
+/// The largest images/index.json read: some 200 000 names.
+const INDEX_LIMIT: u64 = 64 << 20;
 
 /// The data root's image store.
 pub struct Store<'a> {
@@ -47,6 +47,8 @@ pub struct Store<'a> {
     blobs: PathBuf,
     /// The store's lock, when this handle holds it for its whole life.
     held: Option<Flock<File>>,
+    /// The blobs this handle stored that were not there before.
+    created: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 /// One image in the store: a name (or none) and its manifest.
@@ -82,6 +84,7 @@ impl<'a> Store<'a> {
             index: images.join("index.json"),
             blobs,
             held: None,
+            created: Default::default(),
         })
     }
 
@@ -104,20 +107,21 @@ impl<'a> Store<'a> {
 
     /// Hold the store's lock until the guard is dropped.
     pub fn lock(&self) -> Result<Flock<File>> {
-        let path = self.index.with_file_name(".lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("opening", &path, e))?;
-        Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| Error::sys(format!("flock({path:?}, LOCK_EX)"), errno))
+        crate::dataroot::lock_file(&self.index.with_file_name(".lock"), false)
+    }
+
+    /// The store's lock, shared: what a run holds while it unpacks and
+    /// takes hold of a stored image's layers, so that `rmi` waits.
+    pub fn lock_shared(&self) -> Result<Option<Flock<File>>> {
+        if self.held.is_some() {
+            return Ok(None);
+        }
+        crate::dataroot::lock_file(&self.index.with_file_name(".lock"), true).map(Some)
     }
 
     /// Every image in the store, in the index's order.
     pub fn entries(&self) -> Result<Vec<Entry>> {
-        let bytes = match dataroot::read_small(&self.index, JSON_LIMIT) {
+        let bytes = match dataroot::read_small(&self.index, INDEX_LIMIT) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io("reading", &self.index, e)),
@@ -179,10 +183,11 @@ impl<'a> Store<'a> {
             .manifests(manifests)
             .build()
             .map_err(|e| Error::Internal(format!("building the image index: {e}")))?;
-        let json = index
-            .to_string_pretty()
+        // Through a Value, whose maps are sorted: stable bytes.
+        let value = serde_json::to_value(&index)
             .map_err(|e| Error::Internal(format!("writing the image index: {e}")))?;
-        dataroot::write_atomically(&self.index, json.as_bytes())
+        let json = serde_json::to_vec_pretty(&value).expect("a JSON value serialises");
+        dataroot::write_atomically(&self.index, &json)
     }
 
     /// The image `spec` names: a reference (`busybox`, `app:v1`), or an
@@ -201,23 +206,25 @@ impl<'a> Store<'a> {
         if id.len() < 12 || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
-        let mut found: Option<Entry> = None;
+        let mut found: Option<(Entry, String)> = None;
         for entry in entries {
             let Ok(image) = self.read(&entry) else {
                 continue;
             };
             if image.id.starts_with(id) {
                 match &found {
-                    Some(other) if other.digest() != entry.digest() => {
+                    // The same ID in two manifests (one image, stored twice) is one image.
+                    Some((_, other_id)) if *other_id != image.id => {
                         return Err(Error::Invalid(format!(
                             "image ID {id} is the start of several images' IDs: give more of it"
-                        )))
+                        )));
                     }
-                    _ => found = Some(entry),
+                    Some(_) => {}
+                    None => found = Some((entry, image.id)),
                 }
             }
         }
-        Ok(found)
+        Ok(found.map(|(entry, _)| entry))
     }
 
     /// The path of the blob `hex`.
@@ -231,24 +238,13 @@ impl<'a> Store<'a> {
         super::oci::Blobs::Dir(self.root.path().to_path_buf())
     }
 
-    /// A JSON blob of the store, parsed.
+    /// A JSON blob of the store, parsed (checked as it is read).
     fn json<T: serde::de::DeserializeOwned>(
         &self,
         descriptor: &Descriptor,
         what: &str,
     ) -> Result<T> {
-        if descriptor.size() > JSON_LIMIT {
-            return Err(Error::Invalid(format!(
-                "{what} is too large: the store is damaged"
-            )));
-        }
-        let mut bytes = Vec::new();
-        self.blobs()
-            .blob(descriptor, what)?
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Invalid(printable(&e.to_string())))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Invalid(format!("{what} is not valid JSON of its kind ({e})")))
+        self.blobs().json(descriptor, what)
     }
 
     /// The manifest and config of `entry`.
@@ -285,7 +281,7 @@ impl<'a> Store<'a> {
             if super::oci::checked_failure(&e) {
                 Error::Invalid(printable(&e.to_string()))
             } else {
-                Error::io("storing a blob, from", &temp, e)
+                Error::io("storing a blob in", &self.blobs, e)
             }
         })?;
         file.sync_all()
@@ -294,6 +290,7 @@ impl<'a> Store<'a> {
         let dest = self.blob_path(&hex);
         if !dest.exists() {
             fs::rename(&temp, &dest).map_err(|e| Error::io("storing", &dest, e))?;
+            self.created.borrow_mut().push(dest);
         }
         Ok((hex, size))
     }
@@ -327,7 +324,7 @@ impl<'a> Store<'a> {
             .create_new(true)
             .open(&temp)
             .map_err(|e| Error::io("creating", &temp, e))?;
-        let failed = |e: io::Error| Error::io("writing", &temp, e);
+        let failed = |e: io::Error| Error::io("writing the new image, in", &self.blobs, e);
         // Hashed as stored (the blob's digest) and, under gzip, as written
         // (the layer's diff_id, which the config lists).
         let mut stored = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, file));
@@ -353,6 +350,7 @@ impl<'a> Store<'a> {
         let dest = self.blob_path(&hex);
         if !dest.exists() {
             fs::rename(&temp, &dest).map_err(|e| Error::io("storing", &dest, e))?;
+            self.created.borrow_mut().push(dest);
         }
         let diff_id = if gzip { diff_id } else { hex.clone() };
         Ok((Created { hex, size, diff_id }, result))
@@ -373,14 +371,45 @@ impl<'a> Store<'a> {
     /// Name `manifest` `reference` (under the lock), taking the name from
     /// any image that had it; an image left with no name stays, as `<none>`.
     pub fn tag(&self, reference: &Reference, manifest: &Descriptor) -> Result<()> {
+        self.name_all(&[(Some(reference.clone()), manifest.clone())])
+    }
+
+    /// Add `manifest` with no name, unless the store has it already.
+    pub fn add_unnamed(&self, manifest: &Descriptor) -> Result<()> {
+        self.name_all(&[(None, manifest.clone())])
+    }
+
+    /// [`Store::tag`] (or, without a name, [`Store::add_unnamed`]) each of
+    /// `images`, in order, with one write of the index (under the lock).
+    pub fn name_all(&self, images: &[(Option<Reference>, Descriptor)]) -> Result<()> {
         let _lock = self.guard()?;
         let mut entries = self.entries()?;
+        for (reference, manifest) in images {
+            match reference {
+                Some(reference) => self.name_one(&mut entries, reference, manifest),
+                None => {
+                    if !entries
+                        .iter()
+                        .any(|e| e.digest() == manifest.digest().digest())
+                    {
+                        entries.push(Entry {
+                            reference: None,
+                            manifest: manifest.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        self.write_entries(&entries)
+    }
+
+    fn name_one(&self, entries: &mut Vec<Entry>, reference: &Reference, manifest: &Descriptor) {
         let digest = manifest.digest().digest();
         if entries
             .iter()
             .any(|e| e.reference.as_ref() == Some(reference) && e.digest() == digest)
         {
-            return Ok(());
+            return;
         }
         let mut orphan = None;
         entries.retain(|e| {
@@ -410,24 +439,14 @@ impl<'a> Store<'a> {
             reference: Some(reference.clone()),
             manifest: manifest.clone(),
         });
-        self.write_entries(&entries)
     }
 
-    /// Add `manifest` with no name, unless the store has it already.
-    pub fn add_unnamed(&self, manifest: &Descriptor) -> Result<()> {
-        let _lock = self.guard()?;
-        let mut entries = self.entries()?;
-        if entries
-            .iter()
-            .any(|e| e.digest() == manifest.digest().digest())
-        {
-            return Ok(());
+    /// Remove the blobs this handle stored (a `load` that failed): none is
+    /// named by the index yet, and the store's lock is held.
+    pub fn discard_created(&self) {
+        for path in self.created.borrow_mut().drain(..) {
+            let _ = fs::remove_file(path);
         }
-        entries.push(Entry {
-            reference: None,
-            manifest: manifest.clone(),
-        });
-        self.write_entries(&entries)
     }
 
     /// `rmi`: remove the name `entry` has (or, for an unnamed image, the
@@ -475,20 +494,36 @@ impl<'a> Store<'a> {
             self.write_entries(&entries)?;
             return Ok(removed);
         }
-        let image = self.read(entry)?;
+        // An entry whose manifest or config cannot be read (a damaged
+        // store) can still be removed; what it used is swept below.
+        let image = self.read(entry).ok();
         self.write_entries(&entries)?;
-        removed.deleted.push(image.id.clone());
+        removed.deleted.push(match &image {
+            Some(image) => image.id.clone(),
+            None => entry.digest().to_string(),
+        });
         // What the images that stay still need; every other blob goes
         // (those of this image, and any left by a base that was stored
         // only to be built on). Under the lock: commit and load hold it
-        // from their first blob to their name.
+        // from their first blob to their name. If any image that stays
+        // cannot be read, what it needs is unknown: nothing is swept.
         let mut needed: HashSet<String> = HashSet::new();
         for other in &entries {
             needed.insert(other.digest().to_string());
-            if let Ok(kept) = self.read(other) {
-                needed.insert(kept.manifest.config().digest().digest().to_string());
-                for layer in kept.manifest.layers() {
-                    needed.insert(layer.digest().digest().to_string());
+            match self.read(other) {
+                Ok(kept) => {
+                    needed.insert(kept.manifest.config().digest().digest().to_string());
+                    for layer in kept.manifest.layers() {
+                        needed.insert(layer.digest().digest().to_string());
+                    }
+                }
+                Err(error) => {
+                    crate::error::notice(format!(
+                        "nothing swept from {}: image {} cannot be read ({error}); rmi it",
+                        self.blobs.display(),
+                        shown(other)
+                    ));
+                    return Ok(removed);
                 }
             }
         }
@@ -501,14 +536,28 @@ impl<'a> Store<'a> {
                 fs::remove_file(blob.path()).map_err(|e| Error::io("removing", blob.path(), e))?;
             }
         }
-        for layer in image.manifest.layers() {
-            let hex = layer.digest().digest();
-            if needed.contains(hex) || used_layers.contains(hex) || cached.contains(hex) {
+        // And every unpacked layer nothing needs any more: no image of the
+        // store, no container's record, no image run by path (index/), and
+        // no run holding it now (layers::hold).
+        drop(image);
+        for dir in super::mapped::all_layer_dirs(self.root) {
+            let Ok(listing) = fs::read_dir(&dir) else {
                 continue;
-            }
-            for dir in super::mapped::all_layer_dirs(self.root) {
-                let unpacked = dir.join(hex);
-                if !unpacked.is_dir() {
+            };
+            for layer in listing.flatten() {
+                let hex = layer.file_name().to_string_lossy().into_owned();
+                let is_dir = layer.file_type().is_ok_and(|t| t.is_dir());
+                if !is_dir
+                    || !is_hex_digest(&hex)
+                    || needed.contains(&hex)
+                    || used_layers.contains(&hex)
+                    || cached.contains(&hex)
+                {
+                    continue;
+                }
+                let unpacked = layer.path();
+                if super::layers::in_use(&unpacked) {
+                    crate::detail!(5, "layer {hex} is in use by a running container: kept");
                     continue;
                 }
                 // A layer unpacked under a subordinate range holds files

@@ -41,22 +41,14 @@ pub struct Loaded {
 /// name each as the archive does.
 pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
     let what = path.display().to_string();
-    let meta = fs::metadata(path).map_err(|e| {
+    fs::metadata(path).map_err(|e| {
         Error::Invalid(format!(
             "{what}: {e}: give an image archive (docker save, oci-archive) or an OCI layout directory"
         ))
     })?;
-    let contents = if meta.is_dir() {
-        match oci::Blobs::in_dir(path) {
-            Some(blobs) => Contents::Oci(blobs),
-            None => Contents::Flat,
-        }
-    } else {
-        layers::contents(path)?
-    };
-    let loaded = match contents {
-        Contents::Oci(blobs) => load_oci(store, blobs, &what)?,
-        Contents::Saved(images) => load_saved(store, path, images)?,
+    let loaded = match contents_of(path)? {
+        Contents::Oci(blobs) => load_oci(store, blobs, &what),
+        Contents::Saved(images) => load_saved(store, path, images),
         Contents::Flat => {
             return Err(Error::Invalid(format!(
                 "{what} is a root filesystem, not a saved image (it has no manifest.json or \
@@ -64,15 +56,30 @@ pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
             )))
         }
     };
+    // Nothing half-made: a load that fails takes back the blobs it stored.
+    let loaded = loaded.inspect_err(|_| store.discard_created())?;
+    let mut names = Vec::new();
     for image in &loaded {
         if image.names.is_empty() {
-            store.add_unnamed(&image.manifest)?;
+            names.push((None, image.manifest.clone()));
         }
         for name in &image.names {
-            store.tag(name, &image.manifest)?;
+            names.push((Some(name.clone()), image.manifest.clone()));
         }
     }
+    store.name_all(&names)?;
     Ok(loaded)
+}
+
+/// What the archive or directory `path` holds.
+fn contents_of(path: &Path) -> Result<Contents> {
+    if !path.is_dir() {
+        return layers::contents(path);
+    }
+    Ok(match oci::Blobs::in_dir(path) {
+        Some(blobs) => Contents::Oci(blobs),
+        None => Contents::Flat,
+    })
 }
 
 /// The reference an archive's name for an image is, if it is one: a whole
@@ -99,6 +106,10 @@ fn sort_names(names: &[String]) -> (Vec<Reference>, Vec<String>) {
             Some(_) => {}
             None => bad.push(printable(name)),
         }
+    }
+    // A tag alone beside a whole name (Docker ≥ 25 writes both) says nothing more.
+    if !good.is_empty() {
+        bad.retain(|tag| !good.iter().any(|r| r.tag == *tag));
     }
     (good, bad)
 }
@@ -138,6 +149,12 @@ fn load_oci(store: &Store, blobs: oci::Blobs, what: &str) -> Result<Vec<Loaded>>
         // The manifest itself, as the archive has it (a nested index
         // was resolved to this platform's manifest).
         copy_blob(store, &blobs, &image.digest, &format!("{shown}'s manifest"))?;
+        validate_config(
+            store,
+            image.manifest.config(),
+            image.manifest.layers().len(),
+            &shown,
+        )?;
         let (names, unusable) = sort_names(&oci::names(listed));
         let mut manifest = image.digest.clone();
         manifest.set_annotations(None);
@@ -257,6 +274,7 @@ fn check_layers<'m>(
     let path = store.blob_path(config);
     let bytes = crate::dataroot::read_small(&path, layers::CONFIG_LIMIT)
         .map_err(|e| Error::io("reading", &path, e))?;
+    parse_config(&bytes, layers.len(), what)?;
     let listed = layers::config_diff_ids(&bytes);
     let mut diffs = Vec::new();
     for name in layers {
@@ -273,6 +291,41 @@ fn check_layers<'m>(
         });
     }
     layers::check_diff_ids(&diffs, Some(&listed), &format!("image {what}"))
+}
+
+/// The config blob `descriptor` names in the store, checked as `run` and
+/// `images` will read it: an OCI image config, with one diff_id a layer.
+fn validate_config(
+    store: &Store,
+    descriptor: &Descriptor,
+    layers: usize,
+    what: &str,
+) -> Result<()> {
+    let path = store.blob_path(descriptor.digest().digest());
+    let bytes = crate::dataroot::read_small(&path, layers::CONFIG_LIMIT)
+        .map_err(|e| Error::io("reading", &path, e))?;
+    parse_config(&bytes, layers, what)
+}
+
+/// `bytes` as an image config: what oci-spec reads (architecture, os,
+/// rootfs), what stepbox honours (config::Config), and as many diff_ids as
+/// the image has layers.
+fn parse_config(bytes: &[u8], layers: usize, what: &str) -> Result<()> {
+    let parsed: ImageConfiguration = serde_json::from_slice(bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "image {what}'s config is not an OCI image config ({}): the image is damaged",
+            printable(&e.to_string())
+        ))
+    })?;
+    super::Config::from_blob(bytes, &format!("image {what}"))?;
+    let listed = parsed.rootfs().diff_ids().len();
+    if listed != layers {
+        return Err(Error::Invalid(format!(
+            "image {what}: its config lists {listed} layers (diff_ids), its manifest {layers}: \
+             the image is damaged or was altered"
+        )));
+    }
+    Ok(())
 }
 
 /// An OCI image manifest listing `config` and `layers`.
@@ -341,15 +394,7 @@ pub fn store_flat(store: &Store, path: &Path) -> Result<Descriptor> {
 /// what `commit` builds on when the container ran an archive by path.
 pub fn store_archive(store: &Store, path: &Path, tag: Option<&str>) -> Result<Descriptor> {
     let what = path.display().to_string();
-    let contents = if path.is_dir() {
-        match oci::Blobs::in_dir(path) {
-            Some(blobs) => Contents::Oci(blobs),
-            None => Contents::Flat,
-        }
-    } else {
-        layers::contents(path)?
-    };
-    match contents {
+    match contents_of(path)? {
         Contents::Flat => store_flat(store, path),
         Contents::Oci(blobs) => {
             let image = oci::open(blobs_again(&blobs), &what, tag)?;
@@ -358,6 +403,12 @@ pub fn store_archive(store: &Store, path: &Path, tag: Option<&str>) -> Result<De
             }
             copy_blob(store, &blobs, image.manifest.config(), &what)?;
             copy_blob(store, &blobs, &image.digest, &what)?;
+            validate_config(
+                store,
+                image.manifest.config(),
+                image.manifest.layers().len(),
+                &what,
+            )?;
             let mut manifest = image.digest.clone();
             manifest.set_annotations(None);
             Ok(manifest)
@@ -388,20 +439,20 @@ pub fn save(store: &Store, entries: &[store::Entry], out: impl Write) -> Result<
             if !written.insert(hex.to_string()) {
                 continue;
             }
-            let path = store.blob_path(hex);
-            let file = fs::File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
-            let size = file
-                .metadata()
-                .map_err(|e| Error::io("stat", &path, e))?
-                .len();
-            if size != descriptor.size() {
-                return Err(Error::Invalid(format!(
-                    "{} holds {size} bytes, not the {} its image says: the store is damaged",
-                    path.display(),
-                    descriptor.size()
-                )));
-            }
-            append(&mut tar, &blob(descriptor), size, file).map_err(io)?;
+            // Read as run reads it: no symlink, no FIFO, and checked
+            // against its digest and size as it is copied.
+            let what = format!("blob {hex} of image {}", store::shown(entry));
+            let reader = store.blobs().blob(descriptor, &what)?;
+            append(&mut tar, &blob(descriptor), descriptor.size(), reader).map_err(|e| {
+                if oci::checked_failure(&e) {
+                    Error::Invalid(format!(
+                        "{}: the store is damaged",
+                        printable(&e.to_string())
+                    ))
+                } else {
+                    io(e)
+                }
+            })?;
         }
         let mut listed = Descriptor::new(
             MediaType::ImageManifest,
@@ -436,7 +487,10 @@ pub fn save(store: &Store, entries: &[store::Entry], out: impl Write) -> Result<
         ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
         (
             "index.json",
-            serde_json::to_vec(&index).expect("an index serialises"),
+            // Through a Value, whose maps are sorted: the same images give
+            // the same bytes (oci-spec keeps annotations in a HashMap).
+            serde_json::to_vec(&serde_json::to_value(&index).expect("an index serialises"))
+                .expect("a JSON value serialises"),
         ),
         (
             "manifest.json",
@@ -473,6 +527,12 @@ fn append(
 /// Write `save`'s archive to `dest`, through a partial file linked into
 /// place whole (never over an existing file).
 pub fn save_to(store: &Store, entries: &[store::Entry], dest: &Path) -> Result<u64> {
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(Error::Conflict(format!(
+            "{} already exists: give another file, or remove it",
+            dest.display()
+        )));
+    }
     let partial = dest.with_file_name(format!(
         ".{}.partial.{}",
         dest.file_name()

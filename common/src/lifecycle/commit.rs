@@ -31,7 +31,15 @@ pub fn commit(root: &DataRoot, name: &str, target: &str, flatten: bool) -> Resul
     let store = Store::locked(root)?;
     // 1. The image the container started from, in the store: the new
     //    layer goes on top of its layers.
-    let base = base_image(root, &store, &state)?;
+    let base = base_image(root, &store, &state).map_err(|error| match error {
+        // A full disk while the base is stored is the new image's failure.
+        Error::Io { source, .. } => Error::Io {
+            what: "writing the new image, while storing its base image",
+            path: std::path::PathBuf::from(&state.image),
+            source,
+        },
+        other => other,
+    })?;
     let flatten = flatten || base.is_none();
     // 2. A mount namespace of our own (and, without root, a user namespace
     //    mapped like the container's, so that owners read as it sees them).
@@ -42,7 +50,7 @@ pub fn commit(root: &DataRoot, name: &str, target: &str, flatten: bool) -> Resul
         flat_layer(root, &store, &state, &container)?
     } else {
         let upper = container.layout().upper;
-        store.create(|out| export::write_layer(&upper, out))?
+        store.create(|out| export::write_layer(&upper, out, state.rootless))?
     };
     let kind = if flatten {
         MediaType::ImageLayerGzip
@@ -181,7 +189,23 @@ fn flat_layer(
     state: &State,
     container: &Container,
 ) -> Result<(store::Created, export::Exported)> {
-    let scratch = root.scratch("commit")?;
+    let (_scratch, view) = mount_view(root, state, container)?;
+    let written = store.create_gzip(|out| export::write_tree(&view, out));
+    let unmounted = mount::unmount_detach(5, &view);
+    let written = written?;
+    unmounted?;
+    Ok(written)
+}
+
+/// The container's whole tree, its `upper/` over its image's layers, as a
+/// read-only overlay on a scratch directory (in the caller's private mount
+/// namespace). The scratch directory goes when the first value is dropped.
+fn mount_view(
+    root: &DataRoot,
+    state: &State,
+    container: &Container,
+) -> Result<(crate::dataroot::Scratch, std::path::PathBuf)> {
+    let scratch = root.scratch("view")?;
     let view = scratch.path().join("view");
     std::fs::create_dir(&view).map_err(|e| Error::io("creating", &view, e))?;
     overlay::mount_readonly_view(
@@ -190,11 +214,7 @@ fn flat_layer(
         &view,
         state.rootless,
     )?;
-    let written = store.create_gzip(|out| export::write_tree(&view, out));
-    let unmounted = mount::unmount_detach(5, &view);
-    let written = written?;
-    unmounted?;
-    Ok(written)
+    Ok((scratch, view))
 }
 
 /// The container's command, variables, working directory and user in the
@@ -238,16 +258,8 @@ pub fn export(root: &DataRoot, name: &str, dest: &Path) -> Result<ExitCode> {
     }
     let _lock = container.lock()?;
     let state = container.state()?;
-    let scratch = root.scratch("export")?;
-    let view = scratch.path().join("view");
-    std::fs::create_dir(&view).map_err(|e| Error::io("creating", &view, e))?;
     namespace::enter_private_mount_ns()?;
-    overlay::mount_readonly_view(
-        &state.layers,
-        &container.layout().upper,
-        &view,
-        state.rootless,
-    )?;
+    let (_scratch, view) = mount_view(root, &state, &container)?;
     let partial = dest.with_file_name(format!(
         ".{}.partial.{}",
         dest.file_name().unwrap_or_default().to_string_lossy(),

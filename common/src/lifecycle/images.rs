@@ -24,10 +24,18 @@ pub fn images(root: &DataRoot) -> Result<ExitCode> {
         (a.reference.is_none(), &a.reference).cmp(&(b.reference.is_none(), &b.reference))
     });
     for entry in &entries {
-        let image = store.read(entry)?;
         let (repository, tag) = match &entry.reference {
             Some(r) => (r.name.clone(), r.tag.clone()),
             None => ("<none>".into(), "<none>".into()),
+        };
+        // One damaged image is said, and the others still listed.
+        let image = match store.read(entry) {
+            Ok(image) => image,
+            Err(error) => {
+                notice(format!("{error}: remove it with rmi"));
+                rows.push([repository, tag, "(damaged)".into(), "-".into(), "-".into()]);
+                continue;
+            }
         };
         let size: u64 = image.manifest.layers().iter().map(|l| l.size()).sum();
         let created = image
@@ -200,7 +208,46 @@ pub fn rmi(root: &DataRoot, specs: &[String], force: bool) -> Result<ExitCode> {
     }
     for spec in specs {
         let entry = existing(root, &store, spec)?;
-        let removed = store.remove(&entry, &in_use, &used_layers, force)?;
+        // By ID, the image goes with every name it has, as in Docker: with
+        // several names, only under -f.
+        let by_name = Reference::parse(spec).is_ok_and(|r| entry.reference.as_ref() == Some(&r));
+        let mut all = vec![entry.clone()];
+        if !by_name {
+            let id = store.read(&entry)?.id;
+            all = store
+                .entries()?
+                .into_iter()
+                .filter(|e| store.read(e).is_ok_and(|image| image.id == id))
+                .collect();
+            let names: Vec<String> = all
+                .iter()
+                .filter_map(|e| e.reference.as_ref().map(|r| r.to_string()))
+                .collect();
+            if names.len() > 1 && !force {
+                return Err(Error::Conflict(format!(
+                    "image {} has several names ({}): remove them by name, or all at once with rmi -f",
+                    printable(spec),
+                    names.join(", ")
+                )));
+            }
+        }
+        for entry in all {
+            rmi_one(&store, &entry, &in_use, &used_layers, force)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Remove one entry, saying what went.
+fn rmi_one(
+    store: &Store,
+    entry: &store::Entry,
+    in_use: &HashSet<String>,
+    used_layers: &HashSet<String>,
+    force: bool,
+) -> Result<()> {
+    {
+        let removed = store.remove(entry, in_use, used_layers, force)?;
         for name in removed.untagged {
             println!("Untagged: {name}");
         }
@@ -211,7 +258,7 @@ pub fn rmi(root: &DataRoot, specs: &[String], force: bool) -> Result<ExitCode> {
             narrate!(5, "removed {} unpacked layers", removed.layers);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `512 B`, `1.5 KiB`, `3.2 MiB`: a unit is left once its number would

@@ -2,7 +2,7 @@
 //! foreground or under a monitor (`-d`) (ch5 onwards).
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -53,6 +53,10 @@ pub struct RunArgs<F: Args> {
     /// Run PROGRAM instead of the image's Entrypoint ('' for none)
     #[arg(long, value_name = "PROGRAM")]
     pub entrypoint: Option<String>,
+    /// Instead of a command, try each known container escape from inside,
+    /// with every restriction of the chapter, and print a verdict table
+    #[arg(long)]
+    pub try_escapes: bool,
     #[command(flatten)]
     pub chapter: F,
     /// Image name, or path to a rootfs tarball or directory
@@ -78,6 +82,8 @@ pub struct Spec<F> {
     pub workdir: Option<String>,
     pub init: bool,
     pub clone_flags: CloneFlags,
+    /// `--try-escapes`: the escape lab instead of the command.
+    pub try_escapes: bool,
     pub chapter: F,
 }
 
@@ -129,11 +135,19 @@ pub fn run<C: Chapter>(
     vars: Vec<(String, String)>,
 ) -> Result<ExitCode> {
     let volumes = volume::parse_all(&args.volumes)?;
+    if args.try_escapes && !args.command.is_empty() {
+        return Err(Error::Invalid(
+            "--try-escapes runs the escape lab instead of a command: drop the command".into(),
+        ));
+    }
     // 1. The image's read-only layers, as in chapter 3.
     let image = image::find(root, &args.image)?;
+    // `held` keeps the layers from `rmi` while the container runs (the
+    // monitor keeps it).
     let image::Layers {
         dirs: layers,
         config,
+        held,
     } = image::layers(root, &image)?;
     // 2. Claim the name with one atomic mkdir and record the container
     //    (docs/ch5-commit.md#container-state).
@@ -192,6 +206,7 @@ pub fn run<C: Chapter>(
             workdir,
             init: args.start.init,
             clone_flags: namespace::with_user_if_rootless(namespace::CONTAINER),
+            try_escapes: args.try_escapes,
             chapter: args.chapter.clone(),
         })
     })
@@ -203,7 +218,11 @@ pub fn run<C: Chapter>(
     };
     // 4. Start it: in the background under a monitor (-d), or right here.
     let started = if args.detach {
-        process::detach(|ready| monitor::<C>(&container, &spec, args.rm, ready)).map(|_| None)
+        let keep: Vec<RawFd> = held.iter().map(|f| f.as_raw_fd()).collect();
+        process::detach(&keep, |ready| {
+            monitor::<C>(&container, &spec, args.rm, ready)
+        })
+        .map(|_| None)
     } else {
         foreground::<C>(&container, &spec).map(Some)
     };
@@ -241,6 +260,10 @@ fn spawn<C: Chapter>(
     stdio: Stdio,
     command: &process::Command,
 ) -> Result<process::Child> {
+    if spec.try_escapes {
+        // Here, in the container's parent: the lab's host pid is ours.
+        process::try_escapes_instead_of_exec(crate::security::lab::Lab::on_host(&spec.volumes));
+    }
     process::spawn_with(
         spec.clone_flags,
         |child: Pid| C::before_release(container, spec, child),

@@ -10,6 +10,7 @@
 //! `--privileged` skips them all, as Docker's does.
 
 pub mod caps;
+pub mod lab;
 pub mod masks;
 pub mod seccomp;
 pub mod syscalls;
@@ -90,7 +91,12 @@ pub fn check(flags: &SecurityFlags) -> Result<()> {
             "--privileged turns every restriction off: drop --cap-add, --cap-drop and --security-opt, or --privileged".into(),
         ));
     }
-    Restrictions::new(flags).map(drop)
+    let restrictions = Restrictions::new(flags)?;
+    // Compiled here, on the host, once: the container finds it done.
+    if let Some((profile, origin)) = &restrictions.seccomp {
+        profile.compiled(restrictions.caps, origin)?;
+    }
+    Ok(())
 }
 
 /// What a container may do, as its flags say: computed on the host by
@@ -202,7 +208,7 @@ impl Restrictions {
             narrate!(6, "/* seccomp: unconfined */");
             return Ok(());
         };
-        let programs = profile.compile(self.caps, origin)?;
+        let programs = profile.compiled(self.caps, origin)?;
         detail!(6, "seccomp: {origin}, {} filter(s)", programs.len());
         seccomp::install(&programs, origin)
     }

@@ -113,9 +113,33 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Docker's default profile.
+    /// Docker's default profile, parsed once per process (a container,
+    /// cloned from its `run`, finds it parsed).
     pub fn docker_default() -> Profile {
-        Profile::parse(DOCKER_DEFAULT, "(Docker's default)").expect("the embedded profile parses")
+        static PARSED: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
+        PARSED
+            .get_or_init(|| {
+                Profile::parse(DOCKER_DEFAULT, "(Docker's default)")
+                    .expect("the embedded profile parses")
+            })
+            .clone()
+    }
+
+    /// [`Profile::compile`], remembered for `origin` and `caps`: `run`
+    /// compiles on the host when it checks the flags, before the clone,
+    /// so that the container only installs what is ready.
+    pub fn compiled(&self, caps: CapSet, origin: &str) -> Result<Vec<BpfProgram>> {
+        type Compiled = (String, CapSet, Vec<BpfProgram>);
+        static LAST: std::sync::Mutex<Option<Compiled>> = std::sync::Mutex::new(None);
+        let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((o, c, programs)) = last.as_ref() {
+            if o == origin && *c == caps {
+                return Ok(programs.clone());
+            }
+        }
+        let programs = self.compile(caps, origin)?;
+        *last = Some((origin.to_string(), caps, programs.clone()));
+        Ok(programs)
     }
 
     /// The BPF filters for a container holding `caps`, on this machine, in
