@@ -46,6 +46,10 @@
 #                  (the parent of the first commit of common/src/terminal.rs,
 #                  checked out with git worktree and built in a temporary
 #                  directory), pair by pair
+#   ch7-cgroups    (issue 14) run --rm with three limits (-m, --cpus,
+#                  --pids-limit: a cgroup made, written, joined and removed
+#                  in each run): median ≤ 1.2 × ch6-security run --rm, pair
+#                  by pair
 #
 # Timings are only as quiet as the machine: a build running alongside moves
 # the medians by tenths of a millisecond. Compare runs made on an idle machine.
@@ -61,7 +65,8 @@
 #                      untimed runs that provision their images); minbase:
 #                      only the Debian minbase first unpack; commit: only the
 #                      1 MB layer commit; ch6: only ch6's rows against ch5
-#                      and crun; default: every row
+#                      and crun; ch7: only the ch7-cgroups row; default:
+#                      every row
 #
 # Run as root, it installs what it lacks with apt-get (hyperfine, time,
 # bubblewrap, jq, gcc for the pty wrapper, crun). It never touches /var/lib/stepbox: the chapters get a
@@ -77,8 +82,8 @@ RSS_RUNS=${BENCH_RSS_RUNS:-20}
 BIG_RUNS=${BENCH_BIG_RUNS:-5}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-  '' | interactive | minbase | commit | ch6) ;;
-  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive, minbase, commit and ch6" >&2; exit 2 ;;
+  '' | interactive | minbase | commit | ch6 | ch7) ;;
+  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive, minbase, commit, ch6 and ch7" >&2; exit 2 ;;
 esac
 
 # ---------------------------------------------------------------------------
@@ -721,8 +726,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch6 ]; then
     ch6_times crun_times) ms"
 fi
 
-# BENCH_ONLY=minbase, commit and ch6 skip the interactive rows.
-if [ "$ONLY" != minbase ] && [ "$ONLY" != commit ] && [ "$ONLY" != ch6 ]; then
+# BENCH_ONLY=minbase, commit, ch6 and ch7 skip the interactive rows.
+if [ "$ONLY" != minbase ] && [ "$ONLY" != commit ] && [ "$ONLY" != ch6 ] && [ "$ONLY" != ch7 ]; then
 echo
 echo "== from ch2 on: an interactive start (stdin a terminal) =="
 # Interactive, a chapter gives the container a pty of its own devpts: the
@@ -864,7 +869,7 @@ else
   echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
     ch2_now_times ch2_old_times) ms"
 fi
-fi   # BENCH_ONLY=minbase skips the interactive rows
+fi   # BENCH_ONLY=minbase, commit, ch6 and ch7 skip the interactive rows
 
 # ---------------------------------------------------------------------------
 # A distro root filesystem (issue 12): the first run of ch3 on a Debian
@@ -909,6 +914,34 @@ if [ -z "$ONLY" ] || [ "$ONLY" = minbase ]; then
     compare "ch3 first run, minbase, $label" "tar -xf, minbase, $label" 1.0
     rm -rf "$dir"
   done
+fi
+
+# ---------------------------------------------------------------------------
+# Chapter 7 (issue 14): what three limits cost a run. ch7-cgroups run --rm
+# with -m, --cpus and --pids-limit (statfs, a cgroup made in each v1 tree
+# or the one v2 tree, four writes, the pid joined, a cgroup namespace, a
+# read-only /sys, then kill and rmdir at exit) against ch6-security run
+# --rm of the same command, pair by pair.
+
+if [ -z "$ONLY" ] || [ "$ONLY" = ch7 ]; then
+  echo
+  echo "== ch7-cgroups: run --rm with three limits =="
+  ch6_plain=("$bin/ch6-security" -q run --rm busybox /bin/true)
+  ch7_limited=("$bin/ch7-cgroups" -q run --rm -m 64m --cpus 1 --pids-limit 64 busybox /bin/true)
+  # The first run provisions busybox; a caller who may not set limits here
+  # (rootless on a v1 host, or without a delegated cgroup) cannot be timed.
+  "${ch6_plain[@]}" >/dev/null
+  if ! "${ch7_limited[@]}" >/dev/null 2>"$results/ch7-probe.err"; then
+    not_measured "ch7 run --rm with three limits: $(tail -n 1 "$results/ch7-probe.err")"
+  else
+    ch7_times=() ch6_times=()
+    echo "timing ch7 run --rm with three limits against ch6 run --rm, $RUNS pairs..." >&2
+    alternate ch7_times ch7_limited ch6_times ch6_plain </dev/null
+    summarize "ch7 run --rm, three limits" "${ch7_times[@]}"
+    summarize "ch6 run --rm" "${ch6_times[@]}"
+    echo "  info  ch7 - ch6, median of the pairs' differences = $(paired_difference ch7_times ch6_times) ms"
+    compare "ch7 run --rm, three limits" "ch6 run --rm" 1.2
+  fi
 fi
 
 # ---------------------------------------------------------------------------

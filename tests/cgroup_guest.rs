@@ -27,7 +27,7 @@ use support::guest;
 const HELD: &str = "held:";
 
 /// Every check `in_guest` makes, by the word it prints after [`HELD`].
-const GUEST_CHECKS: [&str; 12] = [
+const GUEST_CHECKS: [&str; 15] = [
     "cgroup2-alone",
     "controllers",
     "overlayfs",
@@ -39,8 +39,17 @@ const GUEST_CHECKS: [&str; 12] = [
     "clone-into-cgroup",
     "rootless-refused",
     "rootless-limits",
+    "ch7-limits",
+    "ch7-rootless-refused",
+    "ch7-rootless-delegated",
     "removed",
 ];
+
+/// The chapter 7 binary, run in the guest by the claims of tests/support/ch7.rs.
+const CH7: support::Chapter = support::Chapter {
+    bin: env!("CARGO_BIN_EXE_ch7-cgroups"),
+    name: "ch7-cgroups",
+};
 
 /// The delegated cgroup `in_guest` makes for `rootless_in_guest`, as
 /// systemd's Delegate=yes would: the directory and its three files chowned
@@ -64,6 +73,8 @@ fn cgroup_v2_limits_hold_in_a_v2_guest() {
         return in_guest();
     }
     let started = Instant::now();
+    // The guest has no network: busybox is provisioned here, before it boots.
+    support::busybox_image();
     let run = match guest::run(&guest::test_binary_in_guest(
         "cgroup_v2_limits_hold_in_a_v2_guest",
     )) {
@@ -126,9 +137,24 @@ fn in_guest() {
     limits_hold(&hierarchy, "v2");
     clone_into_cgroup_starts_the_child_inside(&hierarchy);
     println!("{HELD} clone-into-cgroup");
+    ch7_claims_hold();
     rootless_limits_hold_in_a_delegated_cgroup();
     assert_no_stepbox_cgroup_left();
     println!("{HELD} removed");
+}
+
+/// Chapter 7's claims, as tests/ch7_cgroups.rs makes them on the host, with
+/// the ch7 binary, as root in the guest (v2), each timed.
+fn ch7_claims_hold() {
+    use support::ch7;
+    let timed = |check: &str, claim: &dyn Fn() -> String| {
+        let started = Instant::now();
+        let shown = claim();
+        println!("{HELD} {check} ({:.1?}): {shown}", started.elapsed());
+    };
+    // Booted under software emulation, each run takes seconds: the claims
+    // are made in two runs here (tests/ch7_cgroups.rs makes each apart).
+    timed("ch7-limits", &|| ch7::v2_limits_hold_in_one_run(CH7));
 }
 
 /// As root in the guest: delegate a cgroup to nobody, and run
@@ -182,6 +208,20 @@ fn rootless_in_guest(delegated: &Path) {
         "{refused}"
     );
     println!("{HELD} rootless-refused: {refused}");
+    // The chapter refuses a limit flag the same way, in one line.
+    let sandbox = support::ch7::sandbox(support::Who::Caller);
+    let out = sandbox.run(
+        CH7.bin,
+        &["-q", "run", "--rm", "-m", "32m", "busybox", "true"],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(out.error_lines().len(), 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("systemd-run --user --scope -p Delegate=yes"),
+        "{out:#?}"
+    );
+    println!("{HELD} ch7-rootless-refused: {}", out.error_lines()[0]);
     // Root again, for a moment, to move into the delegated cgroup (moving
     // needs write access to the common ancestor's cgroup.procs: the root's).
     setresuid(root, root, root).unwrap();
@@ -196,6 +236,35 @@ fn rootless_in_guest(delegated: &Path) {
     );
     limits_hold(&hierarchy, "v2 rootless");
     println!("{HELD} rootless-limits");
+    // In the delegated cgroup, the chapter's limits hold for nobody too:
+    // the container's cgroup is made under it, and seen as / inside.
+    let script = "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; cat /proc/self/cgroup";
+    let out = sandbox.run(
+        CH7.bin,
+        &[
+            "run",
+            "--rm",
+            "-m",
+            "32m",
+            "--pids-limit",
+            "16",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "33554432\n16\n0::/\n", "{out:#?}");
+    let made = format!("{}/stepbox/", delegated.display());
+    assert!(out.stderr.contains(&made), "not under {made}: {out:#?}");
+    println!(
+        "{HELD} ch7-rootless-delegated: {}",
+        out.stderr
+            .lines()
+            .find(|l| l.contains("memory.max"))
+            .unwrap_or_default()
+    );
 }
 
 #[test]

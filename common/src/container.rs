@@ -85,6 +85,10 @@ pub struct State {
     pub monitor_pid: Option<i32>,
     pub exit_code: Option<i32>,
     pub finished: Option<u64>,
+    /// The kernel's OOM killer ended it (chapter 7, from its cgroup's
+    /// memory events), as Docker's State.OOMKilled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
     /// Whether it runs in a user namespace of its own (started without root).
     pub rootless: bool,
 }
@@ -118,6 +122,7 @@ impl State {
         }
         match (self.status, self.exit_code) {
             (Status::Created, _) => "created".into(),
+            (_, Some(code)) if self.oom_killed => format!("exited ({code}) OOMKilled"),
             (_, Some(code)) => format!("exited ({code})"),
             (_, None) => "exited (unknown)".into(),
         }

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod ch7;
 pub mod guest;
 pub mod oci;
 pub mod tarballs;

@@ -34,6 +34,7 @@ use crate::doctor::{cgroup_mode, CgroupMode};
 use crate::error::{quote, Error, Result};
 use crate::{detail, narrate};
 
+pub mod container;
 pub mod limits;
 pub mod v1;
 pub mod v2;
@@ -125,8 +126,12 @@ impl Hierarchy {
     /// rootless, the caller's own cgroup if it is delegated (v2 only), else
     /// an error naming the fix.
     pub fn detect() -> Result<Hierarchy> {
+        Hierarchy::for_mode(Mode::detect(Path::new(CGROUP_ROOT))?)
+    }
+
+    /// As [`Hierarchy::detect`], for a mode detected already.
+    pub fn for_mode(mode: Mode) -> Result<Hierarchy> {
         let base = PathBuf::from(CGROUP_ROOT);
-        let mode = Mode::detect(&base)?;
         if !crate::privilege::rootless() {
             return Ok(Hierarchy::new(mode, base, ""));
         }
@@ -145,6 +150,7 @@ impl Hierarchy {
                 "/proc/self/cgroup names no cgroup v2 path for this process: {DELEGATE_FIX}"
             ))
         })?;
+        let own = delegated_parent(own);
         check_delegated(&base, &own)?;
         narrate!(
             7,
@@ -472,6 +478,19 @@ pub fn own_v2_cgroup(proc_self_cgroup: &str) -> Option<PathBuf> {
         .map(|path| PathBuf::from(path.trim_start_matches('/')))
 }
 
+/// The delegated cgroup that `own` stands for: a process that an earlier
+/// run moved into the delegated cgroup's leaf (`stepbox-supervisor/`, see
+/// [`v2::SUPERVISOR_LEAF`]) makes its containers' cgroups beside that leaf,
+/// not inside it.
+pub fn delegated_parent(own: PathBuf) -> PathBuf {
+    match own.file_name() {
+        Some(leaf) if leaf == v2::SUPERVISOR_LEAF => {
+            own.parent().map(Path::to_path_buf).unwrap_or(own)
+        }
+        _ => own,
+    }
+}
+
 /// A rootless caller may make cgroups under `own` only if it was delegated
 /// to them: its directory, `cgroup.procs` and `cgroup.subtree_control`
 /// writable by them.
@@ -517,7 +536,9 @@ fn write_error(path: &Path, value: &str, error: io::Error) -> Error {
                 .to_string()
         }
         (Errno::ENOENT, "cgroup.subtree_control") => "no such controller in this kernel".into(),
-        (Errno::EINVAL, "cpuset.cpus") => "no such CPU on this machine, or not in the parent's set".into(),
+        (Errno::EINVAL | Errno::ERANGE, "cpuset.cpus") => {
+            "no such CPU on this machine, or not in the parent's set: see nproc".into()
+        }
         (Errno::EINVAL, "cgroup.procs") => {
             "the process cannot join: on v1 a cpuset cgroup needs cpuset.cpus and cpuset.mems set first".into()
         }
@@ -724,6 +745,13 @@ mod tests {
         );
         assert_eq!(own_v2_cgroup("0::/\n"), Some(PathBuf::from("")));
         assert_eq!(own_v2_cgroup("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn a_process_in_the_supervisor_leaf_uses_the_delegated_cgroup_above_it() {
+        let scope = PathBuf::from("user.slice/run-1.scope");
+        assert_eq!(delegated_parent(scope.join(v2::SUPERVISOR_LEAF)), scope);
+        assert_eq!(delegated_parent(scope.clone()), scope);
     }
 
     #[test]

@@ -104,10 +104,18 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
     for (controller, tree) in &trees {
         let stepbox = tree.join(&hierarchy.parent).join(super::STEPBOX_DIR);
         let dir = stepbox.join(name);
-        let made = mkdir(&stepbox)
-            .and_then(|()| init_cpuset(controller, &stepbox))
-            .and_then(|()| mkdir(&dir))
-            .and_then(|()| init_cpuset(controller, &dir));
+        // Another container's removal may rmdir stepbox/ between our two
+        // mkdirs (it was empty for a moment): make it again, as v2 does.
+        let mut made = Err(Error::Internal("not tried".into()));
+        for _ in 0..3 {
+            made = mkdir(&stepbox)
+                .and_then(|()| init_cpuset(controller, &stepbox))
+                .and_then(|()| mkdir(&dir));
+            if !matches!(&made, Err(error) if error.errno() == Some(nix::errno::Errno::ENOENT)) {
+                break;
+            }
+        }
+        let made = made.and_then(|()| init_cpuset(controller, &dir));
         cgroup.stepbox_dirs.push(stepbox);
         if let Err(error) = made {
             return Err(error.with_cleanup(cgroup.remove()));

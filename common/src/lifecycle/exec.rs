@@ -44,6 +44,9 @@ pub fn exec<C: Chapter>(
 ) -> Result<ExitCode> {
     let container = Container::existing(root, &args.name)?;
     let state = container.state()?;
+    // 0. The chapter's host side first (chapter 7: its cgroup), while the
+    //    host's files can still be named.
+    C::before_exec(&state)?;
     // 1. Join its namespaces: user first when rootless, then mount, pid,
     //    uts and ipc (docs/ch5-commit.md#exec-setns-and-fork).
     container.join(&state)?;

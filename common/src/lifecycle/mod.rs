@@ -6,10 +6,13 @@
 //! A chapter brings what is its own through [`Chapter`]: the container's
 //! story (the child's steps, from its first to `exec`), the story of
 //! `exec`, its extra `run` flags (recorded in the container's state), and
-//! two host-side hooks: one between clone and release (chapter 7 puts the
-//! child into its cgroup there), one after `rm` (chapter 7 removes it).
-//! Chapter 5 has no flags and no hooks; chapter 6 adds restrictions to both
-//! stories; chapter 7 adds flags and both hooks.
+//! host-side hooks: between clone and release (chapter 7 puts the child
+//! into its cgroup there), before `exec` joins the container (chapter 7
+//! puts the new process into the same cgroup), once the container has
+//! exited (chapter 7 reads its OOM count and removes its cgroup), after
+//! `rm`, and the chapter's own verb `stats`. Chapter 5 has no flags and no
+//! hooks; chapter 6 adds restrictions to both stories; chapter 7 adds flags
+//! and the hooks.
 
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -78,10 +81,29 @@ pub trait Chapter: 'static {
         Ok(())
     }
 
-    /// On the host, after the container's directory was removed (by `rm`,
-    /// or when a `run --rm` ends).
-    fn after_remove(_container: &Container) -> Result<()> {
+    /// On the host, in `exec`, before it joins the container's namespaces:
+    /// what it forks from then on is the container's.
+    fn before_exec(_state: &State) -> Result<()> {
         Ok(())
+    }
+
+    /// On the host, once the container's init has exited and its exit code
+    /// is in `state` (saved after this), before a `--rm` removal: by the
+    /// foreground `run` or by the monitor.
+    fn after_exit(_container: &Container, _state: &mut State) -> Result<()> {
+        Ok(())
+    }
+
+    /// On the host, after the container's directory was removed (by `rm`,
+    /// or when a `run --rm` ends); `state` is what it held, if it was readable.
+    fn after_remove(_container: &Container, _state: Option<&State>) -> Result<()> {
+        Ok(())
+    }
+
+    /// `stats NAME`: what the container uses. `None`: this chapter has no
+    /// way to tell (no cgroups before chapter 7).
+    fn stats(_root: &DataRoot, _container: &Container) -> Option<Result<ExitCode>> {
+        None
     }
 }
 
@@ -181,6 +203,8 @@ pub enum Verb<F: Args> {
         /// A container name, or an image name or path
         name: String,
     },
+    /// Print what a container uses: memory, CPU time, processes (chapter 7 on)
+    Stats { name: String },
 }
 
 /// The `main` of a lifecycle chapter `C`, the binary `name`.
@@ -248,6 +272,15 @@ fn dispatch<C: Chapter>(cli: &Cli<C::RunFlags>, mut command: clap::Command) -> R
         Verb::Tag { source, target } => images::tag(&root, source, target),
         Verb::Rmi { force, images } => images::rmi(&root, images, *force),
         Verb::Inspect { name } => list::inspect(&root, name),
+        Verb::Stats { name } => {
+            let container = Container::existing(&root, name)?;
+            C::stats(&root, &container).unwrap_or_else(|| {
+                Err(crate::Error::Invalid(format!(
+                    "chapter {} has no cgroups, so nothing counts what a container uses: use ch7-cgroups",
+                    C::NUMBER
+                )))
+            })
+        }
     }
 }
 

@@ -181,6 +181,7 @@ pub fn run<C: Chapter>(
         monitor_pid: None,
         exit_code: None,
         finished: None,
+        oom_killed: false,
         rootless: namespace::rootless(),
     };
     let prepared = (if args.rm {
@@ -246,8 +247,9 @@ pub fn run<C: Chapter>(
 
 /// Remove the container's directory, then the chapter's own remains.
 pub fn remove<C: Chapter>(container: &Container) -> Result<()> {
+    let state = container.state().ok();
     container.remove()?;
-    C::after_remove(container)
+    C::after_remove(container, state.as_ref())
 }
 
 /// Clone the container's child, with the chapter's host-side hook before
@@ -283,6 +285,7 @@ fn foreground<C: Chapter>(container: &Container, spec: &Spec<C::RunFlags>) -> Re
     record_started(container, child.pid(), None)?;
     let exit = terminal::wait(child, console)?;
     record_exit(container, exit.code());
+    after_exit::<C>(container)?;
     Ok(exit.code())
 }
 
@@ -309,6 +312,7 @@ fn monitor<C: Chapter>(
     ready.ok(&spec.name);
     let exit = child.wait()?;
     record_exit(container, exit.code());
+    after_exit::<C>(container)?;
     if remove_it {
         let _lock = container.lock();
         remove::<C>(container)?;
@@ -335,4 +339,14 @@ fn record_exit(container: &Container, code: u8) {
         state.exit_code = Some(code.into());
         state.finished = Some(container::now());
     });
+}
+
+/// The chapter's hook once the container has exited (chapter 7: was it
+/// OOMKilled, then its cgroup removed), what it changes in the state saved.
+/// Once `rm -f` removed the container there is no state, and `rm` did the
+/// chapter's clean-up (after_remove).
+fn after_exit<C: Chapter>(container: &Container) -> Result<()> {
+    let mut hooked = Ok(());
+    let _ = container.update(|state| hooked = C::after_exit(container, state));
+    hooked
 }

@@ -1,0 +1,342 @@
+//! A container's cgroup through its life (ch7): made and joined while the
+//! child waits on the go pipe, seen from inside through a cgroup namespace
+//! and a read-only /sys/fs/cgroup, read by `stats`, and removed when the
+//! container exits, by `rm`, or (left by a killed monitor) by the next
+//! `run` or `rm` that finds it.
+//!
+//! A container's cgroup is named by its id, as Docker's are: two data roots
+//! (yours and root's, or two tests') may each hold a container `web`, but
+//! never two containers with one id. The host's mode is detected once per
+//! command ([`host`]); a forked monitor and the cloned child inherit it.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+use super::{Cgroup, Hierarchy, LimitFlags, Limits, Mode, Stats, CGROUP_ROOT};
+use crate::container::State;
+use crate::error::{quote, Error, Result};
+use crate::{detail, mount, narrate};
+
+/// A cgroup this young with no process in it may be one that a `run` has
+/// just made and is about to join its child to: never swept as stale.
+const STARTING: Duration = Duration::from_secs(5);
+
+/// What this host gives this caller.
+#[derive(Debug)]
+pub struct Host {
+    /// The layout of /sys/fs/cgroup (`None`: no cgroup filesystem).
+    pub mode: Option<Mode>,
+    /// Where containers' cgroups go, or why there is none for this caller.
+    pub hierarchy: std::result::Result<Hierarchy, String>,
+}
+
+static HOST: OnceLock<Host> = OnceLock::new();
+
+/// The host's cgroups, detected (and narrated) once per command.
+pub fn host() -> &'static Host {
+    HOST.get_or_init(|| match Mode::detect(Path::new(CGROUP_ROOT)) {
+        Ok(mode) => Host {
+            mode: Some(mode),
+            hierarchy: Hierarchy::for_mode(mode).map_err(|e| e.to_string()),
+        },
+        Err(error) => Host {
+            mode: None,
+            hierarchy: Err(error.to_string()),
+        },
+    })
+}
+
+/// `run`'s check, before anything is made: the limits parse, and if any is
+/// asked for, this host and caller can set it. A limit is never dropped in
+/// silence: a rootless caller without a delegated cgroup is refused here.
+pub fn check(flags: &LimitFlags) -> Result<Limits> {
+    let limits = flags.limits_here()?;
+    match (&host().hierarchy, limits.is_empty()) {
+        (Err(why), false) => Err(Error::Invalid(why.clone())),
+        (Err(why), true) => {
+            detail!(7, "no cgroup for this container ({why}): it runs unlimited");
+            Ok(limits)
+        }
+        (Ok(_), _) => Ok(limits),
+    }
+}
+
+/// On the host, while the child waits on the go pipe: sweep stale cgroups,
+/// make container `id`'s with its limits, and write the child's pid to its
+/// `cgroup.procs`. The child is in it before it runs a single instruction
+/// of its own, so the command never races its limits. Nothing is left if
+/// a step fails.
+pub fn create_and_join(id: &str, limits: &Limits, child: Pid) -> Result<()> {
+    let Ok(hierarchy) = &host().hierarchy else {
+        return Ok(());
+    };
+    sweep(hierarchy)?;
+    let cgroup = hierarchy.create(id, limits)?;
+    if let Err(error) = cgroup.join(child) {
+        return Err(error.with_cleanup(cgroup.remove()));
+    }
+    Ok(())
+}
+
+/// True while cgroup `id` is a live container's: processes are in it, or
+/// it was made a moment ago (its `run` is about to join its child).
+fn in_use(hierarchy: &Hierarchy, id: &str) -> bool {
+    let Some(cgroup) = hierarchy.open(id) else {
+        return false;
+    };
+    let young = std::fs::metadata(cgroup.path())
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|made| made.elapsed().ok())
+        .is_none_or(|age| age < STARTING);
+    young || cgroup.is_populated().unwrap_or(true)
+}
+
+/// Remove the cgroups whose containers are gone (a killed monitor or
+/// `run` never removed its own): empty, and not just made.
+pub fn sweep(hierarchy: &Hierarchy) -> Result<()> {
+    hierarchy.remove_stale(|id| in_use(hierarchy, id))?;
+    Ok(())
+}
+
+/// Container `id`'s cgroup, if this host and caller have one for it.
+fn open(id: &str) -> Option<Cgroup> {
+    host().hierarchy.as_ref().ok()?.open(id)
+}
+
+/// Once the container's init has exited: was it the OOM killer (its
+/// cgroup's memory events say so)? Then its cgroup is removed.
+pub fn after_exit(state: &mut State) -> Result<()> {
+    let Some(cgroup) = open(&state.id) else {
+        return Ok(());
+    };
+    if state.exit_code == Some(137) {
+        if let Ok(kills @ 1..) = cgroup.oom_kills() {
+            let events = match cgroup.mode {
+                Mode::V2 => "memory.events",
+                Mode::V1 { .. } => "memory.oom_control",
+            };
+            narrate!(
+                7,
+                "/* exit 137 and {events} says oom_kill {kills}: the kernel's OOM killer ended it */"
+            );
+            state.oom_killed = true;
+        }
+    }
+    cgroup.remove()
+}
+
+/// `rm`: the container's cgroup (if any: it may be gone with its
+/// container), and any stale one found on the way.
+pub fn remove(state: Option<&State>) -> Result<()> {
+    let Ok(hierarchy) = &host().hierarchy else {
+        return Ok(());
+    };
+    if let Some(cgroup) = state.and_then(|state| hierarchy.open(&state.id)) {
+        cgroup.remove()?;
+    }
+    sweep(hierarchy)
+}
+
+/// `exec`, before it joins the container's namespaces: this process moves
+/// into the container's cgroup (`0` is the writer), so the command it forks
+/// is born there and counts against the container's limits.
+pub fn join_self(state: &State) -> Result<()> {
+    if !state.is_running() {
+        return Ok(());
+    }
+    match open(&state.id) {
+        Some(cgroup) => cgroup.join(Pid::from_raw(0)),
+        None => Ok(()),
+    }
+}
+
+/// `stats NAME`: what the running container's cgroup has used, one row.
+pub fn print_stats(state: &State) -> Result<ExitCode> {
+    if !state.is_running() {
+        return Err(Error::Conflict(format!(
+            "container {:?} is not running: stats reads a running container's cgroup; see `ps -a`",
+            state.name
+        )));
+    }
+    let cgroup = match &host().hierarchy {
+        Ok(hierarchy) => hierarchy.open(&state.id),
+        Err(why) => return Err(Error::Invalid(why.clone())),
+    };
+    let cgroup = cgroup.ok_or_else(|| {
+        Error::Invalid(format!(
+            "container {:?} has no cgroup (it was started without one): nothing counts its use",
+            state.name
+        ))
+    })?;
+    let stats = cgroup.stats()?;
+    println!("{}", stats_header());
+    println!("{}", stats_row(&state.name, &stats));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats_header() -> String {
+    format!(
+        "{:<20}  {:<22}  {:>9}  {:>9}  PIDS / LIMIT",
+        "NAME", "MEM USAGE / LIMIT", "CPU TIME", "THROTTLED"
+    )
+}
+
+/// One `stats` row: sizes in Docker's units, times in seconds.
+pub fn stats_row(name: &str, stats: &Stats) -> String {
+    let limit = |value: Option<u64>, show: fn(u64) -> String| {
+        value.map_or_else(|| "unlimited".to_string(), show)
+    };
+    let seconds = |usec: Option<u64>| {
+        usec.map_or_else(
+            || "-".to_string(),
+            |usec| format!("{:.2}s", usec as f64 / 1e6),
+        )
+    };
+    format!(
+        "{:<20}  {:<22}  {:>9}  {:>9}  {} / {}",
+        name,
+        format!(
+            "{} / {}",
+            stats.memory_bytes.map_or_else(|| "-".into(), size),
+            limit(stats.memory_limit, size)
+        ),
+        seconds(stats.cpu_usec),
+        seconds(stats.throttled_usec),
+        stats.pids.map_or_else(|| "-".into(), |n| n.to_string()),
+        limit(stats.pids_limit, |n| n.to_string()),
+    )
+}
+
+/// Bytes in Docker's units: 1.5MiB.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes}B"),
+        _ => format!("{value:.1}{}", UNITS[unit]),
+    }
+}
+
+// --------------------------------------------------------- in the container
+
+/// The child's first step once released: a cgroup namespace of its own.
+/// It is rooted at the cgroup the process is in when it is made, so it
+/// must come after the parent wrote our pid to `cgroup.procs`: made at
+/// clone time it would be rooted at the parent's cgroup
+/// (docs/ch7-cgroups.md#inside-the-container).
+pub fn unshare_namespace() -> Result<()> {
+    narrate!(7, "unshare(CLONE_NEWCGROUP)   /* our cgroup is now / */");
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|errno| Error::sys("unshare(CLONE_NEWCGROUP)", errno))
+}
+
+/// `exec`, inside the container (its pid namespace, its /proc): into the
+/// cgroup namespace of its init, so that the command too sees its cgroup
+/// as `/`. Here, and not on the host: when rootless, only inside the
+/// container's user namespace may we join a namespace it owns.
+pub fn join_namespace() -> Result<()> {
+    let path = "/proc/1/ns/cgroup";
+    let call = format!("setns(open({}), CLONE_NEWCGROUP)", quote(path));
+    narrate!(7, "{call}");
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    nix::sched::setns(&file, CloneFlags::CLONE_NEWCGROUP).map_err(|errno| Error::sys(call, errno))
+}
+
+/// `/sys` in `new_root`, before the switch: a small read-only tmpfs (not
+/// the host's sysfs, which would show the host's devices and, without a
+/// network namespace, cannot be mounted rootless), holding on v2 the
+/// container's own cgroup, read-only, at /sys/fs/cgroup. On v1 hosts
+/// /sys/fs/cgroup stays empty: the container sees its cgroups only in
+/// /proc/self/cgroup (each `/`).
+pub fn mount_sys(new_root: &Path) -> Result<()> {
+    let sys = new_root.join("sys");
+    match std::fs::symlink_metadata(&sys) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::Invalid(
+                "the image's /sys is not a directory: a container's /sys must be one (fix or rebuild the image)"
+                    .into(),
+            ))
+        }
+        Err(_) => {
+            narrate!(7, "mkdir({}, 0755)   /* the image has no /sys */", quote(&sys));
+            std::fs::create_dir(&sys).map_err(|e| Error::io("creating", &sys, e))?;
+        }
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount::mount(
+        7,
+        Some("tmpfs"),
+        &sys,
+        Some("tmpfs"),
+        flags,
+        Some("size=64k,mode=755"),
+    )?;
+    let cgroup_dir = sys.join("fs/cgroup");
+    std::fs::create_dir_all(&cgroup_dir).map_err(|e| Error::io("creating", &cgroup_dir, e))?;
+    if host().mode == Some(Mode::V2) {
+        mount::mount(
+            7,
+            Some("cgroup2"),
+            &cgroup_dir,
+            Some("cgroup2"),
+            flags | MsFlags::MS_RDONLY,
+            None,
+        )?;
+    } else {
+        detail!(
+            7,
+            "cgroup v1 here: /sys/fs/cgroup stays empty; /proc/self/cgroup shows / in each tree"
+        );
+    }
+    mount::mount(
+        7,
+        None,
+        &sys,
+        None,
+        flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        Some("size=64k,mode=755"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_dockers_units() {
+        assert_eq!(size(512), "512B");
+        assert_eq!(size(33_554_432), "32.0MiB");
+        assert_eq!(size(1_572_864), "1.5MiB");
+    }
+
+    #[test]
+    fn a_stats_row_shows_use_against_each_limit() {
+        let stats = Stats {
+            memory_bytes: Some(1_572_864),
+            memory_limit: Some(33_554_432),
+            cpu_usec: Some(1_250_000),
+            throttled_usec: Some(500_000),
+            pids: Some(3),
+            pids_limit: None,
+        };
+        let row = stats_row("web", &stats);
+        assert!(row.starts_with("web "), "{row}");
+        assert!(row.contains("1.5MiB / 32.0MiB"), "{row}");
+        assert!(row.contains("1.25s"), "{row}");
+        assert!(row.contains("0.50s"), "{row}");
+        assert!(row.ends_with("3 / unlimited"), "{row}");
+    }
+}
