@@ -111,7 +111,7 @@ $bb mount -t tmpfs tmpfs /dev/shm
 $bb mount -t tmpfs tmpfs /run
 tmp=/tmp
 case $bb in
-  /tmp/*) tmp=/run/tmp; $bb mkdir -p $tmp ;;
+  /tmp/*) tmp=/run/tmp; $bb mkdir -p $tmp; $bb chmod 1777 $tmp ;;
   *) $bb mount -t tmpfs tmpfs /tmp ;;
 esac
 $bb mount -t cgroup2 cgroup2 /sys/fs/cgroup
