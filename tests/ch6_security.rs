@@ -124,6 +124,81 @@ fn cap_add_and_cap_drop_change_the_set_as_dockers_do() {
     assert!(out.stderr.contains("Operation not permitted"), "{out:#?}");
 }
 
+// --cap-add ALL is every capability the caller holds (its bounding set),
+// as containerd's: the container's CapEff is the caller's CapBnd. A
+// capability the caller lacks is refused naming it, before anything runs
+// (it was a 900-character capset error).
+#[test]
+fn cap_add_all_is_what_the_caller_holds_and_more_is_refused_clearly() {
+    let sandbox = sandbox(Who::Caller);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = u64::from_str_radix(&status_field(&status, "CapBnd"), 16).unwrap();
+    let out = run_sh(&sandbox, &["--cap-add", "ALL"], STATUS);
+    out.assert_ok();
+    let eff = u64::from_str_radix(&status_field(&out.stdout, "CapEff"), 16).unwrap();
+    // (Capabilities newer than stepbox's table are never given.)
+    assert_eq!(eff, bounding & ((1u64 << 41) - 1), "{out:#?}");
+    let lacking = (0..41).find(|cap| bounding & (1 << cap) == 0);
+    let Some(cap) = lacking else {
+        support::skip("the caller holds every capability: none to be refused");
+        return;
+    };
+    // The numbers of capabilities(7), 0 to 40.
+    const NAMES: [&str; 41] = [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    let name = NAMES[cap];
+    let out = run_sh(&sandbox, &["--cap-add", name], "true");
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(
+        out.error_lines(),
+        [format!(
+            "ch6-security: --cap-add \"{name}\": you do not hold it yourself (it is not in your \
+             bounding set), so no container of yours can: leave it out"
+        )]
+    );
+}
+
 #[test]
 fn a_user_switch_works_with_every_capability_dropped() {
     let sandbox = sandbox(Who::Caller);

@@ -134,6 +134,7 @@ pub fn number(name: &str) -> Option<u32> {
 /// `--cap-drop ALL` keeps only those added; otherwise the 14, less those
 /// dropped, plus those added.
 pub fn resolve(add: &[String], drop: &[String]) -> Result<CapSet> {
+    let held = held();
     let parse = |flag: &str, names: &[String]| -> Result<(bool, CapSet)> {
         let mut set = CapSet(0);
         let mut all = false;
@@ -148,19 +149,43 @@ pub fn resolve(add: &[String], drop: &[String]) -> Result<CapSet> {
                     crate::error::quote(name)
                 ))
             })?;
+            if flag == "--cap-add" && !held.contains(cap) {
+                return Err(Error::Invalid(format!(
+                    "--cap-add {}: you do not hold it yourself (it is not in your bounding set), \
+                     so no container of yours can: leave it out",
+                    crate::error::quote(name)
+                )));
+            }
             set.insert(cap);
         }
         Ok((all, set))
     };
     let (add_all, added) = parse("--cap-add", add)?;
     let (drop_all, dropped) = parse("--cap-drop", drop)?;
-    Ok(if add_all {
-        CapSet(CapSet::all().0 & !dropped.0)
-    } else if drop_all {
-        added
-    } else {
-        CapSet((CapSet::docker_default().0 & !dropped.0) | added.0)
-    })
+    // ALL is every capability the caller holds, as containerd's
+    // WithAllCurrentCapabilities: one it lacks could not be given.
+    Ok(CapSet(
+        held.0
+            & if add_all {
+                CapSet::all().0 & !dropped.0
+            } else if drop_all {
+                added.0
+            } else {
+                (CapSet::docker_default().0 & !dropped.0) | added.0
+            },
+    ))
+}
+
+/// The capabilities this process may still have: its bounding set.
+pub fn held() -> CapSet {
+    let mut set = CapSet(0);
+    for cap in 0..=last_cap() {
+        // SAFETY: PR_CAPBSET_READ only reads this process's bounding set.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
+            set.insert(cap);
+        }
+    }
+    set
 }
 
 /// The last capability the running kernel knows (`/proc/sys/kernel/cap_last_cap`),
@@ -363,10 +388,11 @@ mod tests {
     }
 
     #[test]
-    fn add_all_is_everything_but_what_is_dropped() {
+    fn add_all_is_everything_held_but_what_is_dropped() {
         let set = resolve(&names(&["ALL"]), &names(&["SYS_ADMIN"])).unwrap();
         assert!(!set.has("SYS_ADMIN"));
-        assert_eq!(set.names().len(), NAMES.len() - 1);
+        // Everything this process holds (its bounding set), but SYS_ADMIN (21).
+        assert_eq!(set, CapSet(held().0 & CapSet::all().0 & !(1 << 21)));
     }
 
     #[test]
