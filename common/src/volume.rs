@@ -339,25 +339,37 @@ struct MountAttr {
 
 /// Make the mount at `fd` and every mount below it read-only (Linux 5.12).
 fn make_read_only_recursively(fd: &OwnedFd) -> Result<()> {
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
     let call = format!(
         "mount_setattr({}, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {{ .attr_set = MOUNT_ATTR_RDONLY }})",
         fd.as_raw_fd()
     );
     narrate!(4, "{call}");
+    mount_setattr(fd, MOUNT_ATTR_RDONLY, true, call)
+}
+
+/// mount_setattr(2)'s flag for a read-only mount.
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// mount_setattr(2)'s flag for a mount whose device nodes cannot be opened.
+pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// Set the attributes `set` on the mount at `fd` (and, `recursive`, every
+/// mount below it): `call` is the call as narrated, for the error. Chapter
+/// 6's masked paths and `nodev` use it too.
+pub(crate) fn mount_setattr(fd: &OwnedFd, set: u64, recursive: bool, call: String) -> Result<()> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set: set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
+    let at_flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: fd is open; the path is an empty C string; attr lives across the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            at_flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -368,7 +380,7 @@ fn make_read_only_recursively(fd: &OwnedFd) -> Result<()> {
     let errno = Errno::last();
     let error = Error::sys(call, errno);
     Err(match errno {
-        Errno::ENOSYS => error.hint("read-only volumes need mount_setattr, Linux 5.12 or later"),
+        Errno::ENOSYS => error.hint("mount_setattr needs Linux 5.12 or later"),
         _ => error,
     })
 }

@@ -9,10 +9,9 @@
 //! directory by an empty read-only tmpfs; read-only paths are bound onto
 //! themselves and made read-only.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
@@ -144,17 +143,7 @@ pub fn no_devices(root: &Path, volumes: &[Volume]) -> Result<()> {
     Ok(())
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
+use crate::volume::{mount_setattr, MOUNT_ATTR_NODEV, MOUNT_ATTR_RDONLY};
 
 /// Set the mount attributes `set` on the mount at `path`, and with
 /// `recursive` on every mount below it. Called after pivot_root, so a
@@ -178,31 +167,5 @@ fn set_attributes(path: &Path, set: u64, recursive: bool) -> Result<()> {
         quote(path)
     );
     narrate!(6, "{call}");
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let at_flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: fd is open; the path is an empty C string; attr lives across the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            at_flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let errno = Errno::last();
-    let error = Error::sys(call, errno);
-    Err(match errno {
-        Errno::ENOSYS => error.hint("mount_setattr needs Linux 5.12 or later"),
-        _ => error,
-    })
+    mount_setattr(&fd, set, recursive, call)
 }
