@@ -10,6 +10,7 @@
 //! `stats NAME` shows what it uses. Read along in `docs/ch7-cgroups.md`.
 
 use std::convert::Infallible;
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -18,10 +19,10 @@ use common::container::{Container, State};
 use common::dataroot::DataRoot;
 use common::error::Error;
 use common::lifecycle::{self, Chapter, Spec, Stdio};
+use common::process::Child;
 use common::security::{self, Restrictions, SecurityFlags};
 use common::terminal::{self, Console};
 use common::{mount, namespace, narrate, overlay, process, rootfs, volume, Result};
-use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 /// Chapter 7's `run` flags: chapter 6's, and the limits.
@@ -52,14 +53,20 @@ impl Chapter for Ch7 {
         security::check(&flags.security)
     }
 
-    /// On the host, while the child waits on the go pipe: its cgroup, made
-    /// with its limits, and the child's pid written to `cgroup.procs`, so the
-    /// command never runs a moment unlimited
-    /// (docs/ch7-cgroups.md#into-the-cgroup-before-the-command).
-    fn before_release(container: &Container, spec: &Spec<Ch7Flags>, child: Pid) -> Result<()> {
-        let id = container.state()?.id;
+    /// On the host, before the clone: the container's cgroup, made with its
+    /// limits before any of its processes exists
+    /// (docs/ch7-cgroups.md#into-the-cgroup-before-the-command). On v2 its
+    /// directory goes to clone3, and the child is born inside.
+    fn before_clone(container: &Container, spec: &Spec<Ch7Flags>) -> Result<Option<OwnedFd>> {
         let limits = spec.chapter.limits.limits_here()?;
-        cgroup::container::create_and_join(&id, &limits, child)
+        cgroup::container::create(&container.state()?.id, &limits)
+    }
+
+    /// While the child waits on the go pipe: where it was not born in its
+    /// cgroup (v1), its pid written to `cgroup.procs`, so the command never
+    /// runs a moment unlimited.
+    fn before_release(container: &Container, _spec: &Spec<Ch7Flags>, child: &Child) -> Result<()> {
+        cgroup::container::join(&container.state()?.id, child)
     }
 
     /// The container's story: chapter 6's, in a cgroup namespace, with

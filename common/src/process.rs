@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 
@@ -36,6 +36,10 @@ use crate::{detail, namespace, narrate};
 /// How much stack the cloned child runs on before it execs.
 const CHILD_STACK_SIZE: usize = 1024 * 1024;
 
+/// clone3(2)'s flag to start the child in a cgroup (Linux 5.7; libc's
+/// constant is an int it overflows).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// The signals the parent passes on to the child instead of dying of them.
 const FORWARDED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
@@ -46,6 +50,8 @@ static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 #[derive(Debug)]
 pub struct Child {
     pid: Pid,
+    /// Made by clone3(2) with CLONE_INTO_CGROUP: born in its cgroup.
+    in_cgroup: bool,
 }
 
 /// How the child ended.
@@ -71,6 +77,12 @@ impl Child {
     /// The child's pid as the parent sees it.
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// True if clone3 started it inside the cgroup [`spawn_with`] was given
+    /// (so nothing need move it there).
+    pub fn born_in_cgroup(&self) -> bool {
+        self.in_cgroup
     }
 
     /// Wait for the child to end, passing on SIGINT, SIGTERM and SIGHUP.
@@ -100,26 +112,36 @@ pub fn spawn<F>(flags: CloneFlags, child_main: F) -> Result<Child>
 where
     F: FnMut() -> Result<Infallible>,
 {
-    spawn_with(flags, |_| Ok(()), child_main)
+    spawn_with(flags, None, |_| Ok(()), child_main)
 }
 
 /// As [`spawn`], with `before_release` run here on the host side between
 /// `clone` and the go byte, while the child still waits: what must be true
-/// before its first step (ch7 puts it into its cgroup). Writing the user
-/// namespace's id maps is the first such step. If one fails, the child is
-/// killed and the error returned.
-pub fn spawn_with<F, H>(flags: CloneFlags, before_release: H, mut child_main: F) -> Result<Child>
+/// before its first step (ch7 puts it into its cgroup, unless it was born
+/// there). Writing the user namespace's id maps is the first such step. If
+/// one fails, the child is killed and the error returned.
+///
+/// With `into_cgroup` (a cgroup v2 directory, ch7) the child is made by
+/// clone3(2) with CLONE_INTO_CGROUP, inside that cgroup from its first
+/// instruction; where the kernel has no clone3 or no CLONE_INTO_CGROUP
+/// (before Linux 5.7, or a seccomp profile that answers ENOSYS), by clone(2)
+/// as without it, and [`Child::born_in_cgroup`] says so.
+pub fn spawn_with<F, H>(
+    flags: CloneFlags,
+    into_cgroup: Option<BorrowedFd<'_>>,
+    before_release: H,
+    mut child_main: F,
+) -> Result<Child>
 where
     F: FnMut() -> Result<Infallible>,
-    H: FnOnce(Pid) -> Result<()>,
+    H: FnOnce(&Child) -> Result<()>,
 {
     let (go_read, go_write) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(go)".into())?;
     let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(error)".into())?;
     let [go_read_raw, go_write_raw, err_read_raw, err_write_raw] =
         [&go_read, &go_write, &err_read, &err_write].map(|fd| fd.as_raw_fd());
 
-    let mut stack = vec![0u8; CHILD_STACK_SIZE];
-    let body = Box::new(|| {
+    let mut body = || {
         crate::narration::enter_child();
         // SAFETY: clone copied the parent's four pipe fds into this child, which owns
         // its copies from here on. The parent's ends are closed, so that end-of-file
@@ -147,32 +169,25 @@ where
         crate::narration::flush();
         let _ = (&err_write).write_all(format!("{}\n{error}", error.exit_code()).as_bytes());
         error.exit_code() as isize
-    });
-    // SAFETY: the child gets a copy of our address space (no CLONE_VM) and its own
-    // stack; we are single-threaded, so no lock is held by another thread at clone.
-    let cloned = unsafe { nix::sched::clone(body, &mut stack, flags, Some(libc::SIGCHLD)) };
-    let pid = cloned.map_err(|errno| {
-        Error::sys(format!("clone({})", namespace::flag_names(flags)), errno)
-            .hint(namespace::clone_hint(errno, flags))
-    })?;
-    narrate!(
-        namespace::introduced_in(flags),
-        "clone({}) = {pid}",
-        namespace::flag_names(flags)
-    );
+    };
+    let (pid, in_cgroup) =
+        match into_cgroup.and_then(|cgroup| clone3_into(flags, cgroup, &mut body)) {
+            Some(cloned) => (cloned?, true),
+            None => (clone(flags, &mut body)?, false),
+        };
     detail!(
         1,
         "the child waits on the go pipe; its error pipe is close-on-exec"
     );
     drop((go_read, err_write));
     forward_signals_to(pid)?;
-    let child = Child { pid };
+    let child = Child { pid, in_cgroup };
 
     let id_maps = |pid| match flags.contains(CloneFlags::CLONE_NEWUSER) {
         true => namespace::write_id_maps(pid),
         false => Ok(()),
     };
-    if let Err(error) = id_maps(pid).and_then(|()| before_release(pid)) {
+    if let Err(error) = id_maps(pid).and_then(|()| before_release(&child)) {
         kill_and_reap(&child);
         return Err(error);
     }
@@ -197,6 +212,84 @@ where
     }
     let _ = child.wait();
     Err(parse_report(&report))
+}
+
+/// clone(2) a child into the namespaces `flags`, on a stack of its own,
+/// running `body`.
+fn clone(flags: CloneFlags, body: &mut dyn FnMut() -> isize) -> Result<Pid> {
+    let mut stack = vec![0u8; CHILD_STACK_SIZE];
+    // SAFETY: the child gets a copy of our address space (no CLONE_VM) and its own
+    // stack; we are single-threaded, so no lock is held by another thread at clone.
+    let cloned =
+        unsafe { nix::sched::clone(Box::new(body), &mut stack, flags, Some(libc::SIGCHLD)) };
+    let pid = cloned.map_err(|errno| {
+        Error::sys(format!("clone({})", namespace::flag_names(flags)), errno)
+            .hint(namespace::clone_hint(errno, flags))
+    })?;
+    narrate!(
+        namespace::introduced_in(flags),
+        "clone({}) = {pid}",
+        namespace::flag_names(flags)
+    );
+    Ok(pid)
+}
+
+/// clone3(2) with CLONE_INTO_CGROUP: a child in the namespaces `flags` that
+/// starts inside the cgroup v2 directory `cgroup`, running `body`. `None`
+/// where this kernel (or a seccomp filter around us) has no such clone3:
+/// the caller clones as before and moves the child itself.
+fn clone3_into(
+    flags: CloneFlags,
+    cgroup: BorrowedFd<'_>,
+    body: &mut dyn FnMut() -> isize,
+) -> Option<Result<Pid>> {
+    // SAFETY: clone_args is plain integers; zero is "not used" for each field.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags.bits() as u64 | CLONE_INTO_CGROUP;
+    args.exit_signal = libc::SIGCHLD as u64;
+    args.cgroup = cgroup.as_raw_fd() as u64;
+    // SAFETY: without CLONE_VM and without a stack, clone3 is fork(2): the
+    // child runs on its own copy of this stack, and we are single-threaded,
+    // so no lock is held by another thread. The child never returns from
+    // here: it runs `body` and _exits.
+    let cloned = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    if cloned == 0 {
+        // The cgroup's directory is the host's: the child keeps no fd of it.
+        // SAFETY: our own copy of the fd; nothing in the child uses it.
+        unsafe { libc::close(cgroup.as_raw_fd()) };
+        let code = body();
+        // SAFETY: the end of the child; _exit runs no destructor of the parent's.
+        unsafe { libc::_exit(code as i32) };
+    }
+    let shown = format!("{}|CLONE_INTO_CGROUP", namespace::flag_names(flags));
+    if cloned < 0 {
+        let errno = Errno::last();
+        if matches!(errno, Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) {
+            detail!(
+                7,
+                "clone3({{flags = {shown}}}) = -1 {errno}: no CLONE_INTO_CGROUP here; clone, then move the child"
+            );
+            return None;
+        }
+        return Some(Err(Error::sys(
+            format!("clone3({{flags = {shown}}})"),
+            errno,
+        )
+        .hint(namespace::clone_hint(errno, flags))));
+    }
+    let pid = Pid::from_raw(cloned as i32);
+    narrate!(
+        7,
+        "clone3({{flags = {shown}, cgroup = {}}}) = {pid}   /* born in its cgroup */",
+        cgroup.as_raw_fd()
+    );
+    Some(Ok(pid))
 }
 
 /// The fds the host keeps while a container runs that no process of the

@@ -571,7 +571,7 @@ pub fn rootless_a_limit_is_refused_with_the_fix(ch: Chapter, mode: Mode) -> Stri
 /// For a slow guest, chapter 7's claims in few runs, read from inside
 /// the container through its /sys/fs/cgroup (cgroup v2 only): in one run
 /// with `-m 32m --cpus 0.5 --pids-limit 16`, the narrated writes in
-/// order; `/` in /proc/self/cgroup; the limits in the container's own
+/// order, then clone3 into the cgroup; `/` in /proc/self/cgroup; the limits in the container's own
 /// read-only cgroup2; forks refused at 16; a busy loop throttled; then the
 /// command becomes a hog, is OOM-killed, and `ps -a` says OOMKilled (read
 /// from memory.events); no cgroup is left.
@@ -619,9 +619,12 @@ pub fn v2_limits_hold_in_one_run(ch: Chapter) -> String {
         "pids.max\", \"16\")",
     ]
     .map(|file| position(&format!("/{file}")));
-    let procs = position("cgroup.procs\", \"");
+    // Born in its cgroup by clone3, after the limits are written: no pid
+    // is ever written to cgroup.procs.
+    let born = position("|CLONE_INTO_CGROUP, cgroup = ");
     let first_step = position("[child ] unshare(CLONE_NEWCGROUP)");
-    assert!(writes.iter().all(|&at| statfs < at && at < procs) && procs < first_step);
+    assert!(writes.iter().all(|&at| statfs < at && at < born) && born < first_step);
+    assert!(!out.stderr.contains("cgroup.procs\", \""), "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     let expected_start = [
         "0::/",

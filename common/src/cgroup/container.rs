@@ -9,6 +9,7 @@
 //! never two containers with one id. The host's mode is detected once per
 //! command ([`host`]); a forked monitor and the cloned child inherit it.
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::OnceLock;
@@ -21,6 +22,7 @@ use nix::unistd::Pid;
 use super::{Cgroup, Hierarchy, LimitFlags, Limits, Mode, Stats, CGROUP_ROOT};
 use crate::container::State;
 use crate::error::{quote, Error, Result};
+use crate::process::Child;
 use crate::{detail, mount, narrate};
 
 /// A cgroup this young with no process in it may be one that a `run` has
@@ -67,21 +69,37 @@ pub fn check(flags: &LimitFlags) -> Result<Limits> {
     }
 }
 
-/// On the host, while the child waits on the go pipe: sweep stale cgroups,
-/// make container `id`'s with its limits, and write the child's pid to its
-/// `cgroup.procs`. The child is in it before it runs a single instruction
-/// of its own, so the command never races its limits. Nothing is left if
-/// a step fails.
-pub fn create_and_join(id: &str, limits: &Limits, child: Pid) -> Result<()> {
+/// On the host, before the child is cloned: sweep stale cgroups, and make
+/// container `id`'s with its limits. On cgroup v2 the answer is its
+/// directory, for clone3's CLONE_INTO_CGROUP: the child is born inside.
+/// Nothing is left if a step fails.
+pub fn create(id: &str, limits: &Limits) -> Result<Option<OwnedFd>> {
     let Ok(hierarchy) = &host().hierarchy else {
-        return Ok(());
+        return Ok(None);
     };
     sweep(hierarchy)?;
     let cgroup = hierarchy.create(id, limits)?;
-    if let Err(error) = cgroup.join(child) {
-        return Err(error.with_cleanup(cgroup.remove()));
+    if cgroup.mode != Mode::V2 {
+        return Ok(None);
     }
-    Ok(())
+    match cgroup.open_dir() {
+        Ok(dir) => Ok(Some(dir)),
+        Err(error) => Err(error.with_cleanup(cgroup.remove())),
+    }
+}
+
+/// On the host, while the child waits on the go pipe, if it was not born
+/// in its cgroup (cgroup v1, or no clone3): its pid written to each
+/// `cgroup.procs`. It is in before it runs a single instruction of its
+/// own, so the command never races its limits.
+pub fn join(id: &str, child: &Child) -> Result<()> {
+    if child.born_in_cgroup() {
+        return Ok(());
+    }
+    match open(id) {
+        Some(cgroup) => cgroup.join(child.pid()),
+        None => Ok(()),
+    }
 }
 
 /// True while cgroup `id` is a live container's: processes are in it, or

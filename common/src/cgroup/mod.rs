@@ -22,6 +22,7 @@ use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -119,6 +120,8 @@ pub struct Hierarchy {
     pub base: PathBuf,
     /// Relative to `base` (v2) or to each controller's tree (v1); empty: the root.
     pub parent: PathBuf,
+    /// v1: the controller trees under `base` (cpuset among them), found once.
+    trees: OnceLock<Vec<(&'static str, PathBuf)>>,
 }
 
 impl Hierarchy {
@@ -166,7 +169,16 @@ impl Hierarchy {
             mode,
             base: base.into(),
             parent: parent.into(),
+            trees: OnceLock::new(),
         }
+    }
+
+    /// v1: the controller trees this host mounts (`cpuset` only if asked for).
+    fn trees(&self, cpuset: bool) -> impl Iterator<Item = &(&'static str, PathBuf)> {
+        self.trees
+            .get_or_init(|| v1::trees(&self.base, true))
+            .iter()
+            .filter(move |(controller, _)| cpuset || *controller != "cpuset")
     }
 
     /// The directory holding every container's cgroup, in `tree` (v1: a
@@ -180,9 +192,9 @@ impl Hierarchy {
     pub fn paths(&self, name: &str, cpuset: bool) -> Vec<PathBuf> {
         match self.mode {
             Mode::V2 => vec![self.stepbox_dir_in(&self.base).join(name)],
-            Mode::V1 { .. } => v1::trees(&self.base, cpuset)
-                .into_iter()
-                .map(|(_, tree)| self.stepbox_dir_in(&tree).join(name))
+            Mode::V1 { .. } => self
+                .trees(cpuset)
+                .map(|(_, tree)| self.stepbox_dir_in(tree).join(name))
                 .collect(),
         }
     }
@@ -233,9 +245,9 @@ impl Hierarchy {
     fn stepbox_dirs(&self) -> Vec<PathBuf> {
         match self.mode {
             Mode::V2 => vec![self.stepbox_dir_in(&self.base)],
-            Mode::V1 { .. } => v1::trees(&self.base, true)
-                .into_iter()
-                .map(|(_, tree)| self.stepbox_dir_in(&tree))
+            Mode::V1 { .. } => self
+                .trees(true)
+                .map(|(_, tree)| self.stepbox_dir_in(tree))
                 .collect(),
         }
     }

@@ -83,7 +83,7 @@ fn needed(limits: &Limits) -> Vec<&'static str> {
 
 /// Make `<tree>/<parent>/stepbox/<name>` in every controller tree.
 pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgroup> {
-    let trees = trees(&hierarchy.base, limits.cpuset_cpus.is_some());
+    let trees: Vec<_> = hierarchy.trees(limits.cpuset_cpus.is_some()).collect();
     for controller in needed(limits) {
         // A tree's root may lack the controller's files (the root has no pids.max).
         if !hierarchy.base.join(controller).is_dir() {
@@ -101,7 +101,7 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
         dirs: Vec::new(),
         stepbox_dirs: Vec::new(),
     };
-    for (controller, tree) in &trees {
+    for (controller, tree) in trees {
         let stepbox = tree.join(&hierarchy.parent).join(super::STEPBOX_DIR);
         let dir = stepbox.join(name);
         // Another container's removal may rmdir stepbox/ between our two

@@ -6,8 +6,9 @@
 //! A chapter brings what is its own through [`Chapter`]: the container's
 //! story (the child's steps, from its first to `exec`), the story of
 //! `exec`, its extra `run` flags (recorded in the container's state), and
-//! host-side hooks: between clone and release (chapter 7 puts the child
-//! into its cgroup there), before `exec` joins the container (chapter 7
+//! host-side hooks: before clone (chapter 7 makes the container's cgroup
+//! there, for the child to be born in), between clone and release (where
+//! it was not born there, chapter 7 moves it in), before `exec` joins the container (chapter 7
 //! puts the new process into the same cgroup), once the container has
 //! exited (chapter 7 reads its OOM count and removes its cgroup), after
 //! `rm`, and the chapter's own verb `stats`. Chapter 5 has no flags and no
@@ -16,11 +17,11 @@
 
 use std::convert::Infallible;
 use std::fmt::Debug;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -72,11 +73,22 @@ pub trait Chapter: 'static {
         command: &process::Command,
     ) -> Result<Infallible>;
 
-    /// On the host, between clone (and the id maps) and the child's release.
+    /// On the host, before the child is cloned: what it is to be born
+    /// into. Chapter 7 makes the container's cgroup here, and on cgroup v2
+    /// returns its directory, so that clone3 starts the child inside it.
+    fn before_clone(
+        _container: &Container,
+        _spec: &Spec<Self::RunFlags>,
+    ) -> Result<Option<OwnedFd>> {
+        Ok(None)
+    }
+
+    /// On the host, between clone (and the id maps) and the child's
+    /// release: chapter 7 moves a child that was not born in its cgroup.
     fn before_release(
         _container: &Container,
         _spec: &Spec<Self::RunFlags>,
-        _child: Pid,
+        _child: &process::Child,
     ) -> Result<()> {
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! foreground or under a monitor (`-d`) (ch5 onwards).
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -264,9 +264,11 @@ fn spawn<C: Chapter>(
         // Here, in the container's parent: the lab's host pid is ours.
         process::try_escapes_instead_of_exec(crate::security::lab::Lab::on_host(&spec.volumes));
     }
+    let into_cgroup = C::before_clone(container, spec)?;
     process::spawn_with(
         spec.clone_flags,
-        |child: Pid| C::before_release(container, spec, child),
+        into_cgroup.as_ref().map(AsFd::as_fd),
+        |child| C::before_release(container, spec, child),
         || C::container_main(spec, stdio, command),
     )
 }
