@@ -31,16 +31,20 @@ fn status_field(stdout: &str, field: &str) -> String {
         .to_string()
 }
 
-/// Chapter 6's restrictions hold in a chapter 7 container, with limits
-/// set: Docker's 14 capabilities, no_new_privs, seccomp, masked paths.
+/// Chapter 6's restrictions hold in a chapter 7 container (with limits
+/// set, where this caller may set them): Docker's 14 capabilities,
+/// no_new_privs, seccomp, masked paths.
 fn restricted(who: Who) {
     let sandbox = ch7::sandbox(who);
     let script = format!("{STATUS}; wc -c < /proc/interrupts");
-    let out = ch7::quiet(
-        CH7,
-        &sandbox,
-        &["run", "--rm", "busybox", "sh", "-c", &script],
-    );
+    let limits: &[&str] = match (who, usable_quietly()) {
+        (Who::Caller, true) => &["-m", "32m", "--pids-limit", "64"],
+        _ => &[],
+    };
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(limits);
+    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    let out = ch7::quiet(CH7, &sandbox, &args);
     out.assert_ok();
     for set in ["CapPrm", "CapEff", "CapBnd"] {
         assert_eq!(
@@ -89,6 +93,12 @@ fn chapter_6s_flags_and_the_limits_flatten_into_one_run() {
 }
 
 // ------------------------------------------------------ chapter 7's claims
+
+/// True if this host and the suite's caller can set limits (no skip
+/// recorded: for a test that runs either way).
+fn usable_quietly() -> bool {
+    ch7::usable_mode().is_ok()
+}
 
 /// This host's mode, or the test is skipped (and says why).
 fn usable() -> Result<common::cgroup::Mode, ()> {
@@ -147,6 +157,18 @@ fn the_container_sees_its_cgroup_as_root_and_sys_read_only() {
 fn the_cgroup_is_removed_on_exit_by_rm_and_when_stale() {
     let Ok(_) = usable() else { return };
     ch7::the_cgroup_is_removed_on_exit_by_rm_and_when_stale(CH7);
+}
+
+#[test]
+fn a_cgroup_made_inside_the_containers_goes_with_it() {
+    let Ok(mode) = usable() else { return };
+    ch7::a_cgroup_made_inside_the_containers_goes_with_it(CH7, mode);
+}
+
+#[test]
+fn a_sweep_leaves_the_cgroup_whose_monitor_still_runs() {
+    let Ok(_) = usable() else { return };
+    ch7::a_sweep_leaves_the_cgroup_whose_monitor_still_runs(CH7);
 }
 
 #[test]

@@ -28,6 +28,7 @@ use support::{assert_mount_table_unchanged, mount_table, open_pty, Sandbox, Who}
 
 const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
 const CH6: &str = env!("CARGO_BIN_EXE_ch6-security");
+const CH7: &str = env!("CARGO_BIN_EXE_ch7-cgroups");
 
 /// The lab program, built once per test run.
 fn escapes_program() -> PathBuf {
@@ -156,7 +157,7 @@ fn assert_contained(table: &Table, names: &[&str]) {
 }
 
 /// Every row `--try-escapes` prints, in its order.
-const ROWS: [&str; 15] = [
+const ROWS: [&str; 16] = [
     "open_by_handle_at",
     "mknod-block-device",
     "mknod-dev-kmsg",
@@ -165,6 +166,7 @@ const ROWS: [&str; 15] = [
     "drop_caches",
     "mount-sysfs",
     "mount-cgroup2",
+    "release-agent-v1",
     "mount-proc",
     "cap-sys-module",
     "cap-sys-time",
@@ -190,7 +192,7 @@ const C_ROWS: [&str; 11] = [
 ];
 
 /// The holes chapter 6 closes, which are open in chapter 5 as root.
-const CLOSED_BY_CH6: [&str; 13] = [
+const CLOSED_BY_CH6: [&str; 14] = [
     "open_by_handle_at",
     "mknod-block-device",
     "mknod-dev-kmsg",
@@ -199,6 +201,7 @@ const CLOSED_BY_CH6: [&str; 13] = [
     "drop_caches",
     "mount-sysfs",
     "mount-cgroup2",
+    "release-agent-v1",
     "mount-proc",
     "cap-sys-module",
     "cap-sys-time",
@@ -400,7 +403,15 @@ root_and_rootless!(proc_writes: proc_sys_and_sysrq_trigger_cannot_be_opened_for_
     rootless_proc_sys_and_sysrq_trigger_cannot_be_opened_for_writing);
 
 fn mounts(who: Who) {
-    ch6_contains(who, &["mount-sysfs", "mount-cgroup2", "mount-proc"]);
+    ch6_contains(
+        who,
+        &[
+            "mount-sysfs",
+            "mount-cgroup2",
+            "release-agent-v1",
+            "mount-proc",
+        ],
+    );
 }
 root_and_rootless!(mounts: sysfs_cgroup2_and_a_new_proc_cannot_be_mounted,
     rootless_sysfs_cgroup2_and_a_new_proc_cannot_be_mounted);
@@ -416,6 +427,34 @@ fn ro_volume(who: Who) {
 }
 root_and_rootless!(ro_volume: a_ro_volume_cannot_be_remounted_read_write,
     rootless_a_ro_volume_cannot_be_remounted_read_write);
+
+/// CVE-2022-0492's route on a cgroup v1 host, for a container given
+/// CAP_SYS_ADMIN: in chapter 6 (no cgroup namespace) a v1 tree mounted
+/// inside is the host's, and its release_agent opens for writing; chapter 7
+/// puts the container in a cgroup of its own in every tree, under a cgroup
+/// namespace, so each tree mounts, but at the container's own cgroup, with
+/// no release_agent. (It failed while ch7 joined only memory, cpu, cpuacct
+/// and pids: freezer's and systemd's roots were the host's.)
+#[test]
+fn with_sys_admin_no_v1_tree_in_chapter_7_shows_a_release_agent() {
+    if skip_unless_root() {
+        return;
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    if !own.lines().any(|l| !l.starts_with("0::")) {
+        support::skip("no cgroup v1 tree on this host: the route is v1's");
+        return;
+    }
+    let ch6 = try_escapes(CH6, Who::Caller, &["--cap-add", "SYS_ADMIN"]);
+    assert_rows(&ch6, &["release-agent-v1"], "ESCAPED");
+    let ch7 = try_escapes(CH7, Who::Caller, &["--cap-add", "SYS_ADMIN"]);
+    assert_rows(&ch7, &["release-agent-v1"], "CONTAINED");
+    let proof = &row(&ch7, "release-agent-v1").proof;
+    assert!(
+        proof.starts_with("mounted "),
+        "the trees did mount: {proof}"
+    );
+}
 
 #[test]
 fn privileged_opens_every_hole_again() {

@@ -9,10 +9,12 @@
 //! never two containers with one id. The host's mode is detected once per
 //! command ([`host`]); a forked monitor and the cloned child inherit it.
 
+use std::os::fd::AsRawFd;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use nix::mount::MsFlags;
@@ -22,7 +24,7 @@ use nix::unistd::Pid;
 use super::{Cgroup, Hierarchy, LimitFlags, Limits, Mode, Stats, CGROUP_ROOT};
 use crate::container::State;
 use crate::error::{quote, Error, Result};
-use crate::process::Child;
+use crate::process::{self, Child};
 use crate::{detail, mount, narrate};
 
 /// A cgroup this young with no process in it may be one that a `run` has
@@ -79,14 +81,28 @@ pub fn create(id: &str, limits: &Limits) -> Result<Option<OwnedFd>> {
     };
     sweep(hierarchy)?;
     let cgroup = hierarchy.create(id, limits)?;
-    if cgroup.mode != Mode::V2 {
-        return Ok(None);
-    }
-    match cgroup.open_dir() {
-        Ok(dir) => Ok(Some(dir)),
-        Err(error) => Err(error.with_cleanup(cgroup.remove())),
-    }
+    let locked = match cgroup.lock() {
+        Ok(locked) => locked,
+        Err(error) => return Err(error.with_cleanup(cgroup.remove())),
+    };
+    // Held until this process ends (the foreground run, or the monitor,
+    // after it has read the OOM count and removed the cgroup); never by
+    // the container, which closes it first thing.
+    process::keep_from_containers(locked.as_raw_fd());
+    let for_clone3 = match cgroup.mode {
+        Mode::V2 => locked.try_clone().ok(),
+        Mode::V1 { .. } => None,
+    };
+    *OWNED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(locked);
+    Ok(for_clone3)
 }
+
+/// The cgroup of the container this process runs, locked (flock, shared)
+/// while it runs: a sweep by any other command leaves a locked cgroup be,
+/// even once it is empty, so the OOM count is still there to read.
+static OWNED: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
 /// On the host, while the child waits on the go pipe, if it was not born
 /// in its cgroup (cgroup v1, or no clone3): its pid written to each
@@ -102,8 +118,9 @@ pub fn join(id: &str, child: &Child) -> Result<()> {
     }
 }
 
-/// True while cgroup `id` is a live container's: processes are in it, or
-/// it was made a moment ago (its `run` is about to join its child).
+/// True while cgroup `id` is a live container's: whoever runs it holds its
+/// lock, processes are in it, or it was made a moment ago (its `run` has
+/// not locked it yet).
 fn in_use(hierarchy: &Hierarchy, id: &str) -> bool {
     let Some(cgroup) = hierarchy.open(id) else {
         return false;
@@ -113,7 +130,7 @@ fn in_use(hierarchy: &Hierarchy, id: &str) -> bool {
         .ok()
         .and_then(|made| made.elapsed().ok())
         .is_none_or(|age| age < STARTING);
-    young || cgroup.is_populated().unwrap_or(true)
+    young || cgroup.is_locked() || cgroup.is_populated().unwrap_or(true)
 }
 
 /// Remove the cgroups whose containers are gone (a killed monitor or
@@ -266,9 +283,23 @@ pub fn unshare_namespace() -> Result<()> {
 /// container's user namespace may we join a namespace it owns.
 pub fn join_namespace() -> Result<()> {
     let path = "/proc/1/ns/cgroup";
+    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    // A container made by an earlier chapter has no cgroup namespace: its
+    // init's is ours, and joining it is nothing to do (and, rootless, not
+    // allowed: it belongs to the host's user namespace).
+    let same =
+        |a: std::fs::Metadata, b: std::fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    if let (Ok(theirs), Ok(ours)) = (file.metadata(), std::fs::metadata("/proc/self/ns/cgroup")) {
+        if same(theirs, ours) {
+            detail!(
+                7,
+                "the container has no cgroup namespace of its own: ours is its"
+            );
+            return Ok(());
+        }
+    }
     let call = format!("setns(open({}), CLONE_NEWCGROUP)", quote(path));
     narrate!(7, "{call}");
-    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
     nix::sched::setns(&file, CloneFlags::CLONE_NEWCGROUP).map_err(|errno| Error::sys(call, errno))
 }
 
@@ -304,20 +335,20 @@ pub fn mount_sys(new_root: &Path) -> Result<()> {
     )?;
     let cgroup_dir = sys.join("fs/cgroup");
     std::fs::create_dir_all(&cgroup_dir).map_err(|e| Error::io("creating", &cgroup_dir, e))?;
-    if host().mode == Some(Mode::V2) {
-        mount::mount(
+    match &host().hierarchy {
+        Ok(hierarchy) if hierarchy.mode == Mode::V2 => mount::mount(
             7,
             Some("cgroup2"),
             &cgroup_dir,
             Some("cgroup2"),
             flags | MsFlags::MS_RDONLY,
             None,
-        )?;
-    } else {
-        detail!(
+        )?,
+        Ok(hierarchy) => mount_v1_trees(hierarchy, &cgroup_dir, flags | MsFlags::MS_RDONLY)?,
+        Err(why) => detail!(
             7,
-            "cgroup v1 here: /sys/fs/cgroup stays empty; /proc/self/cgroup shows / in each tree"
-        );
+            "no cgroup of its own ({why}): /sys/fs/cgroup stays empty"
+        ),
     }
     mount::mount(
         7,
@@ -327,6 +358,50 @@ pub fn mount_sys(new_root: &Path) -> Result<()> {
         flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
         Some("size=64k,mode=755"),
     )
+}
+
+/// cgroup v1: each tree mounted again, read-only, at
+/// /sys/fs/cgroup/<name>, as runc does (with the host's `cpu` ->
+/// `cpu,cpuacct` symlinks). Inside our cgroup namespace each mount's root
+/// is the container's own cgroup in that tree: its limits can be read
+/// there, and nothing above it is seen.
+fn mount_v1_trees(hierarchy: &Hierarchy, cgroup_dir: &Path, flags: MsFlags) -> Result<()> {
+    for tree in hierarchy.trees() {
+        let Some(options) = &tree.options else {
+            detail!(
+                7,
+                "{}: no mount options known, not mounted inside",
+                tree.name
+            );
+            continue;
+        };
+        let target = cgroup_dir.join(&tree.name);
+        std::fs::create_dir(&target).map_err(|e| Error::io("creating", &target, e))?;
+        mount::mount(
+            7,
+            Some("cgroup"),
+            &target,
+            Some("cgroup"),
+            flags,
+            Some(options),
+        )?;
+    }
+    let names: Vec<&str> = hierarchy.trees().iter().map(|t| t.name.as_str()).collect();
+    for entry in std::fs::read_dir(&hierarchy.base)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if target.to_str().is_some_and(|t| names.contains(&t)) {
+            let link = cgroup_dir.join(entry.file_name());
+            std::os::unix::fs::symlink(&target, &link)
+                .map_err(|e| Error::io("creating", &link, e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

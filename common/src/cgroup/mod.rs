@@ -120,8 +120,8 @@ pub struct Hierarchy {
     pub base: PathBuf,
     /// Relative to `base` (v2) or to each controller's tree (v1); empty: the root.
     pub parent: PathBuf,
-    /// v1: the controller trees under `base` (cpuset among them), found once.
-    trees: OnceLock<Vec<(&'static str, PathBuf)>>,
+    /// v1: the trees under `base`, found once.
+    trees: OnceLock<Vec<v1::Tree>>,
 }
 
 impl Hierarchy {
@@ -173,12 +173,9 @@ impl Hierarchy {
         }
     }
 
-    /// v1: the controller trees this host mounts (`cpuset` only if asked for).
-    fn trees(&self, cpuset: bool) -> impl Iterator<Item = &(&'static str, PathBuf)> {
-        self.trees
-            .get_or_init(|| v1::trees(&self.base, true))
-            .iter()
-            .filter(move |(controller, _)| cpuset || *controller != "cpuset")
+    /// v1: every tree this host mounts.
+    pub fn trees(&self) -> &[v1::Tree] {
+        self.trees.get_or_init(|| v1::trees(&self.base))
     }
 
     /// The directory holding every container's cgroup, in `tree` (v1: a
@@ -188,13 +185,14 @@ impl Hierarchy {
     }
 
     /// The directories of container `name`'s cgroup: one on v2; on v1 one
-    /// per controller tree that this host mounts (`cpuset` only if asked for).
-    pub fn paths(&self, name: &str, cpuset: bool) -> Vec<PathBuf> {
+    /// per v1 tree that this host mounts.
+    pub fn paths(&self, name: &str) -> Vec<PathBuf> {
         match self.mode {
             Mode::V2 => vec![self.stepbox_dir_in(&self.base).join(name)],
             Mode::V1 { .. } => self
-                .trees(cpuset)
-                .map(|(_, tree)| self.stepbox_dir_in(tree).join(name))
+                .trees()
+                .iter()
+                .map(|tree| self.stepbox_dir_in(&tree.dir).join(name))
                 .collect(),
         }
     }
@@ -229,7 +227,7 @@ impl Hierarchy {
     /// Container `name`'s cgroup, if it exists (to read it, or remove it).
     pub fn open(&self, name: &str) -> Option<Cgroup> {
         let dirs: Vec<PathBuf> = self
-            .paths(name, true)
+            .paths(name)
             .into_iter()
             .filter(|dir| dir.is_dir())
             .collect();
@@ -246,8 +244,9 @@ impl Hierarchy {
         match self.mode {
             Mode::V2 => vec![self.stepbox_dir_in(&self.base)],
             Mode::V1 { .. } => self
-                .trees(true)
-                .map(|(_, tree)| self.stepbox_dir_in(tree))
+                .trees()
+                .iter()
+                .map(|tree| self.stepbox_dir_in(&tree.dir))
                 .collect(),
         }
     }
@@ -282,8 +281,14 @@ impl Hierarchy {
                     7,
                     "/* {name}'s cgroup outlived its container: removing it */"
                 );
-                cgroup.remove()?;
-                removed.push(name);
+                // One that cannot go is said, and left: it never stops
+                // the command that found it.
+                match cgroup.remove() {
+                    Ok(()) => removed.push(name),
+                    Err(error) => crate::error::notice(format_args!(
+                        "a stale cgroup stays: {error}; remove it by hand (rmdir, deepest first)"
+                    )),
+                }
             }
         }
         Ok(removed)
@@ -377,10 +382,49 @@ impl Cgroup {
         Ok(fd)
     }
 
-    /// The pids in the cgroup now (every tree, on v1), sorted.
+    /// Lock the cgroup for the process that runs its container (its first
+    /// directory, flock shared), see [`Cgroup::is_locked`]. The fd (v2)
+    /// also serves clone3's CLONE_INTO_CGROUP.
+    pub fn lock(&self) -> Result<OwnedFd> {
+        let dir = &self.dirs[0];
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let call = || format!("open({}, O_RDONLY|O_DIRECTORY|O_CLOEXEC)", quote(dir));
+        let fd = nix::fcntl::open(dir, flags, Perm::empty())
+            .map_err(|errno| Error::sys(call(), errno))?;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(raw, libc::LOCK_SH) } != 0 {
+            return Err(Error::sys(format!("flock({raw}, LOCK_SH)"), Errno::last()));
+        }
+        narrate!(
+            7,
+            "{} = {raw}; flock({raw}, LOCK_SH)   /* ours while it runs: no sweep takes it */",
+            call()
+        );
+        Ok(fd)
+    }
+
+    /// True while the process running its container holds its lock.
+    pub fn is_locked(&self) -> bool {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let Ok(fd) = nix::fcntl::open(&self.dirs[0], flags, Perm::empty()) else {
+            return false;
+        };
+        // SAFETY: flock on an fd we own; it is released when fd is dropped.
+        let free = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        } == 0;
+        !free
+    }
+
+    /// The pids in the cgroup and the cgroups below it (a container with
+    /// CAP_SYS_ADMIN may make some) now, every tree on v1, sorted.
     pub fn pids(&self) -> Result<Vec<i32>> {
         let mut pids = Vec::new();
-        for dir in &self.dirs {
+        for dir in self.dirs.iter().flat_map(|dir| subtree(dir)) {
             pids.extend(read_pids(&dir.join("cgroup.procs"))?);
         }
         pids.sort_unstable();
@@ -456,8 +500,14 @@ impl Cgroup {
     /// briefly.
     pub fn remove(&self) -> Result<()> {
         self.kill()?;
-        for dir in &self.dirs {
-            rmdir_patiently(dir)?;
+        // The cgroups the container made inside its own first, deepest
+        // first: rmdir refuses a cgroup that has any (EBUSY).
+        for dir in self
+            .dirs
+            .iter()
+            .flat_map(|dir| subtree(dir).into_iter().rev())
+        {
+            rmdir_patiently(&dir)?;
         }
         for dir in &self.stepbox_dirs {
             // Another container's cgroup keeps it (ENOTEMPTY, EBUSY): fine.
@@ -603,6 +653,26 @@ fn read_pids(path: &Path) -> Result<Vec<i32>> {
         .collect())
 }
 
+/// `dir` and every cgroup below it, parents before their children. A
+/// cgroup's subdirectories are all cgroups (a cgroup filesystem has no
+/// other kind), and none is a symlink.
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut all = vec![dir.to_path_buf()];
+    let mut next = 0;
+    while next < all.len() {
+        let children: Vec<PathBuf> = fs::read_dir(&all[next])
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|entry| entry.path())
+            .collect();
+        all.extend(children);
+        next += 1;
+    }
+    all
+}
+
 /// mkdir(2) one cgroup directory, narrated; one that exists is fine.
 fn mkdir(dir: &Path) -> Result<()> {
     match nix::unistd::mkdir(dir, Perm::from_bits_truncate(0o755)) {
@@ -646,7 +716,7 @@ fn rmdir_patiently(dir: &Path) -> Result<()> {
             Err(errno) => {
                 let error = Error::sys(format!("rmdir({})", quote(dir)), errno);
                 return Err(match errno {
-                    Errno::EBUSY => error.hint("processes are still in it"),
+                    Errno::EBUSY => error.hint("processes or cgroups are still in it"),
                     _ => error,
                 });
             }
@@ -690,7 +760,7 @@ mod tests {
     fn v2_puts_a_container_under_parent_stepbox_name() {
         let root = Hierarchy::new(Mode::V2, "/sys/fs/cgroup", "");
         assert_eq!(
-            root.paths("web", false),
+            root.paths("web"),
             [PathBuf::from("/sys/fs/cgroup/stepbox/web")]
         );
         let user = Hierarchy::new(
@@ -699,7 +769,7 @@ mod tests {
             "user.slice/user-1000.slice/user@1000.service/app.slice/run-1.scope",
         );
         assert_eq!(
-            user.paths("web", true),
+            user.paths("web"),
             [PathBuf::from(
                 "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/run-1.scope/stepbox/web"
             )]
@@ -725,15 +795,16 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            names(hierarchy.paths("web", false)),
+            names(hierarchy.paths("web")),
             [
-                "memory/stepbox/web",
                 "cpu/stepbox/web",
                 "cpuacct/stepbox/web",
+                "cpuset/stepbox/web",
+                "devices/stepbox/web",
+                "memory/stepbox/web",
                 "pids/stepbox/web"
             ]
         );
-        assert_eq!(hierarchy.paths("web", true).len(), 5);
     }
 
     #[test]
@@ -745,7 +816,7 @@ mod tests {
         std::os::unix::fs::symlink("cpu,cpuacct", base.path().join("cpu")).unwrap();
         std::os::unix::fs::symlink("cpu,cpuacct", base.path().join("cpuacct")).unwrap();
         let hierarchy = Hierarchy::new(Mode::V1 { hybrid: false }, base.path(), "");
-        assert_eq!(hierarchy.paths("db", false).len(), 2);
+        assert_eq!(hierarchy.paths("db").len(), 2);
     }
 
     #[test]

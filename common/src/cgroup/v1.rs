@@ -19,10 +19,6 @@ use super::{keyed_value, mkdir, read_file, read_number, write_file, Cgroup, Hier
 use crate::error::{quote, Error, Result};
 use crate::narrate;
 
-/// The v1 controllers a container's cgroup is made in (cpuset only when
-/// asked for: its cgroups take no process until cpus and mems are set).
-const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
-
 /// A file that only controller `controller`'s cgroups have.
 fn marker(controller: &str) -> &'static str {
     match controller {
@@ -35,25 +31,79 @@ fn marker(controller: &str) -> &'static str {
     }
 }
 
-/// The controller trees mounted under `base`, each once: distros often
-/// mount cpu and cpuacct together as `cpu,cpuacct`, with `cpu` and
-/// `cpuacct` symlinks to it.
-pub fn trees(base: &Path, cpuset: bool) -> Vec<(&'static str, PathBuf)> {
+/// One v1 hierarchy mounted under /sys/fs/cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tree {
+    /// Its directory's name under /sys/fs/cgroup (`memory`, `cpu,cpuacct`, `systemd`).
+    pub name: String,
+    /// Where it is mounted.
+    pub dir: PathBuf,
+    /// Its mount options as mount(2) takes them again (`memory`,
+    /// `cpu,cpuacct`, `name=systemd`), from /proc/self/mountinfo; `None`
+    /// where that does not say (a test's fake tree).
+    pub options: Option<String>,
+}
+
+/// Every v1 hierarchy mounted under `base`, each once, by name: the
+/// controllers' trees and named ones (systemd's). A container is put in a
+/// cgroup of its own in each, as runc does: in a tree where it stayed in
+/// the caller's cgroup, its cgroup namespace would be rooted at the
+/// caller's cgroup, there the hierarchy's root, whose `release_agent` runs
+/// a program as root on the host (docs/ch7-cgroups.md#every-tree-on-v1).
+/// Distros often mount cpu and cpuacct together as `cpu,cpuacct`, with
+/// `cpu` and `cpuacct` symlinks to it: the tree is used once. A cgroup2
+/// mount (a hybrid host's unified/) is not a v1 tree.
+pub fn trees(base: &Path) -> Vec<Tree> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(base)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    entries.sort();
     let mut seen: Vec<PathBuf> = Vec::new();
     let mut trees = Vec::new();
-    let extra: &[&'static str] = if cpuset { &["cpuset"] } else { &[] };
-    for controller in CONTROLLERS.iter().chain(extra) {
-        let tree = base.join(controller);
-        let Ok(real) = tree.canonicalize() else {
+    for dir in entries {
+        let Ok(real) = dir.canonicalize() else {
             continue;
         };
-        if !real.is_dir() || seen.contains(&real) {
+        let is_v2 = nix::sys::statfs::statfs(&real)
+            .is_ok_and(|fs| fs.filesystem_type().0 == crate::doctor::CGROUP2_SUPER_MAGIC);
+        if !real.is_dir() || is_v2 || seen.contains(&real) {
             continue;
         }
+        let Some(name) = real.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let options = mount_options(&mountinfo, &real);
+        trees.push(Tree {
+            name: name.to_string(),
+            dir: real.clone(),
+            options,
+        });
         seen.push(real);
-        trees.push((*controller, tree));
     }
     trees
+}
+
+/// The super options of the cgroup (v1) mount at `dir` in mountinfo's
+/// text, without `rw`/`ro`: what mounting that hierarchy again needs.
+fn mount_options(mountinfo: &str, dir: &Path) -> Option<String> {
+    let dir = dir.to_str()?;
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mount_point = left.split(' ').nth(4)?;
+        let mut fields = right.split(' ');
+        let (fstype, _source, options) = (fields.next()?, fields.next()?, fields.next()?);
+        (fstype == "cgroup" && mount_point == dir).then(|| {
+            options
+                .split(',')
+                .filter(|o| *o != "rw" && *o != "ro")
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    })
 }
 
 /// Of a v1 cgroup's directories, the one of `controller`.
@@ -81,9 +131,8 @@ fn needed(limits: &Limits) -> Vec<&'static str> {
     needed
 }
 
-/// Make `<tree>/<parent>/stepbox/<name>` in every controller tree.
+/// Make `<tree>/<parent>/stepbox/<name>` in every v1 tree.
 pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgroup> {
-    let trees: Vec<_> = hierarchy.trees(limits.cpuset_cpus.is_some()).collect();
     for controller in needed(limits) {
         // A tree's root may lack the controller's files (the root has no pids.max).
         if !hierarchy.base.join(controller).is_dir() {
@@ -101,21 +150,21 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
         dirs: Vec::new(),
         stepbox_dirs: Vec::new(),
     };
-    for (controller, tree) in trees {
-        let stepbox = tree.join(&hierarchy.parent).join(super::STEPBOX_DIR);
+    for tree in hierarchy.trees() {
+        let stepbox = tree.dir.join(&hierarchy.parent).join(super::STEPBOX_DIR);
         let dir = stepbox.join(name);
         // Another container's removal may rmdir stepbox/ between our two
         // mkdirs (it was empty for a moment): make it again, as v2 does.
         let mut made = Err(Error::Internal("not tried".into()));
         for _ in 0..3 {
             made = mkdir(&stepbox)
-                .and_then(|()| init_cpuset(controller, &stepbox))
+                .and_then(|()| init_cpuset(&stepbox))
                 .and_then(|()| mkdir(&dir));
             if !matches!(&made, Err(error) if error.errno() == Some(nix::errno::Errno::ENOENT)) {
                 break;
             }
         }
-        let made = made.and_then(|()| init_cpuset(controller, &dir));
+        let made = made.and_then(|()| init_cpuset(&dir));
         cgroup.stepbox_dirs.push(stepbox);
         if let Err(error) = made {
             return Err(error.with_cleanup(cgroup.remove()));
@@ -127,8 +176,8 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
 
 /// A new v1 cpuset cgroup has empty cpuset.cpus and cpuset.mems, and takes
 /// no process until both are set: copy them from its parent.
-fn init_cpuset(controller: &str, dir: &Path) -> Result<()> {
-    if controller != "cpuset" {
+fn init_cpuset(dir: &Path) -> Result<()> {
+    if !dir.join("cpuset.cpus").exists() {
         return Ok(());
     }
     let parent = dir.parent().unwrap_or(dir);
@@ -244,6 +293,17 @@ mod tests {
         assert_eq!(dir_for(&dirs, "memory"), Some(memory.as_path()));
         assert_eq!(dir_for(&dirs, "pids"), Some(pids.as_path()));
         assert_eq!(dir_for(&dirs, "cpu"), None);
+    }
+
+    #[test]
+    fn a_trees_mount_options_come_from_mountinfo_without_rw() {
+        let mountinfo = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n\
+                         40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n\
+                         41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        let at = |dir: &str| mount_options(mountinfo, Path::new(dir));
+        assert_eq!(at("/sys/fs/cgroup/cpu,cpuacct").as_deref(), Some("cpu,cpuacct"));
+        assert_eq!(at("/sys/fs/cgroup/systemd").as_deref(), Some("xattr,name=systemd"));
+        assert_eq!(at("/sys/fs/cgroup/unified"), None);
     }
 
     #[test]

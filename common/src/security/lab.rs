@@ -178,6 +178,7 @@ pub fn try_all(lab: &Lab) -> Vec<Row> {
             "cgroup2",
             "CVE-2022-0492 (release_agent)",
         ),
+        release_agent(),
         try_mount(
             "mount-proc",
             "mount a new proc, without the masks",
@@ -705,6 +706,99 @@ fn try_mount(id: &'static str, tried: &'static str, fstype: &str, from: &'static
         Verdict::Escaped,
         format!("{call} = 0 ({unmounted}): {seen}"),
     )
+}
+
+/// CVE-2022-0492's route on cgroup v1: mount each v1 hierarchy this
+/// process is in (from /proc/self/cgroup; where it is in none, a new named
+/// one) and open the release_agent at the mount's root for writing. The
+/// kernel runs that program as the host's root when a cgroup of the tree
+/// empties. Only a hierarchy's root has one: inside a cgroup namespace
+/// rooted at the container's own cgroup in every tree (chapter 7), no
+/// mount's root is a hierarchy's, and there is none to open.
+fn release_agent() -> Row {
+    let row = row(
+        "release-agent-v1",
+        "mount each cgroup v1 tree, open its release_agent",
+        "CVE-2022-0492 (release_agent)",
+    );
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut trees: Vec<String> = own
+        .lines()
+        .filter_map(|line| line.split(':').nth(1))
+        .filter(|controllers| !controllers.is_empty())
+        .map(|controllers| match controllers.starts_with("name=") {
+            true => format!("none,{controllers}"),
+            false => controllers.to_string(),
+        })
+        .collect();
+    if trees.is_empty() {
+        trees.push("none,name=stepbox-lab".into());
+    }
+    let dir = "/tmp/.escape-cgroup1";
+    match nix::unistd::mkdir(dir, Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(errno) => {
+            return row(
+                Verdict::NotRun,
+                format!("mkdir({}) {}", quote(dir), failed(errno)),
+            )
+        }
+    }
+    let mut mounted = Vec::new();
+    let mut last_refusal = None;
+    for options in &trees {
+        let call = format!(
+            "mount(\"cgroup\", {}, \"cgroup\", 0, {})",
+            quote(dir),
+            quote(options)
+        );
+        let done = mount(
+            Some("cgroup"),
+            dir,
+            Some("cgroup"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        );
+        if let Err(errno) = done {
+            last_refusal = Some((refused(errno), format!("{call} {}", failed(errno))));
+            continue;
+        }
+        let agent = format!("{dir}/release_agent");
+        let opened = open(
+            agent.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        let _ = umount2(dir, MntFlags::MNT_DETACH);
+        match opened {
+            Ok(_) => {
+                let _ = fs::remove_dir(dir);
+                return row(
+                    Verdict::Escaped,
+                    format!("{call} = 0 (unmounted again): its root's release_agent opens for writing (nothing written)"),
+                );
+            }
+            Err(Errno::ENOENT) => mounted.push(options.as_str()),
+            Err(errno) => {
+                last_refusal = Some((
+                    refused(errno),
+                    format!("{agent}: open O_WRONLY {}", failed(errno)),
+                ))
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
+    match (mounted.is_empty(), last_refusal) {
+        (false, _) => row(
+            Verdict::Contained,
+            format!(
+                "mounted {} (unmounted again): no release_agent at any root, each is this container's own cgroup",
+                mounted.join(" ")
+            ),
+        ),
+        (true, Some((verdict, proof))) => row(verdict, proof),
+        (true, None) => row(Verdict::NotRun, "no cgroup v1 tree to try".into()),
+    }
 }
 
 /// A capability's bit in this process's effective set (capget(2)), and in
