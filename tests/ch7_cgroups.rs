@@ -160,9 +160,9 @@ fn the_cgroup_is_removed_on_exit_by_rm_and_when_stale() {
 }
 
 #[test]
-fn a_cgroup_made_inside_the_containers_goes_with_it() {
+fn with_sys_admin_a_container_may_raise_its_limit_and_its_cgroups_go_with_it() {
     let Ok(mode) = usable() else { return };
-    ch7::a_cgroup_made_inside_the_containers_goes_with_it(CH7, mode);
+    ch7::with_sys_admin_a_container_may_raise_its_limit_and_its_cgroups_go_with_it(CH7, mode);
 }
 
 #[test]

@@ -549,17 +549,30 @@ pub fn the_cgroup_is_removed_on_exit_by_rm_and_when_stale(ch: Chapter) {
     quiet(ch, &sandbox, &["rm", "stopped", "stale"]).assert_ok();
 }
 
-/// A container given CAP_SYS_ADMIN that makes a cgroup inside its own
-/// (v1 here: it mounts its memory tree) is removed with it, children first;
-/// the next run is not stopped by what it left.
-pub fn a_cgroup_made_inside_the_containers_goes_with_it(ch: Chapter, mode: Mode) {
+/// A container given CAP_SYS_ADMIN may mount its cgroup read-write and, on
+/// v1, raise its own memory limit (as in Docker: the limits hold only
+/// against a root without it), and may make a cgroup inside its own: that one is
+/// removed with it, children first, and the next run is not stopped by it.
+pub fn with_sys_admin_a_container_may_raise_its_limit_and_its_cgroups_go_with_it(
+    ch: Chapter,
+    mode: Mode,
+) {
     let sandbox = sandbox(Who::Caller);
-    let mount = match mode {
-        Mode::V2 => "mount -t cgroup2 none /tmp/m",
-        Mode::V1 { .. } => "mount -t cgroup -o memory cgroup /tmp/m",
+    // v1: memory + swap first, which may never be below memory. (On v2 a
+    // cgroup2 mounted with nsdelegate, as systemd mounts it, refuses writes
+    // to the namespace root's files: not tried there.)
+    let (mount, raise, expected) = match mode {
+        Mode::V2 => ("mount -t cgroup2 none /tmp/m", "", "made\n"),
+        Mode::V1 { .. } => (
+            "mount -t cgroup -o memory cgroup /tmp/m",
+            "cd /tmp/m && for f in memory.memsw.limit_in_bytes memory.limit_in_bytes; do \
+             [ ! -e $f ] || echo 67108864 > $f; done && cat memory.limit_in_bytes && cd / &&",
+            "67108864\nmade\n",
+        ),
     };
     let script = format!(
-        "mkdir /tmp/m && {mount} && mkdir /tmp/m/sub && \
+        "mkdir /tmp/m && {mount} && {raise} \
+         mkdir /tmp/m/sub && \
          sh -c 'echo $$ > /tmp/m/sub/cgroup.procs; exec sleep 1000' & sleep 0.5; echo made"
     );
     let script = script.as_str();
@@ -579,7 +592,7 @@ pub fn a_cgroup_made_inside_the_containers_goes_with_it(ch: Chapter, mode: Mode)
         ],
     );
     out.assert_ok();
-    assert_eq!(out.stdout.trim(), "made", "{out:#?}");
+    assert_eq!(out.stdout, expected, "{out:#?}");
     let id = narrated_id(&out.stderr);
     assert!(cgroup_dirs(&id).is_empty(), "left: {:?}", cgroup_dirs(&id));
     quiet(ch, &sandbox, &["run", "--rm", "busybox", "true"]).assert_ok();

@@ -301,8 +301,14 @@ mod tests {
                          40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n\
                          41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         let at = |dir: &str| mount_options(mountinfo, Path::new(dir));
-        assert_eq!(at("/sys/fs/cgroup/cpu,cpuacct").as_deref(), Some("cpu,cpuacct"));
-        assert_eq!(at("/sys/fs/cgroup/systemd").as_deref(), Some("xattr,name=systemd"));
+        assert_eq!(
+            at("/sys/fs/cgroup/cpu,cpuacct").as_deref(),
+            Some("cpu,cpuacct")
+        );
+        assert_eq!(
+            at("/sys/fs/cgroup/systemd").as_deref(),
+            Some("xattr,name=systemd")
+        );
         assert_eq!(at("/sys/fs/cgroup/unified"), None);
     }
 
