@@ -207,6 +207,7 @@ fn run_checks() -> Vec<Check> {
     checks.push(cgroups(
         fs_type(bases.sys.join("fs/cgroup")),
         fs_type(bases.sys.join("fs/cgroup/unified")),
+        crate::privilege::rootless(),
     ));
     checks.push(busybox(
         crate::image::provision::host_static_busybox().as_deref(),
@@ -901,7 +902,27 @@ pub fn cgroup_mode(top: Option<i64>, unified: Option<i64>) -> CgroupMode {
 }
 
 /// The cgroup mode. Chapters 1 to 5 use no cgroup, so this never FAILs.
-pub fn cgroups(top: Option<i64>, unified: Option<i64>) -> Check {
+/// For an ordinary user on v1 it warns: chapter 7 refuses their limits.
+pub fn cgroups(top: Option<i64>, unified: Option<i64>, rootless: bool) -> Check {
+    const WHAT: &str = "cgroups";
+    let found = cgroups_found(top, unified);
+    match cgroup_mode(top, unified) {
+        CgroupMode::Hybrid | CgroupMode::Legacy if rootless => Check::new(
+            Verdict::Warn,
+            WHAT,
+            format!(
+                "{}; v1 cannot be delegated to an ordinary user: chapter 7 refuses your \
+                 limit flags (runs without limits work)",
+                found.reason
+            ),
+            "run as root, or boot with systemd.unified_cgroup_hierarchy=1 for cgroup v2",
+        ),
+        _ => found,
+    }
+}
+
+/// The cgroup mode, as found.
+fn cgroups_found(top: Option<i64>, unified: Option<i64>) -> Check {
     const WHAT: &str = "cgroups";
     match cgroup_mode(top, unified) {
         CgroupMode::Unified => Check::ok(
@@ -1413,17 +1434,25 @@ mod tests {
 
     #[test]
     fn cgroup_checks_never_fail() {
-        assert!(cgroups(Some(TMPFS_MAGIC), Some(CGROUP2_SUPER_MAGIC))
+        assert!(cgroups(Some(TMPFS_MAGIC), Some(CGROUP2_SUPER_MAGIC), false)
             .reason
             .starts_with("hybrid"));
-        assert!(cgroups(Some(CGROUP2_SUPER_MAGIC), None)
+        assert!(cgroups(Some(CGROUP2_SUPER_MAGIC), None, false)
             .reason
             .starts_with("unified"));
-        assert!(cgroups(Some(TMPFS_MAGIC), None)
+        assert!(cgroups(Some(TMPFS_MAGIC), None, false)
             .reason
             .starts_with("v1 only"));
-        assert_eq!(cgroups(None, None).verdict, Verdict::Warn);
-        assert_eq!(cgroups(Some(0xEF53), None).verdict, Verdict::Warn);
+        assert_eq!(cgroups(None, None, false).verdict, Verdict::Warn);
+        assert_eq!(cgroups(Some(0xEF53), None, false).verdict, Verdict::Warn);
+        // An ordinary user on v1 is warned; on v2 the mode is all it says.
+        let rootless = cgroups(Some(TMPFS_MAGIC), Some(CGROUP2_SUPER_MAGIC), true);
+        assert_eq!(rootless.verdict, Verdict::Warn);
+        assert!(rootless.reason.contains("refuses your limit flags"));
+        assert_eq!(
+            cgroups(Some(CGROUP2_SUPER_MAGIC), None, true).verdict,
+            Verdict::Ok
+        );
     }
 
     // busybox

@@ -202,7 +202,12 @@ pub fn print_stats(state: &State) -> Result<ExitCode> {
     }
     let cgroup = match &host().hierarchy {
         Ok(hierarchy) => hierarchy.open(&state.id),
-        Err(why) => return Err(Error::Invalid(why.clone())),
+        Err(why) => {
+            return Err(Error::Invalid(format!(
+                "container {:?} has no cgroup, so nothing counts its use: {why}",
+                state.name
+            )))
+        }
     };
     let cgroup = cgroup.ok_or_else(|| {
         Error::Invalid(format!(
