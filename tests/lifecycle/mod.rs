@@ -680,6 +680,47 @@ pub fn a_killed_monitor_takes_its_container_down(ch: Chapter) {
     quiet(ch, &sandbox, &["rm", "doomed"]).assert_ok();
 }
 
+// The same with `-u`: the kernel clears the death signal when the uid
+// changes, so the child sets it again after the switch. Without that, a
+// container run as another user outlived its killed monitor, orphaned.
+pub fn a_killed_monitor_takes_down_a_container_run_as_another_user(ch: Chapter) {
+    let sandbox = sandbox(Who::Caller);
+    if sandbox.rootless() {
+        // One uid is mapped: there is no other user to switch to.
+        return support::skip("needs root: -u 1000 in a user namespace that maps one uid");
+    }
+    quiet(
+        ch,
+        &sandbox,
+        &[
+            "run", "-d", "--name", "other", "-u", "1000", "busybox", "sleep", "1000",
+        ],
+    )
+    .assert_ok();
+    let pids = recorded_pids(&sandbox, "other");
+    let (init, monitor) = (pids[0], pids[1]);
+    assert!(
+        matches!(process_state(init), Some('S' | 'R')),
+        "control: the container is not running"
+    );
+    let uid = fs::read_to_string(format!("/proc/{init}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().unwrap().to_string())
+        })
+        .unwrap();
+    assert_eq!(uid, "1000", "control: the container runs as uid 1000");
+    // SAFETY: kill(2) on the monitor this test started.
+    assert_eq!(unsafe { libc::kill(monitor, libc::SIGKILL) }, 0);
+    assert!(
+        wait_until_dead(init, Duration::from_secs(5)),
+        "the container (uid 1000) outlived its monitor: no death signal after the user switch"
+    );
+    quiet(ch, &sandbox, &["rm", "-f", "other"]).assert_ok();
+}
+
 /// Field `n` (1-based) of /proc/PID/stat.
 fn stat_field(pid: i32, n: usize) -> String {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
