@@ -189,3 +189,98 @@ fn stats_in_chapters_without_cgroups_names_ch7() {
     );
     sandbox.run(ch6, &["-q", "rm", "-f", "old"]).assert_ok();
 }
+
+// ------------------------------------ which chapter's binary handles what
+
+/// ch6's binary knows nothing of a ch7 container's cgroup: its exec would
+/// run outside it (past its --pids-limit), its rm leave the cgroup behind.
+/// Both refused in one line naming ch7-cgroups; nothing is changed.
+#[test]
+fn chapter_6_may_not_exec_or_rm_a_chapter_7_container() {
+    let Ok(_) = usable() else { return };
+    let sandbox = ch7::sandbox(Who::Caller);
+    let ch6 = Chapter {
+        bin: env!("CARGO_BIN_EXE_ch6-security"),
+        name: "ch6-security",
+    };
+    ch7::quiet(
+        CH7,
+        &sandbox,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--pids-limit",
+            "64",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    )
+    .assert_ok();
+    let id = ch7::container_id(CH7, &sandbox, "web");
+    let refused = |verb: &str| {
+        ch6.error_line(&format!(
+            "container \"web\" was made by ch7-cgroups, which gave it a cgroup ch6-security knows nothing of: {verb} it with ch7-cgroups"
+        ))
+    };
+    let out = ch7::quiet(ch6, &sandbox, &["exec", "web", "cat", "/proc/self/cgroup"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(out.error_lines(), [refused("exec")]);
+    for rm in [&["rm", "web"][..], &["rm", "-f", "web"]] {
+        let out = ch7::quiet(ch6, &sandbox, rm);
+        assert_eq!(out.code, Some(1), "{rm:?}: {out:#?}");
+        assert_eq!(out.error_lines(), [refused("rm")], "{rm:?}");
+    }
+    assert!(ch7::ps_row(CH7, &sandbox, "web").contains("running"));
+    assert!(!ch7::cgroup_dirs(&id).is_empty(), "its cgroup went");
+    ch7::quiet(CH7, &sandbox, &["rm", "-f", "web"]).assert_ok();
+    assert!(
+        ch7::cgroup_dirs(&id).is_empty(),
+        "left: {:?}",
+        ch7::cgroup_dirs(&id)
+    );
+}
+
+// ------------------------------------------------------- ps's columns
+
+/// `exited (137) OOMKilled`, the widest status, widens its column: the
+/// columns after it still line up under their headers.
+#[test]
+fn ps_columns_fit_an_oomkilled_status() {
+    let Ok(_) = usable() else { return };
+    let sandbox = ch7::sandbox(Who::Caller);
+    let out = ch7::quiet(
+        CH7,
+        &sandbox,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "-m",
+            "32m",
+            "busybox",
+            "tail",
+            "/dev/zero",
+        ],
+    );
+    assert_eq!(out.code, Some(137), "{out:#?}");
+    ch7::quiet(
+        CH7,
+        &sandbox,
+        &["run", "-d", "--name", "up", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    let out = ch7::quiet(CH7, &sandbox, &["ps", "-a"]);
+    out.assert_ok();
+    let rows = lifecycle::assert_ps_columns_fit(&out.stdout);
+    let statuses: Vec<&str> = rows[1..].iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["exited (137) OOMKilled", "running"],
+        "{}",
+        out.stdout
+    );
+    ch7::quiet(CH7, &sandbox, &["rm", "-f", "hog", "up"]).assert_ok();
+}

@@ -116,6 +116,9 @@ macro_rules! lifecycle_claims {
             fn rm_waits_for_the_containers_lock();
             fn a_foreground_run_keeps_its_record_until_rm();
             fn stop_ends_top_at_once_with_143();
+            fn ps_columns_fit_their_widest_value();
+            fn a_forged_id_in_state_json_is_refused();
+            fn rm_removes_a_created_container_whose_creator_is_gone();
         }
     };
 }
