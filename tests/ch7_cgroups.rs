@@ -284,3 +284,59 @@ fn ps_columns_fit_an_oomkilled_status() {
     );
     ch7::quiet(CH7, &sandbox, &["rm", "-f", "hog", "up"]).assert_ok();
 }
+
+// ---------------------------------------------- at the pids limit, a hint
+
+/// EAGAIN from fork or clone at a container's `--pids-limit` says so: under
+/// `--init` PID 1's fork of the command, and `exec` into a full container.
+#[test]
+fn at_the_pids_limit_fork_and_exec_name_it() {
+    let Ok(_) = usable() else { return };
+    let sandbox = ch7::sandbox(Who::Caller);
+    let hint = "no more processes may be made: the container is at its --pids-limit";
+    let out = ch7::quiet(
+        CH7,
+        &sandbox,
+        &[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "1",
+            "--init",
+            "busybox",
+            "true",
+        ],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "one line: {out:#?}");
+    assert!(
+        errors[0].starts_with(&CH7.error_line("fork(): ")),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains(hint), "{errors:?}");
+    ch7::quiet(
+        CH7,
+        &sandbox,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "full",
+            "--pids-limit",
+            "1",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    )
+    .assert_ok();
+    let out = ch7::quiet(CH7, &sandbox, &["exec", "full", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "one line: {out:#?}");
+    assert!(errors[0].contains("clone("), "{errors:?}");
+    assert!(errors[0].contains(hint), "{errors:?}");
+    ch7::quiet(CH7, &sandbox, &["rm", "-f", "full"]).assert_ok();
+    assert!(support::list_dir(&sandbox.data_root().join("containers")).is_empty());
+}

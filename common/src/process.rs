@@ -742,7 +742,7 @@ pub fn detach(
 ) -> Result<String> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(ready)".into())?;
     // SAFETY: single-threaded; the forked process runs `body` and exits.
-    match unsafe { nix::unistd::fork() }.call(|| "fork()".into())? {
+    match unsafe { nix::unistd::fork() }.map_err(|errno| namespace::fork_error("fork()", errno))? {
         nix::unistd::ForkResult::Child => {
             drop(read_end);
             let _ = nix::unistd::setsid();
