@@ -340,3 +340,68 @@ fn at_the_pids_limit_fork_and_exec_name_it() {
     ch7::quiet(CH7, &sandbox, &["rm", "-f", "full"]).assert_ok();
     assert!(support::list_dir(&sandbox.data_root().join("containers")).is_empty());
 }
+
+// ---------------------------------------------- limit values at the edges
+
+/// Negative values and CPUs this host lacks are refused by the limit's own
+/// parser, before anything is made: 125, one line naming the flag, no
+/// container and no cgroup.
+#[test]
+fn negative_limits_and_offline_cpus_are_refused_naming_the_flag() {
+    let sandbox = ch7::sandbox(Who::Caller);
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    let cases: [(&[&str], String); 4] = [
+        (&["-m", "-1"], "--memory \"-1\": not a size".into()),
+        (
+            &["--cpus", "-1"],
+            "--cpus \"-1\": not a number of CPUs".into(),
+        ),
+        (
+            &["--cpu-shares", "-5"],
+            "--cpu-shares \"-5\": not a whole number".into(),
+        ),
+        (
+            &["--cpuset-cpus", "99"],
+            format!(
+                "--cpuset-cpus \"99\": this machine has no CPU 99 online: give CPUs from {}",
+                online.trim()
+            ),
+        ),
+    ];
+    for (flags, message) in cases {
+        let mut args = vec!["run", "--rm", "--name", "edge"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "true"]);
+        let out = sandbox.run(CH7.bin, &args);
+        assert_eq!(out.code, Some(125), "{flags:?}: {out:#?}");
+        let errors = out.error_lines();
+        assert_eq!(errors.len(), 1, "{flags:?}: one line: {out:#?}");
+        assert!(
+            errors[0].starts_with(&CH7.error_line(&message)),
+            "{flags:?}: {errors:?}"
+        );
+        assert!(
+            !out.stderr.contains("/sys/fs/cgroup"),
+            "{flags:?}: a cgroup was touched: {out:#?}"
+        );
+        assert!(support::list_dir(&sandbox.data_root().join("containers")).is_empty());
+    }
+}
+
+/// `-m 0` and `--pids-limit -1` or `0` are Docker's "no limit": no limit
+/// at all, so an ordinary user (who cannot set limits on a v1 host) runs.
+#[test]
+fn rootless_no_limit_values_ask_for_no_limit() {
+    let sandbox = ch7::sandbox(Who::Unprivileged);
+    for flags in [
+        &["-m", "0"][..],
+        &["--pids-limit", "-1"],
+        &["--pids-limit", "0"],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "true"]);
+        ch7::quiet(CH7, &sandbox, &args).assert_ok();
+    }
+    assert!(support::list_dir(&sandbox.data_root().join("containers")).is_empty());
+}
