@@ -279,3 +279,49 @@ fn bad_security_flags_are_refused_with_125_and_nothing_is_created() {
     }
     assert!(list_dir(&sandbox.data_root().join("containers")).is_empty());
 }
+
+// A container is exec'd and removed by the binary of the chapter that made
+// it, or a later one's: ch5's would exec without ch6's restrictions (and
+// rm without knowing them). Refused in one line naming the binary to use;
+// ch7's binary, which has everything ch6's has, still may.
+#[test]
+fn an_earlier_chapter_may_not_exec_or_rm_a_later_chapters_container() {
+    let sandbox = sandbox(Who::Caller);
+    let ch5 = Chapter {
+        bin: env!("CARGO_BIN_EXE_ch5-commit"),
+        name: "ch5-commit",
+    };
+    let ch7 = env!("CARGO_BIN_EXE_ch7-cgroups");
+    sandbox
+        .run(
+            CH6.bin,
+            &[
+                "-q", "run", "-d", "--name", "web", "busybox", "sleep", "1000",
+            ],
+        )
+        .assert_ok();
+    let refused = |verb: &str| {
+        ch5.error_line(&format!(
+            "container \"web\" was made by ch6-security, which gave it its restrictions \
+             (capabilities, seccomp, masked paths) ch5-commit knows nothing of: {verb} it with ch6-security"
+        ))
+    };
+    let out = sandbox.run(ch5.bin, &["-q", "exec", "web", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(out.error_lines(), [refused("exec")]);
+    for rm in [&["-q", "rm", "web"][..], &["-q", "rm", "-f", "web"]] {
+        let out = sandbox.run(ch5.bin, rm);
+        assert_eq!(out.code, Some(1), "{rm:?}: {out:#?}");
+        assert_eq!(out.error_lines(), [refused("rm")], "{rm:?}");
+    }
+    assert!(
+        sandbox.data_root().join("containers/web").is_dir(),
+        "refused, yet removed"
+    );
+    // A later chapter's binary may: ch7's exec has ch6's restrictions.
+    let out = sandbox.run(ch7, &["-q", "exec", "web", "sh", "-c", STATUS]);
+    out.assert_ok();
+    assert_eq!(status_field(&out.stdout, "CapEff"), DOCKER_CAPS);
+    sandbox.run(CH6.bin, &["-q", "rm", "-f", "web"]).assert_ok();
+    assert!(list_dir(&sandbox.data_root().join("containers")).is_empty());
+}

@@ -211,3 +211,219 @@ fn stats_in_chapters_without_cgroups_names_ch7() {
     );
     sandbox.run(ch6, &["-q", "rm", "-f", "old"]).assert_ok();
 }
+
+// ------------------------------------ which chapter's binary handles what
+
+/// ch6's binary knows nothing of a ch7 container's cgroup: its exec would
+/// run outside it (past its --pids-limit), its rm leave the cgroup behind.
+/// Both refused in one line naming ch7-cgroups; nothing is changed.
+#[test]
+fn chapter_6_may_not_exec_or_rm_a_chapter_7_container() {
+    let Ok(_) = usable() else { return };
+    let sandbox = ch7::sandbox(Who::Caller);
+    let ch6 = Chapter {
+        bin: env!("CARGO_BIN_EXE_ch6-security"),
+        name: "ch6-security",
+    };
+    ch7::quiet(
+        CH7,
+        &sandbox,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--pids-limit",
+            "64",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    )
+    .assert_ok();
+    let id = ch7::container_id(CH7, &sandbox, "web");
+    let refused = |verb: &str| {
+        ch6.error_line(&format!(
+            "container \"web\" was made by ch7-cgroups, which gave it a cgroup ch6-security knows nothing of: {verb} it with ch7-cgroups"
+        ))
+    };
+    let out = ch7::quiet(ch6, &sandbox, &["exec", "web", "cat", "/proc/self/cgroup"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    assert_eq!(out.error_lines(), [refused("exec")]);
+    for rm in [&["rm", "web"][..], &["rm", "-f", "web"]] {
+        let out = ch7::quiet(ch6, &sandbox, rm);
+        assert_eq!(out.code, Some(1), "{rm:?}: {out:#?}");
+        assert_eq!(out.error_lines(), [refused("rm")], "{rm:?}");
+    }
+    assert!(ch7::ps_row(CH7, &sandbox, "web").contains("running"));
+    assert!(!ch7::cgroup_dirs(&id).is_empty(), "its cgroup went");
+    ch7::quiet(CH7, &sandbox, &["rm", "-f", "web"]).assert_ok();
+    assert!(
+        ch7::cgroup_dirs(&id).is_empty(),
+        "left: {:?}",
+        ch7::cgroup_dirs(&id)
+    );
+}
+
+// ------------------------------------------------------- ps's columns
+
+/// `exited (137) OOMKilled`, the widest status, widens its column: the
+/// columns after it still line up under their headers.
+#[test]
+fn ps_columns_fit_an_oomkilled_status() {
+    let Ok(_) = usable() else { return };
+    let sandbox = ch7::sandbox(Who::Caller);
+    let out = ch7::quiet(
+        CH7,
+        &sandbox,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "-m",
+            "32m",
+            "busybox",
+            "tail",
+            "/dev/zero",
+        ],
+    );
+    assert_eq!(out.code, Some(137), "{out:#?}");
+    ch7::quiet(
+        CH7,
+        &sandbox,
+        &["run", "-d", "--name", "up", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    let out = ch7::quiet(CH7, &sandbox, &["ps", "-a"]);
+    out.assert_ok();
+    let rows = lifecycle::assert_ps_columns_fit(&out.stdout);
+    let statuses: Vec<&str> = rows[1..].iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["exited (137) OOMKilled", "running"],
+        "{}",
+        out.stdout
+    );
+    ch7::quiet(CH7, &sandbox, &["rm", "-f", "hog", "up"]).assert_ok();
+}
+
+// ---------------------------------------------- at the pids limit, a hint
+
+/// EAGAIN from fork or clone at a container's `--pids-limit` says so: under
+/// `--init` PID 1's fork of the command, and `exec` into a full container.
+#[test]
+fn at_the_pids_limit_fork_and_exec_name_it() {
+    let Ok(_) = usable() else { return };
+    let sandbox = ch7::sandbox(Who::Caller);
+    let hint = "no more processes may be made: the container is at its --pids-limit";
+    let out = ch7::quiet(
+        CH7,
+        &sandbox,
+        &[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "1",
+            "--init",
+            "busybox",
+            "true",
+        ],
+    );
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "one line: {out:#?}");
+    assert!(
+        errors[0].starts_with(&CH7.error_line("fork(): ")),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains(hint), "{errors:?}");
+    ch7::quiet(
+        CH7,
+        &sandbox,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "full",
+            "--pids-limit",
+            "1",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    )
+    .assert_ok();
+    let out = ch7::quiet(CH7, &sandbox, &["exec", "full", "true"]);
+    assert_eq!(out.code, Some(125), "{out:#?}");
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "one line: {out:#?}");
+    assert!(errors[0].contains("clone("), "{errors:?}");
+    assert!(errors[0].contains(hint), "{errors:?}");
+    ch7::quiet(CH7, &sandbox, &["rm", "-f", "full"]).assert_ok();
+    assert!(support::list_dir(&sandbox.data_root().join("containers")).is_empty());
+}
+
+// ---------------------------------------------- limit values at the edges
+
+/// Negative values and CPUs this host lacks are refused by the limit's own
+/// parser, before anything is made: 125, one line naming the flag, no
+/// container and no cgroup.
+#[test]
+fn negative_limits_and_offline_cpus_are_refused_naming_the_flag() {
+    let sandbox = ch7::sandbox(Who::Caller);
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    let cases: [(&[&str], String); 4] = [
+        (&["-m", "-1"], "--memory \"-1\": not a size".into()),
+        (
+            &["--cpus", "-1"],
+            "--cpus \"-1\": not a number of CPUs".into(),
+        ),
+        (
+            &["--cpu-shares", "-5"],
+            "--cpu-shares \"-5\": not a whole number".into(),
+        ),
+        (
+            &["--cpuset-cpus", "99"],
+            format!(
+                "--cpuset-cpus \"99\": this machine has no CPU 99 online: give CPUs from {}",
+                online.trim()
+            ),
+        ),
+    ];
+    for (flags, message) in cases {
+        let mut args = vec!["run", "--rm", "--name", "edge"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "true"]);
+        let out = sandbox.run(CH7.bin, &args);
+        assert_eq!(out.code, Some(125), "{flags:?}: {out:#?}");
+        let errors = out.error_lines();
+        assert_eq!(errors.len(), 1, "{flags:?}: one line: {out:#?}");
+        assert!(
+            errors[0].starts_with(&CH7.error_line(&message)),
+            "{flags:?}: {errors:?}"
+        );
+        assert!(
+            !out.stderr.contains("/sys/fs/cgroup"),
+            "{flags:?}: a cgroup was touched: {out:#?}"
+        );
+        assert!(support::list_dir(&sandbox.data_root().join("containers")).is_empty());
+    }
+}
+
+/// `-m 0` and `--pids-limit -1` or `0` are Docker's "no limit": no limit
+/// at all, so an ordinary user (who cannot set limits on a v1 host) runs.
+#[test]
+fn rootless_no_limit_values_ask_for_no_limit() {
+    let sandbox = ch7::sandbox(Who::Unprivileged);
+    for flags in [
+        &["-m", "0"][..],
+        &["--pids-limit", "-1"],
+        &["--pids-limit", "0"],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "true"]);
+        ch7::quiet(CH7, &sandbox, &args).assert_ok();
+    }
+    assert!(support::list_dir(&sandbox.data_root().join("containers")).is_empty());
+}

@@ -91,6 +91,21 @@ pub struct State {
     pub oom_killed: bool,
     /// Whether it runs in a user namespace of its own (started without root).
     pub rootless: bool,
+    /// The number of the chapter whose binary made it (`Chapter::NUMBER`):
+    /// an earlier chapter's binary does not know what a later one added
+    /// (ch6's restrictions, ch7's cgroup), so it may not `exec` or `rm` it.
+    /// A state from before this was recorded reads as chapter 5's.
+    #[serde(default = "chapter_5")]
+    pub made_by: u8,
+    /// Who is creating it while it is `created`: its `run`, then its
+    /// monitor (`-d`). Once that process is gone, a container still
+    /// `created` was abandoned mid-start, and plain `rm` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<Owner>,
+}
+
+fn chapter_5() -> u8 {
+    5
 }
 
 /// No flags recorded: none at all, or an empty set.
@@ -113,6 +128,12 @@ impl State {
             (Status::Running, Some(pid), Some(start)) => process::start_time(pid) == Some(start),
             _ => false,
         }
+    }
+
+    /// True while the process that is creating it still runs (or the state
+    /// is too old to say who that was).
+    pub fn creator_alive(&self) -> bool {
+        self.creator.as_ref().is_none_or(Owner::alive)
     }
 
     /// `running`, `exited (N)`, `created`, as `ps` shows it.
@@ -212,12 +233,22 @@ impl Container {
                     path.display()
                 )),
             })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let state: State = serde_json::from_slice(&bytes).map_err(|e| {
             Error::Conflict(format!(
                 "{} is damaged ({e}): remove the container with rm -f",
                 path.display()
             ))
-        })
+        })?;
+        // The id names the container's cgroup (and may name more): a
+        // forged `../x` must never become a path.
+        check_id(&state.id).map_err(|why| {
+            Error::Conflict(format!(
+                "{} is damaged (its id {} {why}): remove the container with rm -f",
+                path.display(),
+                crate::error::quote(&state.id)
+            ))
+        })?;
+        Ok(state)
     }
 
     /// Write state.json atomically (temporary file + rename).
@@ -354,12 +385,7 @@ impl Container {
     /// no time to clean up), the next command that finds the container
     /// ended removes it (see [`list`]).
     pub fn remove_on_exit(&self) -> Result<()> {
-        let me = std::process::id() as i32;
-        let owner = Owner {
-            pid: me,
-            start_time: process::start_time(me).unwrap_or(0),
-        };
-        let json = serde_json::to_vec(&owner).expect("owner record serialises");
+        let json = serde_json::to_vec(&Owner::me()).expect("owner record serialises");
         dataroot::write_atomically(&self.dir.join(REMOVE_ON_EXIT), &json)
     }
 
@@ -369,8 +395,7 @@ impl Container {
         let Ok(text) = dataroot::read_small(&self.dir.join(REMOVE_ON_EXIT), 4096) else {
             return false;
         };
-        let runner_alive = serde_json::from_slice::<Owner>(&text)
-            .is_ok_and(|o| process::start_time(o.pid) == Some(o.start_time));
+        let runner_alive = serde_json::from_slice::<Owner>(&text).is_ok_and(|o| o.alive());
         if runner_alive {
             return false;
         }
@@ -417,11 +442,38 @@ const REMOVE_ON_EXIT: &str = "remove-on-exit";
 /// The largest state.json we read.
 pub const STATE_LIMIT: u64 = 1 << 20;
 
-/// The process running a `run --rm` container, with its start time.
-#[derive(Serialize, Deserialize)]
-struct Owner {
-    pid: i32,
-    start_time: u64,
+/// A process, by its pid and start time: the one creating a container,
+/// or running a `run --rm` one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl Owner {
+    /// This process.
+    pub fn me() -> Owner {
+        let pid = std::process::id() as i32;
+        Owner {
+            pid,
+            start_time: process::start_time(pid).unwrap_or(0),
+        }
+    }
+
+    /// Whether it still runs (the same process: same start time).
+    pub fn alive(&self) -> bool {
+        process::start_time(self.pid) == Some(self.start_time)
+    }
+}
+
+/// A container id, as [`crate::overlay::new_id`] makes them: 12 lowercase
+/// hex digits. Anything else read back from a state is refused.
+pub fn check_id(id: &str) -> std::result::Result<(), &'static str> {
+    if id.len() == 12 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err("is not 12 lowercase hex digits")
+    }
 }
 
 /// (dev, ino) of the file at `path` (following the /proc magic links).
@@ -579,4 +631,44 @@ pub fn age(then: u64) -> String {
         _ => (secs / 86400, "day"),
     };
     format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_twelve_lowercase_hex_digits() {
+        assert_eq!(check_id("0123456789ab"), Ok(()));
+        for bad in [
+            "",
+            "../victim",
+            "0123456789AB",
+            "0123456789a",
+            "0123456789abc",
+            "0123456789a/",
+            "0123456789ag",
+        ] {
+            assert_eq!(
+                check_id(bad),
+                Err("is not 12 lowercase hex digits"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_state_from_before_made_by_and_creator_reads_as_chapter_5s() {
+        let old = r#"{"id":"0123456789ab","name":"old","image":"busybox","layers":[],
+            "command":["sh"],"volumes":[],"created":1,"status":"created","pid":null,
+            "pid_start_time":null,"monitor_pid":null,"exit_code":null,"finished":null,
+            "rootless":false}"#;
+        let state: State = serde_json::from_str(old).unwrap();
+        assert_eq!(state.made_by, 5);
+        assert_eq!(state.creator, None);
+        assert!(
+            state.creator_alive(),
+            "an unknown creator is not assumed gone"
+        );
+    }
 }

@@ -48,7 +48,9 @@ pub fn exec_as_child(argv: &[String]) -> Result<Infallible> {
     // Nothing folded may be printed twice, once by each process.
     crate::narration::flush();
     // SAFETY: the child is single-threaded; after fork each process goes its own way.
-    match unsafe { nix::unistd::fork() }.call(|| "fork()".into())? {
+    match unsafe { nix::unistd::fork() }
+        .map_err(|errno| crate::namespace::fork_error("fork()", errno))?
+    {
         ForkResult::Child => {
             foreground()?;
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&unblocked), None)

@@ -71,6 +71,20 @@ pub fn introduced_in(flags: CloneFlags) -> u8 {
     }
 }
 
+/// Why clone(2) or fork(2) says EAGAIN: no process may be made here.
+pub const PROCESS_LIMIT: &str = "no more processes may be made: the container is at its \
+     --pids-limit (exec adds one more), or the host's process limit is reached \
+     (ulimit -u, /proc/sys/kernel/pid_max, /proc/sys/kernel/threads-max)";
+
+/// fork(2)'s error as `call`, with the likely cause when it is EAGAIN.
+pub fn fork_error(call: &str, errno: Errno) -> crate::Error {
+    let error = crate::Error::sys(call, errno);
+    match errno {
+        Errno::EAGAIN => error.hint(PROCESS_LIMIT),
+        _ => error,
+    }
+}
+
 /// Explain in plain words why creating namespaces failed, and the fix.
 pub fn clone_hint(errno: Errno, flags: CloneFlags) -> String {
     let with_user = flags.contains(CloneFlags::CLONE_NEWUSER);
@@ -87,6 +101,7 @@ pub fn clone_hint(errno: Errno, flags: CloneFlags) -> String {
             .to_string(),
         Errno::ENOSPC => "the limit on namespaces is reached: see /proc/sys/user/max_*_namespaces".to_string(),
         Errno::EINVAL => "this kernel does not support one of these namespaces".to_string(),
+        Errno::EAGAIN => PROCESS_LIMIT.to_string(),
         _ => "creating the namespaces failed".to_string(),
     }
 }
@@ -519,6 +534,21 @@ pub fn enter_private_mount_ns() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eagain_from_clone_or_fork_names_the_process_limits() {
+        for flags in [CloneFlags::empty(), CONTAINER] {
+            let hint = clone_hint(Errno::EAGAIN, flags);
+            assert!(hint.contains("--pids-limit"), "{hint}");
+            assert!(hint.contains("ulimit -u"), "{hint}");
+        }
+        let error = fork_error("fork()", Errno::EAGAIN).to_string();
+        assert!(error.starts_with("fork(): "), "{error}");
+        assert!(error.contains("at its --pids-limit"), "{error}");
+        assert!(!fork_error("fork()", Errno::ENOMEM)
+            .to_string()
+            .contains("--pids-limit"));
+    }
 
     const PASSWD: &str = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
     const RANGE: &str = "alice:100000:65536\n";

@@ -159,6 +159,7 @@ where
         // of its root through /proc/self/fd/N (runc's CVE-2024-21626).
         close_host_only_fds();
         let result = wait_for_parent(&go_read)
+            .map(|()| GO_PIPE.store(go_read_raw, Ordering::Relaxed))
             .and_then(|()| harden_until_exec())
             .and_then(|()| child_main());
         let error = match result {
@@ -194,8 +195,10 @@ where
     // Our folded steps are printed before the child's lines.
     crate::narration::flush();
     // Release the child. If it already died, the write fails and its error
-    // text (read below) says why.
-    write_ignoring_sigpipe(File::from(go_write), b"g");
+    // text (read below) says why. Our end stays open until the child has
+    // exec'd: until then, end-of-file on the go pipe tells it we died.
+    let go_write = File::from(go_write);
+    write_ignoring_sigpipe(&go_write, b"g");
 
     detail!(
         1,
@@ -342,7 +345,7 @@ fn harden_until_exec() -> Result<()> {
 /// Write to one of our own pipes whose reader may be gone (a child that died,
 /// or one a racing `rm` killed): that is an error to read elsewhere, never a
 /// SIGPIPE that ends stepbox without a word.
-fn write_ignoring_sigpipe(mut pipe: File, bytes: &[u8]) {
+fn write_ignoring_sigpipe(mut pipe: &File, bytes: &[u8]) {
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: we are single-threaded here; the previous action is put back
     // right after the write.
@@ -371,6 +374,52 @@ fn wait_for_parent(go: &OwnedFd) -> Result<()> {
             Err(errno) => return Err(Error::sys("read(go pipe)", errno)),
         }
     }
+}
+
+/// The child's end of the go pipe once the go byte is read (-1: none).
+/// The parent keeps its end open until the child execs, so from then on
+/// end-of-file (POLLHUP) on it means the parent died.
+static GO_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// True if the parent that released this child is gone: its end of the
+/// go pipe is closed. (runc compares getppid() with the parent's pid
+/// instead; in a new pid namespace getppid() is 0 before and after the
+/// parent dies, so here the pipe tells.)
+fn parent_died(parent: Pid) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    if nix::unistd::getppid() != parent {
+        return true;
+    }
+    let fd = GO_PIPE.load(Ordering::Relaxed);
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the child's own copy of the go pipe's read end, open until exec.
+    let go = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(go, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+}
+
+/// After the user switch (`-u`): the kernel clears the death signal
+/// whenever the uid or gid changes, so it is set again, as runc does. A
+/// parent that died between the switch and now sent no signal: then the
+/// child must not go on, orphaned, and ends here.
+fn rearm_death_signal(parent: Pid) -> Result<()> {
+    narrate!(
+        3,
+        "prctl(PR_SET_PDEATHSIG, SIGKILL)   /* again: the uid change cleared it */"
+    );
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .call(|| "prctl(PR_SET_PDEATHSIG, SIGKILL)".into())?;
+    if parent_died(parent) {
+        return Err(Error::Internal(
+            "the parent died while the child switched user: nothing would stop the container, so it ends here".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_report(report: &str) -> Error {
@@ -531,7 +580,9 @@ impl Command {
         env.apply();
         close_extra_fds()?;
         if let Some(user) = &user {
+            let parent = nix::unistd::getppid();
             user.switch()?;
+            rearm_death_signal(parent)?;
         }
         // --try-escapes: here, restricted as the command would be, and as it.
         if let Some(lab) = ESCAPE_LAB.get() {
@@ -691,7 +742,7 @@ pub fn detach(
 ) -> Result<String> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC).call(|| "pipe2(ready)".into())?;
     // SAFETY: single-threaded; the forked process runs `body` and exits.
-    match unsafe { nix::unistd::fork() }.call(|| "fork()".into())? {
+    match unsafe { nix::unistd::fork() }.map_err(|errno| namespace::fork_error("fork()", errno))? {
         nix::unistd::ForkResult::Child => {
             drop(read_end);
             let _ = nix::unistd::setsid();

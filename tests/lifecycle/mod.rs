@@ -680,6 +680,47 @@ pub fn a_killed_monitor_takes_its_container_down(ch: Chapter) {
     quiet(ch, &sandbox, &["rm", "doomed"]).assert_ok();
 }
 
+// The same with `-u`: the kernel clears the death signal when the uid
+// changes, so the child sets it again after the switch. Without that, a
+// container run as another user outlived its killed monitor, orphaned.
+pub fn a_killed_monitor_takes_down_a_container_run_as_another_user(ch: Chapter) {
+    let sandbox = sandbox(Who::Caller);
+    if sandbox.rootless() {
+        // One uid is mapped: there is no other user to switch to.
+        return support::skip("needs root: -u 1000 in a user namespace that maps one uid");
+    }
+    quiet(
+        ch,
+        &sandbox,
+        &[
+            "run", "-d", "--name", "other", "-u", "1000", "busybox", "sleep", "1000",
+        ],
+    )
+    .assert_ok();
+    let pids = recorded_pids(&sandbox, "other");
+    let (init, monitor) = (pids[0], pids[1]);
+    assert!(
+        matches!(process_state(init), Some('S' | 'R')),
+        "control: the container is not running"
+    );
+    let uid = fs::read_to_string(format!("/proc/{init}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().unwrap().to_string())
+        })
+        .unwrap();
+    assert_eq!(uid, "1000", "control: the container runs as uid 1000");
+    // SAFETY: kill(2) on the monitor this test started.
+    assert_eq!(unsafe { libc::kill(monitor, libc::SIGKILL) }, 0);
+    assert!(
+        wait_until_dead(init, Duration::from_secs(5)),
+        "the container (uid 1000) outlived its monitor: no death signal after the user switch"
+    );
+    quiet(ch, &sandbox, &["rm", "-f", "other"]).assert_ok();
+}
+
 /// Field `n` (1-based) of /proc/PID/stat.
 fn stat_field(pid: i32, n: usize) -> String {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -989,4 +1030,194 @@ pub fn stop_ends_top_at_once_with_143(ch: Chapter) {
     let row = ps_row(ch, &sandbox, "topper").unwrap();
     assert!(row.contains("exited (143)"), "{row}");
     quiet(ch, &sandbox, &["rm", "topper"]).assert_ok();
+}
+
+/// Assert that `ps` printed its columns as `docker ps` does: each as wide
+/// as its widest cell (the header's included), two spaces between, PID
+/// right-aligned. Returns the rows, split into their cells.
+pub fn assert_ps_columns_fit(stdout: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header = lines[0];
+    let at = |word: &str| {
+        header
+            .find(word)
+            .unwrap_or_else(|| panic!("no {word} in {header:?}"))
+    };
+    // Where each left-aligned column starts (NAME and PID share the span
+    // from NAME's start to PID's end, PID being right-aligned).
+    let (name, pid_end) = (at("NAME"), at("PID") + 3);
+    let starts = [0, name, at("STATUS"), at("COMMAND"), at("CREATED")];
+    assert_eq!(starts[2], pid_end + 2, "{stdout}");
+    let mut rows = Vec::new();
+    for line in &lines {
+        let span = |from: usize, to: Option<usize>| -> &str {
+            line.get(from..to.map_or(line.len(), |t| t.min(line.len())))
+                .unwrap_or_else(|| panic!("a short line: {line:?} in\n{stdout}"))
+        };
+        for start in &starts[1..] {
+            assert_eq!(
+                line.get(start - 2..*start),
+                Some("  "),
+                "a column does not start where its header does:\n{stdout}"
+            );
+        }
+        let name_and_pid: Vec<&str> = span(name, Some(pid_end)).split_whitespace().collect();
+        assert_eq!(name_and_pid.len(), 2, "NAME then PID: {line:?}");
+        assert!(
+            !span(name, None).starts_with(' ') && !span(name, Some(pid_end)).ends_with(' '),
+            "NAME starts its column, PID ends its one: {line:?}"
+        );
+        let mut cells = vec![span(0, Some(name - 2)).trim().to_string()];
+        cells.extend(name_and_pid.iter().map(|c| c.to_string()));
+        for (i, start) in starts[2..].iter().enumerate() {
+            let end = starts.get(i + 3).map(|next| next - 2);
+            let cell = span(*start, end);
+            assert!(!cell.starts_with(' '), "left-aligned: {line:?}");
+            cells.push(cell.trim().to_string());
+        }
+        rows.push(cells);
+    }
+    // As wide as the widest cell, no wider.
+    let widest = |column: usize| {
+        rows.iter()
+            .map(|r: &Vec<String>| r[column].chars().count())
+            .max()
+            .unwrap()
+    };
+    assert_eq!(name - 2, widest(0), "ID:\n{stdout}");
+    assert_eq!(
+        pid_end - name,
+        widest(1) + 2 + widest(2),
+        "NAME, PID:\n{stdout}"
+    );
+    for column in 3..5 {
+        assert_eq!(
+            starts[column] - 2 - starts[column - 1],
+            widest(column),
+            "column {column}:\n{stdout}"
+        );
+    }
+    rows
+}
+
+// ps's columns fit their widest cells: a long name, a running and an
+// exited container (statuses of different widths) line up under their
+// headers, and nothing is cut.
+pub fn ps_columns_fit_their_widest_value(ch: Chapter) {
+    let sandbox = sandbox(Who::Caller);
+    let long = "a-container-with-a-rather-long-name";
+    quiet(
+        ch,
+        &sandbox,
+        &["run", "-d", "--name", long, "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    quiet(
+        ch,
+        &sandbox,
+        &["run", "--name", "x", "busybox", "sh", "-c", "exit 3"],
+    );
+    let out = quiet(ch, &sandbox, &["ps", "-a"]);
+    out.assert_ok();
+    let rows = assert_ps_columns_fit(&out.stdout);
+    assert_eq!(rows.len(), 3, "{}", out.stdout);
+    assert_eq!(rows[1][1], long);
+    assert_eq!(rows[1][3], "running");
+    assert_eq!(rows[2][1], "x");
+    assert_eq!(rows[2][3], "exited (3)");
+    assert_eq!(rows[2][4], "sh -c exit 3");
+    quiet(ch, &sandbox, &["rm", "-f", long, "x"]).assert_ok();
+}
+
+// A state.json is read back only if its id is one stepbox makes (12
+// lowercase hex digits): a forged `../victim`, which would name a path
+// outside (a cgroup's, among others), makes rm, exec and inspect refuse
+// with one line naming the file, ps -a show the container as damaged, and
+// rm -f remove the container's own directory and nothing else.
+pub fn a_forged_id_in_state_json_is_refused(ch: Chapter) {
+    let sandbox = sandbox(Who::Caller);
+    let victim = sandbox.data_root().join("victim");
+    fs::create_dir_all(&victim).unwrap();
+    fs::write(victim.join("keep"), "keep").unwrap();
+    quiet(
+        ch,
+        &sandbox,
+        &["run", "-d", "--name", "forged", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    let state_path = sandbox.data_root().join("containers/forged/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+    state["id"] = "../victim".into();
+    fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let damaged = format!(
+        "{} is damaged (its id \"../victim\" is not 12 lowercase hex digits): remove the container with rm -f",
+        state_path.display()
+    );
+    for (verb, code) in [
+        (&["exec", "forged", "true"][..], 125),
+        (&["inspect", "forged"][..], 125),
+        (&["rm", "forged"][..], 1),
+    ] {
+        let out = quiet(ch, &sandbox, verb);
+        assert_eq!(out.code, Some(code), "{verb:?}: {out:#?}");
+        let errors = out.error_lines();
+        assert_eq!(errors.len(), 1, "{verb:?}: one line: {out:#?}");
+        assert!(errors[0].contains(&damaged), "{verb:?}: {errors:?}");
+    }
+    let row = ps_row(ch, &sandbox, "forged").unwrap();
+    assert!(row.contains("damaged"), "{row}");
+    quiet(ch, &sandbox, &["rm", "-f", "forged"]).assert_ok();
+    assert!(list_dir(&sandbox.data_root().join("containers")).is_empty());
+    assert_eq!(fs::read_to_string(victim.join("keep")).unwrap(), "keep");
+    assert_eq!(list_dir(&victim), ["keep"]);
+}
+
+/// A process that has been killed, as a state's record of it: its pid and
+/// the start time it had.
+fn a_killed_process() -> serde_json::Value {
+    let mut child = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let start: u64 = stat_field(pid, 22).parse().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    serde_json::json!({ "pid": pid, "start_time": start })
+}
+
+// A `run` killed while it creates a container leaves it `created`: plain
+// rm refuses it while its creator (the run, then its monitor) lives, and
+// removes it once that process is gone.
+pub fn rm_removes_a_created_container_whose_creator_is_gone(ch: Chapter) {
+    let sandbox = sandbox(Who::Caller);
+    quiet(ch, &sandbox, &["run", "--name", "stuck", "busybox", "true"]).assert_ok();
+    let state_path = sandbox.data_root().join("containers/stuck/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+    state["status"] = "created".into();
+    for key in ["pid", "pid_start_time", "exit_code", "finished"] {
+        state[key] = serde_json::Value::Null;
+    }
+    // Its creator alive: this test's own process, as a run would be.
+    let me = std::process::id() as i32;
+    state["creator"] = serde_json::json!({
+        "pid": me,
+        "start_time": stat_field(me, 22).parse::<u64>().unwrap(),
+    });
+    fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let out = quiet(ch, &sandbox, &["rm", "stuck"]);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert_eq!(
+        out.error_lines(),
+        [ch.error_line("container \"stuck\" is still being created: wait for it, or use rm -f")]
+    );
+    // Its creator killed (kill -9 of the run: it never got to start it).
+    state["creator"] = a_killed_process();
+    fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let out = quiet(ch, &sandbox, &["rm", "stuck"]);
+    out.assert_ok();
+    assert_eq!(out.stdout, "stuck\n");
+    assert!(list_dir(&sandbox.data_root().join("containers")).is_empty());
 }

@@ -105,6 +105,7 @@ macro_rules! lifecycle_claims {
                 fn rootless_exec_errors_are_clear_and_its_exit_code_propagates();
             fn rm_refuses_running_and_cleans_half_created();
             fn a_killed_monitor_takes_its_container_down();
+            fn a_killed_monitor_takes_down_a_container_run_as_another_user();
             fn a_detached_container_holds_only_dev_null_and_its_log();
             fn a_container_that_cannot_start_leaves_nothing_behind();
             fn run_d_rm_removes_the_container_when_it_ends();
@@ -115,6 +116,9 @@ macro_rules! lifecycle_claims {
             fn rm_waits_for_the_containers_lock();
             fn a_foreground_run_keeps_its_record_until_rm();
             fn stop_ends_top_at_once_with_143();
+            fn ps_columns_fit_their_widest_value();
+            fn a_forged_id_in_state_json_is_refused();
+            fn rm_removes_a_created_container_whose_creator_is_gone();
         }
     };
 }

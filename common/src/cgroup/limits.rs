@@ -26,41 +26,81 @@ pub const MAX_CPU_SHARES: u64 = 262_144;
 /// into `run` and records in the container's state.
 #[derive(Args, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct LimitFlags {
-    /// Memory limit, swap included (Docker's units: 512k, 32m, 1g)
-    #[arg(short = 'm', long = "memory", value_name = "SIZE")]
+    // Every flag takes a value starting with '-' (`-m -1`), so that a
+    // negative one is refused by its parser, naming the flag, not by clap
+    // as an unknown argument.
+    /// Memory limit, swap included (Docker's units: 512k, 32m, 1g; 0: none)
+    #[arg(
+        short = 'm',
+        long = "memory",
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
     pub memory: Option<String>,
     /// Number of CPUs, as a fraction of one CFS period (0.5 = half a CPU)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub cpus: Option<String>,
     /// Maximum number of processes (-1: unlimited)
     #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
     /// CPUs the container may run on (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    #[arg(long = "cpuset-cpus", value_name = "LIST", allow_hyphen_values = true)]
     pub cpuset_cpus: Option<String>,
     /// Relative CPU weight (Docker's 2..262144, default 1024; v2: cpu.weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "N")]
+    #[arg(
+        short = 'c',
+        long = "cpu-shares",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     pub cpu_shares: Option<String>,
 }
 
 impl LimitFlags {
     /// The limits these flags ask for, checked against this machine's CPUs.
     pub fn limits_here(&self) -> Result<Limits> {
-        self.limits(online_cpus())
+        let count = online_cpus();
+        let list = std::fs::read_to_string(ONLINE_CPUS)
+            .map(|text| text.trim().to_string())
+            .unwrap_or_else(|_| format!("0-{}", count - 1));
+        self.limits_on(count, &list)
+    }
+
+    /// The limits these flags ask for, checked, on a machine whose CPUs
+    /// 0 to `cpus_online - 1` are online.
+    pub fn limits(&self, cpus_online: usize) -> Result<Limits> {
+        self.limits_on(cpus_online, &format!("0-{}", cpus_online.max(1) - 1))
     }
 
     /// The limits these flags ask for, checked; `cpus_online` is how many
-    /// CPUs `--cpus` may ask for (Docker's upper bound).
-    pub fn limits(&self, cpus_online: usize) -> Result<Limits> {
+    /// CPUs `--cpus` may ask for (Docker's upper bound), `online` the list
+    /// of those CPUs, as the kernel writes it (`0-1`), which
+    /// `--cpuset-cpus` may name. A value that means "no limit" (`-m 0`,
+    /// `--pids-limit -1` or `0`, as in Docker) is no limit: `None`.
+    pub fn limits_on(&self, cpus_online: usize, online: &str) -> Result<Limits> {
         Ok(Limits {
-            memory: self.memory.as_deref().map(parse_memory).transpose()?,
+            memory: self
+                .memory
+                .as_deref()
+                .map(parse_memory)
+                .transpose()?
+                .flatten(),
             cpus: self
                 .cpus
                 .as_deref()
                 .map(|v| parse_cpus(v, cpus_online))
                 .transpose()?,
-            pids: self.pids_limit.as_deref().map(parse_pids).transpose()?,
-            cpuset_cpus: self.cpuset_cpus.as_deref().map(parse_cpuset).transpose()?,
+            pids: self
+                .pids_limit
+                .as_deref()
+                .map(parse_pids)
+                .transpose()?
+                .filter(|pids| *pids != Pids::Max),
+            cpuset_cpus: self
+                .cpuset_cpus
+                .as_deref()
+                .map(|v| parse_cpuset_on(v, online))
+                .transpose()?,
             cpu_shares: self
                 .cpu_shares
                 .as_deref()
@@ -123,6 +163,9 @@ impl Pids {
     }
 }
 
+/// The kernel's list of the CPUs online (`0-1`).
+pub const ONLINE_CPUS: &str = "/sys/devices/system/cpu/online";
+
 /// How many CPUs are online (sysconf(_SC_NPROCESSORS_ONLN)): the most
 /// `--cpus` may ask for, as in Docker.
 pub fn online_cpus() -> usize {
@@ -176,17 +219,22 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, &'static str> {
     bytes.ok_or("too large a size")
 }
 
-/// `-m/--memory`: at least [`MIN_MEMORY`].
-pub fn parse_memory(text: &str) -> Result<u64> {
+/// `-m/--memory`: at least [`MIN_MEMORY`]; 0 is no limit (`None`), as in
+/// Docker. A size too large for 64 bits is refused; any other is set as
+/// given (the kernel takes the largest it can count as no limit at all).
+pub fn parse_memory(text: &str) -> Result<Option<u64>> {
     let bytes = parse_size(text).map_err(|why| refuse("--memory", text, why))?;
+    if bytes == 0 {
+        return Ok(None);
+    }
     if bytes < MIN_MEMORY {
         return Err(refuse(
             "--memory",
             text,
-            "the smallest memory limit is 6m (6 MiB), e.g. -m 32m",
+            "the smallest memory limit is 6m (6 MiB), e.g. -m 32m (0: no limit)",
         ));
     }
-    Ok(bytes)
+    Ok(Some(bytes))
 }
 
 /// `--cpus`: a decimal number of CPUs, from 0.01 to `online`, as a quota of
@@ -264,8 +312,44 @@ pub fn parse_pids(text: &str) -> Result<Pids> {
     })
 }
 
+/// `--cpuset-cpus` on a machine whose online CPUs are the list `online`
+/// (`0-1`, as /sys/devices/system/cpu/online has it): [`parse_cpuset`],
+/// and every CPU it names is online, or it is refused naming those there
+/// are (the kernel would refuse it only once the container is cloned).
+pub fn parse_cpuset_on(text: &str, online: &str) -> Result<String> {
+    let list = parse_cpuset(text)?;
+    let ranges = |list: &str| -> Vec<(u32, u32)> {
+        list.split(',')
+            .filter_map(|part| {
+                let (first, last) = part.split_once('-').unwrap_or((part, part));
+                Some((first.trim().parse().ok()?, last.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let up = ranges(online);
+    for (first, last) in ranges(&list) {
+        // The first CPU of first..=last that no online range holds.
+        let mut cpu = first;
+        while let Some(&(_, end)) = up.iter().find(|(a, b)| (*a..=*b).contains(&cpu)) {
+            match end.checked_add(1) {
+                Some(next) if next <= last => cpu = next,
+                _ => break,
+            }
+        }
+        if !up.iter().any(|(a, b)| (*a..=*b).contains(&cpu)) {
+            return Err(refuse(
+                "--cpuset-cpus",
+                text,
+                &format!("this machine has no CPU {cpu} online: give CPUs from {online}"),
+            ));
+        }
+    }
+    Ok(list)
+}
+
 /// `--cpuset-cpus`: a list of CPU numbers and ranges (`0-3`, `0,2`, `1,3-5`),
-/// given back as typed once checked; which CPUs exist is the kernel's say.
+/// given back as typed once checked ([`parse_cpuset_on`] checks them
+/// against the CPUs online).
 pub fn parse_cpuset(text: &str) -> Result<String> {
     let usage = "not a CPU list: give CPU numbers and ranges, e.g. 0-1 or 0,2";
     let trimmed = text.trim();
@@ -359,7 +443,7 @@ mod tests {
     #[test]
     fn a_memory_limit_under_6m_is_refused_with_the_minimum() {
         assert!(why(parse_memory("5m").unwrap_err()).contains("smallest memory limit is 6m"));
-        assert_eq!(parse_memory("6m").unwrap(), MIN_MEMORY);
+        assert_eq!(parse_memory("6m").unwrap(), Some(MIN_MEMORY));
         assert_eq!(
             why(parse_memory("32q").unwrap_err()),
             "--memory \"32q\": not a size: give bytes, or a number with k, m or g, e.g. 32m"
@@ -456,10 +540,88 @@ mod tests {
         let limits = run.chapter.limits(2).unwrap();
         assert_eq!(limits.memory, Some(32 << 20));
         assert_eq!(limits.cpus.unwrap().cpu_max(), "50000 100000");
-        assert_eq!(limits.pids, Some(Pids::Max));
+        assert_eq!(limits.pids, None, "-1: no limit");
         assert_eq!(limits.cpu_shares, Some(512));
         assert_eq!(limits.cpuset_cpus.as_deref(), Some("0"));
         assert_eq!(run.volumes, ["/a:/b"]);
+    }
+
+    #[test]
+    fn zero_memory_and_a_pids_limit_of_0_or_minus_1_are_no_limit() {
+        assert_eq!(parse_memory("0").unwrap(), None);
+        assert_eq!(parse_memory("0m").unwrap(), None);
+        for pids in ["-1", "0"] {
+            let flags = LimitFlags {
+                memory: Some("0".into()),
+                pids_limit: Some(pids.into()),
+                ..LimitFlags::default()
+            };
+            let limits = flags.limits(2).unwrap();
+            assert!(limits.is_empty(), "{pids}: {limits:?}");
+        }
+    }
+
+    #[test]
+    fn a_huge_memory_limit_is_set_as_given_or_refused_as_too_large() {
+        assert_eq!(parse_memory("8000p").unwrap(), Some(8000 << 50));
+        assert_eq!(parse_memory("8000P").unwrap(), Some(8000 << 50));
+        assert_eq!(
+            why(parse_memory("99999p").unwrap_err()),
+            "--memory \"99999p\": too large a size"
+        );
+    }
+
+    #[test]
+    fn negative_values_reach_the_parsers_which_name_the_flag() {
+        use clap::{CommandFactory, FromArgMatches};
+        type Cli = crate::lifecycle::Cli<LimitFlags>;
+        let command = crate::cli::with_volume_flag(Cli::command()).name("ch7-cgroups");
+        let cases: [(&[&str], &str); 5] = [
+            (&["-m", "-1"], "--memory \"-1\": not a size"),
+            (&["--memory", "-1"], "--memory \"-1\": not a size"),
+            (&["--cpus", "-1"], "--cpus \"-1\": not a number of CPUs"),
+            (
+                &["--cpu-shares", "-5"],
+                "--cpu-shares \"-5\": not a whole number",
+            ),
+            (
+                &["--cpuset-cpus", "-1"],
+                "--cpuset-cpus \"-1\": not a CPU list",
+            ),
+        ];
+        for (flags, message) in cases {
+            let mut argv = vec!["ch7-cgroups", "run"];
+            argv.extend_from_slice(flags);
+            argv.extend_from_slice(&["busybox", "true"]);
+            let matches = command
+                .clone()
+                .try_get_matches_from(&argv)
+                .unwrap_or_else(|e| panic!("{flags:?}: clap refused it: {e}"));
+            let cli = Cli::from_arg_matches(&matches).unwrap();
+            let Some(crate::lifecycle::Verb::Run(run)) = cli.command else {
+                panic!("not a run");
+            };
+            let error = why(run.chapter.limits(2).unwrap_err());
+            assert!(error.starts_with(message), "{flags:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_cpuset_naming_a_cpu_that_is_not_online_is_refused_naming_those_there_are() {
+        assert_eq!(parse_cpuset_on("0-1", "0-1").unwrap(), "0-1");
+        assert_eq!(parse_cpuset_on("1,3", "0-1,3").unwrap(), "1,3");
+        assert_eq!(
+            why(parse_cpuset_on("99", "0-1").unwrap_err()),
+            "--cpuset-cpus \"99\": this machine has no CPU 99 online: give CPUs from 0-1"
+        );
+        assert!(why(parse_cpuset_on("0-3", "0-1,3").unwrap_err()).contains("no CPU 2 online"));
+        assert!(why(parse_cpuset_on("1-2", "0-1").unwrap_err()).contains("no CPU 2 online"));
+        assert!(why(parse_cpuset_on("3-1", "0-7").unwrap_err()).contains("runs backwards"));
+        let flags = LimitFlags {
+            cpuset_cpus: Some("2".into()),
+            ..LimitFlags::default()
+        };
+        assert!(why(flags.limits(2).unwrap_err()).contains("no CPU 2 online"));
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn exec<C: Chapter>(
 ) -> Result<ExitCode> {
     let container = Container::existing(root, &args.name)?;
     let state = container.state()?;
+    super::check_maker::<C>(&state, "exec")?;
     // 0. The chapter's host side first (chapter 7: its cgroup), while the
     //    host's files can still be named.
     C::before_exec(&state)?;

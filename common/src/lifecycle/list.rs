@@ -10,19 +10,20 @@ use crate::error::{Error, Result};
 use crate::image;
 
 pub fn ps(root: &DataRoot, all: bool) -> Result<ExitCode> {
-    println!(
-        "{:<12}  {:<20}  {:>7}  {:<16}  {:<24}  CREATED",
-        "ID", "NAME", "PID", "STATUS", "COMMAND"
-    );
+    let mut rows = vec![["ID", "NAME", "PID", "STATUS", "COMMAND", "CREATED"].map(String::from)];
     for container in container::list(root)? {
-        let Ok(state) = container.state() else {
-            if all {
-                println!(
-                    "{:<12}  {:<20}  {:>7}  {:<16}",
-                    "-", container.name, "-", "half-created"
-                );
+        let state = match container.state() {
+            Ok(state) => state,
+            Err(_) if all => {
+                // A state that cannot be read (or believed) is named as such.
+                let what = match container.dir.join("state.json").exists() {
+                    true => "damaged",
+                    false => "half-created",
+                };
+                rows.push(["-", &container.name, "-", what, "", ""].map(String::from));
+                continue;
             }
-            continue;
+            Err(_) => continue,
         };
         // A pid counts only with its start time (docs/ch5-commit.md#pids-and-start-times).
         let running = state.is_running();
@@ -38,17 +39,45 @@ pub fn ps(root: &DataRoot, all: bool) -> Result<ExitCode> {
         if command.chars().count() > 24 {
             command = command.chars().take(21).collect::<String>() + "...";
         }
-        println!(
-            "{:<12}  {:<20}  {:>7}  {:<16}  {:<24}  {}",
-            state.id,
-            state.name,
+        rows.push([
+            state.id.clone(),
+            state.name.clone(),
             pid,
             state.status_text(),
             command,
-            container::age(state.created)
-        );
+            container::age(state.created),
+        ]);
     }
+    print!("{}", table(&rows));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rows` as columns, as `docker ps` prints them: each column as wide as
+/// its widest cell, two spaces between, PID (the third) right-aligned, and
+/// no spaces after the last cell.
+fn table(rows: &[[String; 6]]) -> String {
+    let width = |column: usize| {
+        rows.iter()
+            .map(|row| row[column].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..6).map(width).collect();
+    let mut text = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(column, (cell, &width))| match column {
+                2 => format!("{cell:>width$}"),
+                _ => format!("{cell:<width$}"),
+            })
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
 }
 
 pub fn logs(root: &DataRoot, name: &str) -> Result<ExitCode> {
@@ -81,4 +110,42 @@ pub fn inspect(root: &DataRoot, name: &str) -> Result<ExitCode> {
         .write_all(format!("{text}\n").as_bytes())
         .map_err(|e| Error::io("writing", "stdout", e))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cells: [&str; 6]) -> [String; 6] {
+        cells.map(String::from)
+    }
+
+    #[test]
+    fn each_column_is_as_wide_as_its_widest_cell() {
+        let rows = [
+            row(["ID", "NAME", "PID", "STATUS", "COMMAND", "CREATED"]),
+            row([
+                "aaaaaaaaaaaa",
+                "a",
+                "7",
+                "running",
+                "sleep 1000",
+                "1 second ago",
+            ]),
+            row([
+                "bbbbbbbbbbbb",
+                "bb",
+                "-",
+                "exited (137) OOMKilled",
+                "sh",
+                "2 days ago",
+            ]),
+        ];
+        assert_eq!(
+            table(&rows),
+            "ID            NAME  PID  STATUS                  COMMAND     CREATED\n\
+             aaaaaaaaaaaa  a       7  running                 sleep 1000  1 second ago\n\
+             bbbbbbbbbbbb  bb      -  exited (137) OOMKilled  sh          2 days ago\n"
+        );
+    }
 }

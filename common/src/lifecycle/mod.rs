@@ -296,6 +296,46 @@ fn dispatch<C: Chapter>(cli: &Cli<C::RunFlags>, mut command: clap::Command) -> R
     }
 }
 
+/// Each chapter's binary, and what it gives a container that an earlier
+/// chapter's binary knows nothing of.
+const MAKERS: [(u8, &str, &str); 3] = [
+    (5, "ch5-commit", ""),
+    (
+        6,
+        "ch6-security",
+        "its restrictions (capabilities, seccomp, masked paths)",
+    ),
+    (7, "ch7-cgroups", "a cgroup"),
+];
+
+/// The binary of chapter `number`.
+fn binary(number: u8) -> String {
+    MAKERS.iter().find(|(n, _, _)| *n == number).map_or_else(
+        || format!("chapter {number}'s binary"),
+        |(_, name, _)| name.to_string(),
+    )
+}
+
+/// `exec` and `rm` of a container are the business of the chapter that
+/// made it, or a later one: an earlier chapter's binary would drop what
+/// the later one added (exec outside ch7's cgroup, or without ch6's
+/// restrictions; rm leaving the cgroup behind). `verb` is what is refused.
+pub fn check_maker<C: Chapter>(state: &State, verb: &str) -> Result<()> {
+    if state.made_by <= C::NUMBER {
+        return Ok(());
+    }
+    let maker = binary(state.made_by);
+    let gave = MAKERS
+        .iter()
+        .find(|(n, _, _)| *n == state.made_by)
+        .map_or("what it adds", |(_, _, gave)| gave);
+    Err(crate::Error::Invalid(format!(
+        "container {:?} was made by {maker}, which gave it {gave} {} knows nothing of: {verb} it with {maker}",
+        state.name,
+        binary(C::NUMBER)
+    )))
+}
+
 /// `-w` must be absolute, as in Docker.
 fn check_workdir(dir: Option<&str>) -> Result<()> {
     match dir {

@@ -183,6 +183,10 @@ pub fn run<C: Chapter>(
         finished: None,
         oom_killed: false,
         rootless: namespace::rootless(),
+        made_by: C::NUMBER,
+        // Should this run be killed before it starts the container, `rm`
+        // sees that no one is creating it any more.
+        creator: Some(container::Owner::me()),
     };
     let prepared = (if args.rm {
         // Should this run be killed, the next command removes what it leaves.
@@ -301,6 +305,8 @@ fn monitor<C: Chapter>(
     remove_it: bool,
     ready: &mut Ready,
 ) -> Result<()> {
+    // From here on the monitor creates it: `run` may be gone.
+    container.update(|state| state.creator = Some(container::Owner::me()))?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -330,6 +336,7 @@ fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Resu
             state.pid = Some(pid.as_raw());
             state.pid_start_time = start_time;
             state.monitor_pid = monitor;
+            state.creator = None;
         })
         .map(drop)
 }

@@ -65,7 +65,11 @@ pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<
     Ok(container::for_each_name(names, |name| {
         let container = Container::existing(root, name)?;
         let _lock = container.lock()?;
-        match container.state() {
+        let state = container.state();
+        if let Ok(state) = &state {
+            super::check_maker::<C>(state, "rm")?;
+        }
+        match state {
             Ok(state) if state.is_running() => {
                 if !force {
                     return Err(Error::Conflict(format!(
@@ -75,7 +79,9 @@ pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<
                 signal(&state, Signal::SIGKILL)?;
                 wait_gone(&state, Duration::from_secs(10));
             }
-            Ok(state) if state.status == Status::Created && !force => {
+            // Its run (or monitor) still at it; once that is gone, it was
+            // abandoned mid-start, and goes as an exited one does.
+            Ok(state) if state.status == Status::Created && !force && state.creator_alive() => {
                 return Err(Error::Conflict(format!(
                     "container {name:?} is still being created: wait for it, or use rm -f"
                 )));
