@@ -581,7 +581,16 @@ fn check_delegated(base: &Path, own: &Path) -> Result<()> {
 /// Write `value` to the cgroup file `path` in one write(2), narrated; a
 /// refusal names the file and, where we can tell, why.
 pub fn write_file(path: &Path, value: &str) -> Result<()> {
-    narrate!(7, "write({}, {})", quote(path), quote(value));
+    write_file_as(path, value, true)
+}
+
+/// As [`write_file`]; unless `shown`, narrated as a detail (`-v`): a step
+/// that depends on what other containers did before (stepbox/ above).
+pub fn write_file_as(path: &Path, value: &str, shown: bool) -> Result<()> {
+    match shown {
+        true => narrate!(7, "write({}, {})", quote(path), quote(value)),
+        false => detail!(7, "write({}, {})", quote(path), quote(value)),
+    }
     fs::write(path, value).map_err(|e| write_error(path, value, e))
 }
 
@@ -675,9 +684,21 @@ fn subtree(dir: &Path) -> Vec<PathBuf> {
 
 /// mkdir(2) one cgroup directory, narrated; one that exists is fine.
 fn mkdir(dir: &Path) -> Result<()> {
+    mkdir_as(dir, true)
+}
+
+/// As [`mkdir`]; unless `shown`, narrated as a detail (`-v`).
+fn mkdir_as(dir: &Path, shown: bool) -> Result<()> {
     match nix::unistd::mkdir(dir, Perm::from_bits_truncate(0o755)) {
         Ok(()) => {
-            narrate!(7, "mkdir({}, 0755)", quote(dir));
+            match shown {
+                true => narrate!(7, "mkdir({}, 0755)", quote(dir)),
+                false => detail!(
+                    7,
+                    "mkdir({}, 0755)   /* the first container's */",
+                    quote(dir)
+                ),
+            }
             Ok(())
         }
         Err(Errno::EEXIST) => Ok(()),

@@ -15,7 +15,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{keyed_value, mkdir, read_file, read_number, write_file, Cgroup, Hierarchy, Limits};
+use super::{
+    keyed_value, mkdir, mkdir_as, read_file, read_number, write_file, write_file_as, Cgroup,
+    Hierarchy, Limits,
+};
 use crate::error::{quote, Error, Result};
 use crate::narrate;
 
@@ -157,14 +160,16 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
         // mkdirs (it was empty for a moment): make it again, as v2 does.
         let mut made = Err(Error::Internal("not tried".into()));
         for _ in 0..3 {
-            made = mkdir(&stepbox)
-                .and_then(|()| init_cpuset(&stepbox))
+            // stepbox/ itself exists once some container runs: its steps
+            // are details, so that every run's story reads the same.
+            made = mkdir_as(&stepbox, false)
+                .and_then(|()| init_cpuset(&stepbox, false))
                 .and_then(|()| mkdir(&dir));
             if !matches!(&made, Err(error) if error.errno() == Some(nix::errno::Errno::ENOENT)) {
                 break;
             }
         }
-        let made = made.and_then(|()| init_cpuset(&dir));
+        let made = made.and_then(|()| init_cpuset(&dir, true));
         cgroup.stepbox_dirs.push(stepbox);
         if let Err(error) = made {
             return Err(error.with_cleanup(cgroup.remove()));
@@ -176,7 +181,7 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
 
 /// A new v1 cpuset cgroup has empty cpuset.cpus and cpuset.mems, and takes
 /// no process until both are set: copy them from its parent.
-fn init_cpuset(dir: &Path) -> Result<()> {
+fn init_cpuset(dir: &Path, shown: bool) -> Result<()> {
     if !dir.join("cpuset.cpus").exists() {
         return Ok(());
     }
@@ -184,7 +189,7 @@ fn init_cpuset(dir: &Path) -> Result<()> {
     for file in ["cpuset.cpus", "cpuset.mems"] {
         if read_file(&dir.join(file))?.trim().is_empty() {
             let value = read_file(&parent.join(file))?;
-            write_file(&dir.join(file), value.trim())?;
+            write_file_as(&dir.join(file), value.trim(), shown)?;
         }
     }
     Ok(())

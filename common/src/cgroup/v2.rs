@@ -14,8 +14,8 @@
 use std::path::Path;
 
 use super::{
-    keyed_value, limits, mkdir, read_file, read_number, read_optional, write_file, Cgroup,
-    Hierarchy, Limits, Stats,
+    keyed_value, limits, mkdir, mkdir_as, read_file, read_number, read_optional, write_file,
+    Cgroup, Hierarchy, Limits, Stats,
 };
 use crate::error::{quote, Error, Result};
 use crate::{detail, narrate};
@@ -137,7 +137,7 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
     let mut tries = 0;
     loop {
         tries += 1;
-        mkdir(&stepbox)?;
+        mkdir_as(&stepbox, false)?;
         let made = enable_controllers(&stepbox, &wanted, &needed).and_then(|()| mkdir(&dir));
         match made {
             Err(error) if tries < 2 && error.errno() == Some(nix::errno::Errno::ENOENT) => continue,
