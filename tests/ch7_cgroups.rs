@@ -166,6 +166,17 @@ fn with_sys_admin_a_container_may_raise_its_limit_and_its_cgroups_go_with_it() {
 }
 
 #[test]
+fn rm_f_thaws_a_process_the_container_froze() {
+    let Ok(mode) = usable() else { return };
+    if mode == common::cgroup::Mode::V2 {
+        // v2's cgroup.kill kills frozen processes too.
+        support::skip("the v1 freezer's case; v2 kills through cgroup.kill");
+        return;
+    }
+    ch7::rm_f_thaws_a_process_the_container_froze(CH7);
+}
+
+#[test]
 fn a_sweep_leaves_the_cgroup_whose_monitor_still_runs() {
     let Ok(_) = usable() else { return };
     ch7::a_sweep_leaves_the_cgroup_whose_monitor_still_runs(CH7);

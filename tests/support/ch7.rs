@@ -598,6 +598,48 @@ pub fn with_sys_admin_a_container_may_raise_its_limit_and_its_cgroups_go_with_it
     quiet(ch, &sandbox, &["run", "--rm", "busybox", "true"]).assert_ok();
 }
 
+/// A process the container froze (v1 freezer, with SYS_ADMIN) takes no
+/// SIGKILL until thawed: `rm -f` thaws it first, and nothing is left.
+pub fn rm_f_thaws_a_process_the_container_froze(ch: Chapter) {
+    let sandbox = sandbox(Who::Caller);
+    let script = "mount -o remount,bind,rw /sys/fs/cgroup/freezer && mkdir /sys/fs/cgroup/freezer/ice && \
+                  (sleep 1000 & echo $! > /sys/fs/cgroup/freezer/ice/cgroup.procs; \
+                   echo FROZEN > /sys/fs/cgroup/freezer/ice/freezer.state; echo frozen) && exec sleep 1000";
+    quiet(
+        ch,
+        &sandbox,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ice",
+            "--cap-add",
+            "SYS_ADMIN",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+    .assert_ok();
+    let id = container_id(ch, &sandbox, "ice");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            quiet(ch, &sandbox, &["logs", "ice"])
+                .stdout
+                .contains("frozen")
+        }),
+        "it did not freeze: {:?}",
+        quiet(ch, &sandbox, &["logs", "ice"])
+    );
+    quiet(ch, &sandbox, &["rm", "-f", "ice"]).assert_ok();
+    assert!(
+        eventually(Duration::from_secs(5), || cgroup_dirs(&id).is_empty()),
+        "left: {:?}",
+        cgroup_dirs(&id)
+    );
+}
+
 /// A detached container that has exited, whose monitor has not yet read
 /// its cgroup (stopped here with SIGSTOP), keeps its cgroup through other
 /// runs' sweeps, however old: the monitor holds its lock. Once it goes on,

@@ -130,7 +130,19 @@ fn in_use(hierarchy: &Hierarchy, id: &str) -> bool {
         .ok()
         .and_then(|made| made.elapsed().ok())
         .is_none_or(|age| age < STARTING);
-    young || cgroup.is_locked() || cgroup.is_populated().unwrap_or(true)
+    if young || cgroup.is_locked() {
+        return true;
+    }
+    let populated = cgroup.is_populated().unwrap_or(true);
+    if populated {
+        // Processes and no runner: not ours to kill, but never in silence.
+        crate::error::notice(format_args!(
+            "the cgroup {} holds processes but no stepbox runs its container: \
+             stop them, or remove the container with rm -f",
+            quote(cgroup.path())
+        ));
+    }
+    populated
 }
 
 /// Remove the cgroups whose containers are gone (a killed monitor or
@@ -310,10 +322,9 @@ pub fn join_namespace() -> Result<()> {
 
 /// `/sys` in `new_root`, before the switch: a small read-only tmpfs (not
 /// the host's sysfs, which would show the host's devices and, without a
-/// network namespace, cannot be mounted rootless), holding on v2 the
-/// container's own cgroup, read-only, at /sys/fs/cgroup. On v1 hosts
-/// /sys/fs/cgroup stays empty: the container sees its cgroups only in
-/// /proc/self/cgroup (each `/`).
+/// network namespace, cannot be mounted rootless), holding the container's
+/// own cgroup, read-only: on v2 at /sys/fs/cgroup, on v1 each tree at
+/// /sys/fs/cgroup/<tree>. Without a cgroup (rootless on v1) it stays empty.
 pub fn mount_sys(new_root: &Path) -> Result<()> {
     let sys = new_root.join("sys");
     match std::fs::symlink_metadata(&sys) {

@@ -175,7 +175,11 @@ impl Hierarchy {
 
     /// v1: every tree this host mounts.
     pub fn trees(&self) -> &[v1::Tree] {
-        self.trees.get_or_init(|| v1::trees(&self.base))
+        // On the real /sys/fs/cgroup a tree is a cgroup mount, never a
+        // stray directory (a test's fake base has only directories).
+        let mounted_only = self.base == Path::new(CGROUP_ROOT);
+        self.trees
+            .get_or_init(|| v1::trees(&self.base, mounted_only))
     }
 
     /// The directory holding every container's cgroup, in `tree` (v1: a
@@ -464,6 +468,15 @@ impl Cgroup {
         if self.mode == Mode::V2 && v2::kill(&self.dirs[0])? {
             return Ok(());
         }
+        // A frozen process (v1 freezer, which a container with SYS_ADMIN
+        // can use on itself) takes no signal until thawed: thaw first, as
+        // runc does.
+        for dir in self.dirs.iter().flat_map(|dir| subtree(dir)) {
+            let state = dir.join("freezer.state");
+            if read_optional(&state)?.is_some_and(|s| s.trim() != "THAWED") {
+                write_file(&state, "THAWED")?;
+            }
+        }
         let deadline = Instant::now() + REMOVE_PATIENCE;
         loop {
             let pids = self.pids()?;
@@ -591,7 +604,14 @@ pub fn write_file_as(path: &Path, value: &str, shown: bool) -> Result<()> {
         true => narrate!(7, "write({}, {})", quote(path), quote(value)),
         false => detail!(7, "write({}, {})", quote(path), quote(value)),
     }
-    fs::write(path, value).map_err(|e| write_error(path, value, e))
+    // Never O_CREAT: a cgroup's files are the kernel's, and one that is
+    // not there is an error, not a file to make.
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut file| io::Write::write_all(&mut file, value.as_bytes()))
+        .map_err(|e| write_error(path, value, e))
 }
 
 fn write_error(path: &Path, value: &str, error: io::Error) -> Error {

@@ -56,7 +56,7 @@ pub struct Tree {
 /// Distros often mount cpu and cpuacct together as `cpu,cpuacct`, with
 /// `cpu` and `cpuacct` symlinks to it: the tree is used once. A cgroup2
 /// mount (a hybrid host's unified/) is not a v1 tree.
-pub fn trees(base: &Path) -> Vec<Tree> {
+pub fn trees(base: &Path, mounted_only: bool) -> Vec<Tree> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(base)
         .into_iter()
@@ -80,6 +80,9 @@ pub fn trees(base: &Path) -> Vec<Tree> {
             continue;
         };
         let options = mount_options(&mountinfo, &real);
+        if mounted_only && options.is_none() {
+            continue;
+        }
         trees.push(Tree {
             name: name.to_string(),
             dir: real.clone(),
@@ -137,8 +140,14 @@ fn needed(limits: &Limits) -> Vec<&'static str> {
 /// Make `<tree>/<parent>/stepbox/<name>` in every v1 tree.
 pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgroup> {
     for controller in needed(limits) {
-        // A tree's root may lack the controller's files (the root has no pids.max).
-        if !hierarchy.base.join(controller).is_dir() {
+        // A tree's root may lack the controller's files (the root has no
+        // pids.max): the controller's name, or a tree that holds its files.
+        let found = hierarchy.base.join(controller).is_dir()
+            || hierarchy
+                .trees()
+                .iter()
+                .any(|t| t.dir.join(marker(controller)).exists());
+        if !found {
             return Err(Error::Invalid(format!(
                 "this host mounts no v1 {controller} controller under {}, so that limit cannot be set: \
                  mount -t cgroup -o {controller} cgroup {}/{controller}",

@@ -300,8 +300,17 @@ mod tests {
             cpuset_cpus: None,
             cpu_shares: Some(1024),
         };
-        // The kernel makes memory.swap.max only where swap is accounted.
-        std::fs::write(dir.path().join("memory.swap.max"), "max").unwrap();
+        // The kernel makes a cgroup's files (memory.swap.max only where
+        // swap is accounted); stepbox never creates one.
+        for file in [
+            "memory.max",
+            "memory.swap.max",
+            "cpu.max",
+            "pids.max",
+            "cpu.weight",
+        ] {
+            std::fs::write(dir.path().join(file), "max").unwrap();
+        }
         apply(dir.path(), &limits).unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         assert_eq!(read("memory.max"), "33554432");
