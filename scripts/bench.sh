@@ -942,21 +942,23 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch7 ]; then
     echo "  info  ch7 - ch6, median of the pairs' differences = $(paired_difference ch7_times ch6_times) ms"
     compare "ch7 run --rm, three limits" "ch6 run --rm" 1.2
     # The kernel's share, for the reader (no target): a shell that moves
-    # itself into a new cgroup, against one that does not. On v1 the first
-    # move waits for an RCU grace period; on v2 ch7 moves nothing (clone3
-    # starts the child inside) and the pair shows what a move would cost.
+    # itself into a new cgroup, against one that does not, each after 50 ms
+    # without a move (as between two runs). The first move after a pause
+    # waits for an RCU grace period (cgroup_threadgroup_rwsem); moves right
+    # after it do not. On v2 ch7 moves nothing (clone3 starts the child
+    # inside), and the pair shows what a move would cost.
     floor_tree=/sys/fs/cgroup/pids
     [ -d "$floor_tree" ] || floor_tree=/sys/fs/cgroup
     floor_dir=$floor_tree/stepbox-bench-floor
     if mkdir "$floor_dir" 2>/dev/null; then
       # shellcheck disable=SC2034  # read by name, in alternate
-      moved=(sh -c "echo \$\$ > $floor_dir/cgroup.procs")
+      moved=(sh -c "sleep 0.05; echo \$\$ > $floor_dir/cgroup.procs")
       # shellcheck disable=SC2034  # read by name, in alternate
-      unmoved=(sh -c ':')
+      unmoved=(sh -c 'sleep 0.05')
       moved_times=() unmoved_times=()
       alternate moved_times moved unmoved_times unmoved </dev/null
       rmdir "$floor_dir"
-      echo "  info  the kernel's part: sh moving itself into a cgroup of $floor_tree - sh not moving, median of the pairs' differences = $(paired_difference moved_times unmoved_times) ms"
+      echo "  info  the kernel's part: sh moving itself into a cgroup of $floor_tree after a pause - sh not moving, median of the pairs' differences = $(paired_difference moved_times unmoved_times) ms"
     fi
   fi
 fi

@@ -102,6 +102,17 @@ pub fn v1_tree_names() -> Vec<String> {
     names
 }
 
+/// The host pids of detached container `name`'s init and its monitor, from
+/// its state.json.
+pub fn init_and_monitor(sandbox: &Sandbox, name: &str) -> (i32, i32) {
+    let path = sandbox
+        .data_root()
+        .join(format!("containers/{name}/state.json"));
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let pid = |key: &str| state[key].as_i64().unwrap() as i32;
+    (pid("pid"), pid("monitor_pid"))
+}
+
 /// The `ps -a` row of container `name`.
 pub fn ps_row(ch: Chapter, sandbox: &Sandbox, name: &str) -> String {
     let out = quiet(ch, sandbox, &["ps", "-a"]);
@@ -468,11 +479,7 @@ pub fn the_container_sees_its_cgroup_as_root_and_sys_read_only(ch: Chapter, mode
     // root, with the release_agent any root may point at a program).
     if let Mode::V1 { .. } = mode {
         let id = container_id(ch, &sandbox, "x");
-        let state: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(sandbox.data_root().join("containers/x/state.json")).unwrap(),
-        )
-        .unwrap();
-        let pid = state["pid"].as_i64().unwrap();
+        let (pid, _) = init_and_monitor(&sandbox, "x");
         let seen = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         let v1: Vec<&str> = seen.lines().filter(|l| !l.starts_with("0::")).collect();
         assert_eq!(v1.len(), v1_tree_names().len(), "{seen}");
@@ -523,14 +530,7 @@ pub fn the_cgroup_is_removed_on_exit_by_rm_and_when_stale(ch: Chapter) {
     assert!(cgroup_dirs(&removed).is_empty(), "after rm -f");
     // A killed monitor leaves its container's cgroup: the next run removes it.
     let stale = detached("stale");
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(sandbox.data_root().join("containers/stale/state.json")).unwrap(),
-    )
-    .unwrap();
-    let (init, monitor) = (
-        state["pid"].as_i64().unwrap() as i32,
-        state["monitor_pid"].as_i64().unwrap() as i32,
-    );
+    let (init, monitor) = init_and_monitor(&sandbox, "stale");
     // SAFETY: kill(2) on the monitor this test started.
     assert_eq!(unsafe { libc::kill(monitor, libc::SIGKILL) }, 0);
     assert!(super::wait_until_dead(init, Duration::from_secs(5)));
@@ -655,14 +655,7 @@ pub fn a_sweep_leaves_the_cgroup_whose_monitor_still_runs(ch: Chapter) {
     )
     .assert_ok();
     let id = container_id(ch, &sandbox, "held");
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(sandbox.data_root().join("containers/held/state.json")).unwrap(),
-    )
-    .unwrap();
-    let (init, monitor) = (
-        state["pid"].as_i64().unwrap() as i32,
-        state["monitor_pid"].as_i64().unwrap() as i32,
-    );
+    let (init, monitor) = init_and_monitor(&sandbox, "held");
     // SAFETY: kill(2) on the monitor and the container this test started.
     unsafe {
         assert_eq!(libc::kill(monitor, libc::SIGSTOP), 0);
