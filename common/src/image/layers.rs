@@ -595,7 +595,7 @@ fn recorded_diff(root: &DataRoot, hex: &str) -> Option<String> {
 /// the layer again.
 fn remember_diff(root: &DataRoot, hex: &str, diff: &str) -> Result<()> {
     let path = root.dir("index")?.join(format!("diff-{hex}"));
-    crate::dataroot::write_atomically(&path, diff.as_bytes())
+    crate::dataroot::write_durably(&path, diff.as_bytes())
 }
 
 /// The `rootfs.diff_ids` of an image config: the sha256 of each layer's
@@ -722,7 +722,7 @@ pub(super) fn remember_source(record: &Path, tarball: &Path) -> Result<()> {
         return Ok(());
     };
     let json = serde_json::to_vec(&identity).expect("the source record serialises");
-    crate::dataroot::write_atomically(record, &json)
+    crate::dataroot::write_durably(record, &json)
 }
 
 /// Whether `tarball` is the very file recorded in `record` (true when
@@ -793,7 +793,7 @@ fn remember(
     record.config = config.clone();
     let path = index_file(root, tarball, tag)?;
     let json = serde_json::to_vec(&record).expect("the index record serialises");
-    crate::dataroot::write_atomically(&path, &json)
+    crate::dataroot::write_durably(&path, &json)
 }
 
 #[cfg(test)]

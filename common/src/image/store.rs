@@ -187,7 +187,7 @@ impl<'a> Store<'a> {
         let value = serde_json::to_value(&index)
             .map_err(|e| Error::Internal(format!("writing the image index: {e}")))?;
         let json = serde_json::to_vec_pretty(&value).expect("a JSON value serialises");
-        dataroot::write_atomically(&self.index, &json)
+        dataroot::write_durably(&self.index, &json)
     }
 
     /// The image `spec` names: a reference (`busybox`, `app:v1`), or an
