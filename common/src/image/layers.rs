@@ -343,7 +343,7 @@ fn import_layer(
     kind: Kind,
 ) -> Result<(String, Option<String>)> {
     let scratch = root.scratch("layer")?;
-    let mut hashing = super::store::Hashing::new(reader);
+    let mut hashing = super::store::ParallelHashing::new(reader);
     let mut plain =
         super::store::Hashing::new(decompress(BufReader::with_capacity(1 << 16, &mut hashing))?);
     let unpacked = if kind == Kind::Checked {
@@ -365,7 +365,7 @@ fn import_layer(
     };
     drop(plain);
     io::copy(&mut hashing, &mut io::sink()).map_err(rest)?;
-    let digest = hashing.hex();
+    let digest = hashing.hex()?;
     let dest = super::mapped::layers_dir(root)?.join(&digest);
     if dest.is_dir() {
         detail!(3, "layer {digest} already present");

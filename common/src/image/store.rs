@@ -645,6 +645,65 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// As [`Hashing`], with the hashing on a second thread: on a machine with
+/// two cores it overlaps the unpacking, which is mostly the kernel's work
+/// (the first unpack of a big image is hashing and writing files in about
+/// equal parts). The thread ends with [`ParallelHashing::hex`], or when it
+/// is dropped: none outlives the unpack (a clone must find us alone).
+pub struct ParallelHashing<R> {
+    inner: R,
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<Sha256>>,
+}
+
+impl<R> ParallelHashing<R> {
+    pub fn new(inner: R) -> ParallelHashing<R> {
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let worker = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in received {
+                hasher.update(&chunk);
+            }
+            hasher
+        });
+        ParallelHashing {
+            inner,
+            chunks: Some(chunks),
+            worker: Some(worker),
+        }
+    }
+
+    /// The hex digest of what passed; the thread ends here.
+    pub fn hex(&mut self) -> Result<String> {
+        drop(self.chunks.take());
+        match self.worker.take().map(|worker| worker.join()) {
+            Some(Ok(hasher)) => Ok(format!("{:x}", hasher.finalize())),
+            // The thread only hashes: it cannot fail but by a bug.
+            _ => Err(Error::Internal("the hashing thread ended early".into())),
+        }
+    }
+}
+
+impl<R: Read> Read for ParallelHashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(chunks) = &self.chunks {
+            // The thread stops only when we drop `chunks`.
+            let _ = chunks.send(buf[..n].to_vec());
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for ParallelHashing<R> {
+    fn drop(&mut self) {
+        drop(self.chunks.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
 /// A writer that hashes and counts every byte it passes on.
 pub struct HashingWriter<W> {
     pub inner: W,

@@ -633,11 +633,19 @@ const SPACE_CHECK: u64 = 1 << 20;
 /// it, at most 1 GiB): a small compressed layer may expand to gigabytes (a
 /// decompression bomb), and the host needs its disk.
 fn copy_data(entry: &mut impl Read, file: &mut File, shown: &str) -> Result<()> {
+    thread_local! {
+        // One buffer for every entry: a new zeroed one each time cost more
+        // than the copying for an image of many small files.
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 16]);
+    }
+    BUF.with_borrow_mut(|buf| copy_with(entry, file, shown, buf))
+}
+
+fn copy_with(entry: &mut impl Read, file: &mut File, shown: &str, buf: &mut [u8]) -> Result<()> {
     use std::io::Write;
     use std::sync::atomic::Ordering;
-    let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = match entry.read(&mut buf) {
+        let n = match entry.read(buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
