@@ -284,21 +284,7 @@ fn chapter_6_may_not_exec_or_rm_a_chapter_7_container() {
 fn ps_columns_fit_an_oomkilled_status() {
     let Ok(_) = usable() else { return };
     let sandbox = ch7::sandbox(Who::Caller);
-    let out = ch7::quiet(
-        CH7,
-        &sandbox,
-        &[
-            "run",
-            "--name",
-            "hog",
-            "-m",
-            "32m",
-            "busybox",
-            "tail",
-            "/dev/zero",
-        ],
-    );
-    assert_eq!(out.code, Some(137), "{out:#?}");
+    ch7::run_a_hog(CH7, &sandbox);
     ch7::quiet(
         CH7,
         &sandbox,

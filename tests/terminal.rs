@@ -524,8 +524,10 @@ fn claim_the_callers_terminal_is_restored(who: Who) {
 }
 root_and_rootless!(claim_the_callers_terminal_is_restored: the_callers_terminal_is_restored, rootless_the_callers_terminal_is_restored);
 
+/// Start the chapter on the pty (retried while its copy in the sandbox is
+/// busy, as every test's start is: see support::spawn).
 fn command_spawn(mut command: Command) -> std::process::Child {
-    command.spawn().expect("start the chapter on the pty")
+    support::spawn(&mut command)
 }
 
 fn wait(child: &mut std::process::Child, terminal: &Terminal) -> std::process::ExitStatus {

@@ -157,27 +157,30 @@ pub fn stats(ch: Chapter, sandbox: &Sandbox, name: &str) -> StatsRow {
     }
 }
 
+/// Run container `hog`, a memory hog in `-m 32m`, to its end: exit 137.
+pub fn run_a_hog(ch: Chapter, sandbox: &Sandbox) -> Outcome {
+    // busybox tail keeps the last lines of /dev/zero: one endless line.
+    let args = [
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        "busybox",
+        "tail",
+        "/dev/zero",
+    ];
+    let out = quiet(ch, sandbox, &args);
+    assert_eq!(out.code, Some(137), "{out:#?}");
+    out
+}
+
 /// A memory hog in `-m 32m` is killed by the kernel's OOM killer: exit 137,
 /// and `ps -a` says OOMKilled (read from the cgroup's memory events); the
 /// cgroup is gone after the exit.
 pub fn a_memory_hog_is_oom_killed_and_ps_says_so(ch: Chapter) -> String {
     let sandbox = sandbox(Who::Caller);
-    // busybox tail keeps the last lines of /dev/zero: one endless line.
-    let out = quiet(
-        ch,
-        &sandbox,
-        &[
-            "run",
-            "--name",
-            "hog",
-            "-m",
-            "32m",
-            "busybox",
-            "tail",
-            "/dev/zero",
-        ],
-    );
-    assert_eq!(out.code, Some(137), "{out:#?}");
+    run_a_hog(ch, &sandbox);
     let row = ps_row(ch, &sandbox, "hog");
     assert!(row.contains("exited (137) OOMKilled"), "{row}");
     let id = container_id(ch, &sandbox, "hog");

@@ -444,7 +444,7 @@ pub fn run(mut command: Command) -> Outcome {
 /// Start `command`. A binary copied into a sandbox a moment ago may still be
 /// open for writing in a process another test thread is forking (until that
 /// process execs): the kernel then says ETXTBSY, and we try again.
-fn spawn(command: &mut Command) -> Child {
+pub fn spawn(command: &mut Command) -> Child {
     for _ in 0..200 {
         match command.spawn() {
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
