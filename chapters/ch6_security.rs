@@ -58,7 +58,8 @@ impl Chapter for Ch6 {
         restrictions.mounts(&spec.volumes)?;
         // 8. As in chapter 5: stdin, stdout and stderr.
         lifecycle::run::connect(stdio)?;
-        restrict_and_exec(&restrictions, command)
+        // 9-12. no_new_privs, the capabilities, seccomp, then exec.
+        restrictions.exec(command)
     }
 
     /// `exec`'s story: chapter 5's, with the same restrictions as `run`'s
@@ -74,27 +75,8 @@ impl Chapter for Ch6 {
         if let Some(console) = console {
             terminal::attach(console)?;
         }
-        restrict_and_exec(&restrictions, command)
+        restrictions.exec(command)
     }
-}
-
-/// The last steps of every process that enters a chapter 6 container.
-fn restrict_and_exec(
-    restrictions: &Restrictions,
-    command: &process::Command,
-) -> Result<Infallible> {
-    // 9. no_new_privs before seccomp: without it, installing a filter
-    //    needs CAP_SYS_ADMIN (docs/ch6-security.md#no_new_privs).
-    restrictions.no_new_privs()?;
-    // 10. Capabilities after the mounts that need them
-    //     (docs/ch6-security.md#capabilities).
-    restrictions.capabilities(command.user.is_some())?;
-    // 11. seccomp last, right before exec, or it filters our own set-up;
-    //     what is left (chdir, the -u switch, close_range, execve) Docker's
-    //     profile allows (docs/ch6-security.md#seccomp).
-    restrictions.seccomp()?;
-    // 12. As in chapter 2: a clean environment (with -e), fds 0-2, exec.
-    command.exec()
 }
 
 fn main() -> ExitCode {

@@ -100,7 +100,8 @@ impl Chapter for Ch7 {
         restrictions.mounts(&spec.volumes)?;
         // 11. As in chapter 5: stdin, stdout and stderr.
         lifecycle::run::connect(stdio)?;
-        restrict_and_exec(&restrictions, command)
+        // 12-15. As in chapter 6: no_new_privs, the capabilities, seccomp, exec.
+        restrictions.exec(command)
     }
 
     /// Before `exec` joins the container: into its cgroup, so the command is
@@ -123,7 +124,7 @@ impl Chapter for Ch7 {
         if let Some(console) = console {
             terminal::attach(console)?;
         }
-        restrict_and_exec(&restrictions, command)
+        restrictions.exec(command)
     }
 
     /// Once it exited: OOMKilled or not, from its cgroup; then the cgroup goes.
@@ -144,22 +145,6 @@ impl Chapter for Ch7 {
                 .and_then(|state| cgroup::container::print_stats(&state)),
         )
     }
-}
-
-/// The last steps of every process that enters a chapter 7 container,
-/// as in chapter 6.
-fn restrict_and_exec(
-    restrictions: &Restrictions,
-    command: &process::Command,
-) -> Result<Infallible> {
-    // 12. no_new_privs before seccomp (docs/ch6-security.md#no_new_privs).
-    restrictions.no_new_privs()?;
-    // 13. Capabilities after the mounts that need them.
-    restrictions.capabilities(command.user.is_some())?;
-    // 14. seccomp last, right before exec, or it filters our own set-up.
-    restrictions.seccomp()?;
-    // 15. As in chapter 2: a clean environment (with -e), fds 0-2, exec.
-    command.exec()
 }
 
 fn main() -> ExitCode {

@@ -220,6 +220,23 @@ impl Restrictions {
         caps::limit_to(self.caps, switching_user)
     }
 
+    /// The last steps of every process that enters a chapter 6 or 7
+    /// container (`run`'s command and `exec`'s), each where it must come.
+    pub fn exec(&self, command: &crate::process::Command) -> Result<std::convert::Infallible> {
+        // no_new_privs before seccomp: without it, installing a filter
+        // needs CAP_SYS_ADMIN (docs/ch6-security.md#no_new_privs).
+        self.no_new_privs()?;
+        // Capabilities after the mounts that need them
+        // (docs/ch6-security.md#capabilities).
+        self.capabilities(command.user.is_some())?;
+        // seccomp last, right before exec, or it filters our own set-up;
+        // what is left (chdir, the -u switch, close_range, execve) Docker's
+        // profile allows (docs/ch6-security.md#seccomp).
+        self.seccomp()?;
+        // As in chapter 2: a clean environment (with -e), fds 0-2, exec.
+        command.exec()
+    }
+
     /// Install the seccomp filter. Everything this process does after it
     /// is filtered: the working directory, the user switch, close_range and
     /// execve, which Docker's profile all allows.
