@@ -433,6 +433,34 @@ fn limits_hold(hierarchy: &Hierarchy, version: &str) {
         assert!(!dir.exists(), "{} is still there", dir.display());
     }
     println!("{HELD} stale-removed");
+
+    // One that still holds a process, old and with nobody holding its lock,
+    // is named by the next run's sweep, and left as it is; the run goes on.
+    let name = format!("stepbox-test-held-{pid}");
+    let held = Removed(Some(hierarchy.create(&name, &Limits::default()).unwrap()));
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    held.get().join(Pid::from_raw(sleeper.id() as i32)).unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(held.get().path())
+        .and_then(|dir| dir.set_modified(hour_ago))
+        .unwrap();
+    let sandbox = support::ch7::sandbox(support::Who::Caller);
+    let out = support::ch7::quiet(CH7, &sandbox, &["run", "--rm", "busybox", "true"]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    out.assert_ok();
+    let named = format!(
+        "the cgroup \"{}\" holds processes but no stepbox runs its container",
+        held.get().path().display()
+    );
+    assert!(out.stderr.contains(&named), "{out:#?}");
+    assert!(
+        held.get().path().is_dir(),
+        "a sweep took a cgroup with a process in it"
+    );
 }
 
 /// Keep a CPU busy for `wall` of wall-clock time.
