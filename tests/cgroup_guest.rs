@@ -27,7 +27,7 @@ use support::guest;
 const HELD: &str = "held:";
 
 /// Every check `in_guest` makes, by the word it prints after [`HELD`].
-const GUEST_CHECKS: [&str; 15] = [
+const GUEST_CHECKS: [&str; 16] = [
     "cgroup2-alone",
     "controllers",
     "overlayfs",
@@ -42,6 +42,7 @@ const GUEST_CHECKS: [&str; 15] = [
     "ch7-limits",
     "ch7-rootless-refused",
     "ch7-rootless-delegated",
+    "ch7-without-clone3",
     "removed",
 ];
 
@@ -138,6 +139,8 @@ fn in_guest() {
     clone_into_cgroup_starts_the_child_inside(&hierarchy);
     println!("{HELD} clone-into-cgroup");
     ch7_claims_hold();
+    without_clone3_the_pid_is_written_instead();
+    println!("{HELD} ch7-without-clone3");
     rootless_limits_hold_in_a_delegated_cgroup();
     // Nothing else runs in the guest: no stepbox cgroup at all may be left.
     assert_no_stepbox_cgroup_left("");
@@ -460,6 +463,84 @@ fn limits_hold(hierarchy: &Hierarchy, version: &str) {
     assert!(
         held.get().path().is_dir(),
         "a sweep took a cgroup with a process in it"
+    );
+}
+
+/// Where clone3 answers ENOSYS (a kernel before 5.3, or a seccomp filter
+/// around stepbox, as Docker's is), chapter 7 on v2 clones as on v1 and
+/// writes the child's pid to cgroup.procs before its release; the limit
+/// holds inside.
+fn without_clone3_the_pid_is_written_instead() {
+    let sandbox = support::ch7::sandbox(support::Who::Caller);
+    let mut command = sandbox.command(
+        CH7.bin,
+        &[
+            "run",
+            "--rm",
+            "-m",
+            "32m",
+            "busybox",
+            "cat",
+            "/sys/fs/cgroup/memory.max",
+        ],
+    );
+    // A filter that answers ENOSYS to clone3 and allows the rest.
+    let filter = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_clone3 as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    let program_at = &program as *const libc::sock_fprog as usize;
+    // SAFETY: between fork and exec only two system calls, on memory that
+    // outlives the spawn (the filter is copied in by the kernel).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    program_at,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = support::run(command);
+    out.assert_ok();
+    assert_eq!(out.stdout, "33554432\n", "{out:#?}");
+    assert!(out.stderr.contains("/cgroup.procs\", \""), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("CLONE_INTO_CGROUP, cgroup ="),
+        "{}",
+        out.stderr
     );
 }
 
