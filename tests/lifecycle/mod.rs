@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    self, assert_mount_table_unchanged, busybox_image, chown_to_sandbox_user, list_dir,
-    mount_table, process_state, wait_until_dead, Chapter, Outcome, Sandbox, Who,
+    self, assert_mount_table_unchanged, busybox_image, chown_to_sandbox_user, eventually, list_dir,
+    mount_table, process_state, quiet, wait_until_dead, Chapter, Outcome, Sandbox, Who,
 };
 
 /// A sandbox holding the busybox image, whose runs are `who`'s.
@@ -24,25 +24,6 @@ fn sandbox(who: Who) -> Sandbox {
     let sandbox = Sandbox::new(who);
     sandbox.with_busybox();
     sandbox
-}
-
-/// Run chapter `ch` quietly (`-q`) with `args`.
-fn quiet(ch: Chapter, sandbox: &Sandbox, args: &[&str]) -> Outcome {
-    let mut all = vec!["-q"];
-    all.extend_from_slice(args);
-    sandbox.run(ch.bin, &all)
-}
-
-/// Poll `check` until it holds or `limit` passes.
-fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    check()
 }
 
 /// The `ps -a` row of container `name`, split into columns.

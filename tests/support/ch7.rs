@@ -28,24 +28,7 @@ pub fn sandbox(who: Who) -> Sandbox {
     sandbox
 }
 
-/// Run chapter `ch` quietly (`-q`).
-pub fn quiet(ch: Chapter, sandbox: &Sandbox, args: &[&str]) -> Outcome {
-    let mut all = vec!["-q"];
-    all.extend_from_slice(args);
-    sandbox.run(ch.bin, &all)
-}
-
-/// Poll `check` until it holds or `limit` passes.
-pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    check()
-}
+pub use super::{eventually, quiet};
 
 /// The id of container `name` (its cgroup's name).
 pub fn container_id(ch: Chapter, sandbox: &Sandbox, name: &str) -> String {

@@ -441,6 +441,25 @@ pub fn run(mut command: Command) -> Outcome {
     }
 }
 
+/// Run chapter `ch` quietly (`-q`) with `args`.
+pub fn quiet(ch: Chapter, sandbox: &Sandbox, args: &[&str]) -> Outcome {
+    let mut all = vec!["-q"];
+    all.extend_from_slice(args);
+    sandbox.run(ch.bin, &all)
+}
+
+/// Poll `check` until it holds or `limit` passes.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
 /// Start `command`. A binary copied into a sandbox a moment ago may still be
 /// open for writing in a process another test thread is forking (until that
 /// process execs): the kernel then says ETXTBSY, and we try again.
