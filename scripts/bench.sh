@@ -141,7 +141,9 @@ cleanup() {
   for state in "${STEPBOX_ROOT:-/nonexistent}"/containers/*/state.json; do
     [ -e "$state" ] || continue
     name=$(basename "$(dirname "$state")")
-    "$bin/ch5-commit" -q rm -f "$name" >/dev/null ||
+    # The last chapter may remove any chapter's container (an earlier one
+    # refuses a later one's: it knows nothing of its cgroup).
+    "$bin/ch7-cgroups" -q rm -f "$name" >/dev/null ||
       echo "bench.sh: could not remove container $name" >&2
   done
   if [ -n "$old_src" ]; then
@@ -149,8 +151,11 @@ cleanup() {
       echo "bench.sh: could not remove the git worktree $old_src" >&2
   fi
   rm -rf "$STEPBOX_ROOT" "$results" "$work" "${scratch_dirs[@]}"
+  # A cgroup is removed by rmdir alone, once no process is in it.
+  [ -z "$floor_dir" ] || [ ! -d "$floor_dir" ] || rmdir "$floor_dir" ||
+    echo "bench.sh: could not remove the cgroup $floor_dir" >&2
 }
-STEPBOX_ROOT='' results='' work='' old_src='' scratch_dirs=()
+STEPBOX_ROOT='' results='' work='' old_src='' scratch_dirs=() floor_dir=''
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -949,16 +954,19 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch7 ]; then
     # inside), and the pair shows what a move would cost.
     floor_tree=/sys/fs/cgroup/pids
     [ -d "$floor_tree" ] || floor_tree=/sys/fs/cgroup
-    floor_dir=$floor_tree/stepbox-bench-floor
-    if mkdir "$floor_dir" 2>/dev/null; then
+    if mkdir "$floor_tree/stepbox-bench-floor" 2>/dev/null; then
+      floor_dir=$floor_tree/stepbox-bench-floor
       # shellcheck disable=SC2034  # read by name, in alternate
       moved=(sh -c "sleep 0.05; echo \$\$ > $floor_dir/cgroup.procs")
       # shellcheck disable=SC2034  # read by name, in alternate
       unmoved=(sh -c 'sleep 0.05')
+      # shellcheck disable=SC2034  # filled by name, in alternate
       moved_times=() unmoved_times=()
       alternate moved_times moved unmoved_times unmoved </dev/null
-      rmdir "$floor_dir"
+      rmdir "$floor_dir" && floor_dir=''
       echo "  info  the kernel's part: sh moving itself into a cgroup of $floor_tree after a pause - sh not moving, median of the pairs' differences = $(paired_difference moved_times unmoved_times) ms"
+    else
+      echo "  info  the kernel's part: not measured: no cgroup can be made in $floor_tree"
     fi
   fi
 fi
