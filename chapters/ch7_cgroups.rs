@@ -78,7 +78,8 @@ impl Chapter for Ch7 {
     ) -> Result<Infallible> {
         let restrictions = Restrictions::new(&spec.chapter.security)?;
         // 1. Our own cgroup namespace, first: it is rooted where we are when
-        //    it is made, and the parent has just put us in our cgroup
+        //    it is made, and we are in our cgroup already (born there on
+        //    v2, moved there on v1 before the go byte)
         //    (docs/ch7-cgroups.md#inside-the-container).
         cgroup::container::unshare_namespace()?;
         // 2-6. As in chapter 5: a private mount table, the hostname, the
@@ -89,7 +90,8 @@ impl Chapter for Ch7 {
         let new_root = &spec.layout.merged;
         rootfs::mount_proc_dev_tmp(new_root)?;
         // 7. /sys: a read-only tmpfs, with our cgroup read-only at
-        //    /sys/fs/cgroup on v2 (docs/ch7-cgroups.md#inside-the-container).
+        //    /sys/fs/cgroup on v2, and each of our v1 trees below it on v1
+        //    (docs/ch7-cgroups.md#inside-the-container).
         cgroup::container::mount_sys(new_root)?;
         // 8-9. As in chapter 4, the volumes; then into the new root.
         for volume in &spec.volumes {
