@@ -352,8 +352,14 @@ impl Container {
     /// Once joined, /proc is the container's, where the init's host pid
     /// names nothing: whether it is still there is asked of kill(2), which
     /// still takes host pids (its start time was checked before the join).
+    /// That check alone cannot tell: an init that has exited but is not yet
+    /// reaped still answers kill(2), so ENOMEM is taken as the kernel's
+    /// word (alloc_pid says it once the namespace has no init).
     pub fn explain(&self, state: &State, error: Error) -> Error {
-        let gone = matches!(error.errno(), Some(Errno::ENOENT | Errno::ESRCH));
+        let gone = matches!(
+            error.errno(),
+            Some(Errno::ENOENT | Errno::ESRCH | Errno::ENOMEM)
+        );
         let alive = state.pid.is_some_and(|pid| match process::start_time(pid) {
             Some(start) => Some(start) == state.pid_start_time,
             // Not in this /proc as a live process: a zombie (then gone), or
