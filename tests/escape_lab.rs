@@ -646,7 +646,7 @@ fn profile_file(dir: &Path, name: &str, change: impl FnOnce(&mut serde_json::Val
 // rule under an ERRNO default lets the call through (it was denied, the
 // allowlist's default winning); clone3's ENOSYS under a KILL default is
 // ENOSYS (it was killed). And a deny-list profile cannot be passed by x32
-// numbers (bit 30 set; seccompiler checks the architecture only): refused
+// numbers (bit 30 set; a filter checks the architecture, not that bit): refused
 // with EPERM, where the kernel would have been asked.
 #[test]
 fn a_profiles_rules_keep_their_actions_and_x32_numbers_are_refused() {

@@ -9,6 +9,7 @@
 //! Each step here takes one of those away, as runc and Docker do, and
 //! `--privileged` skips them all, as Docker's does.
 
+pub mod bpf;
 pub mod caps;
 pub mod lab;
 pub mod masks;

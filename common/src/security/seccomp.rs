@@ -10,23 +10,21 @@
 //! (`open_by_handle_at` with CAP_DAC_READ_SEARCH, `mount` with
 //! CAP_SYS_ADMIN).
 //!
-//! The filter is compiled to BPF by `seccompiler` (rust-vmm's, Firecracker's):
-//! pure Rust, so stepbox builds with no libseccomp installed. Its filters
-//! have one action for all their rules, so a profile becomes one filter
-//! per action: the allowlist (its default action for everything else),
-//! then one filter for each other action (clone3's ENOSYS). The kernel runs
-//! every filter and takes the most severe answer; between two errnos, the
-//! filter installed last, so those go after the allowlist.
+//! The filter is compiled to BPF by stepbox itself ([`super::bpf`]): a
+//! binary search over call numbers, so stepbox builds with no libseccomp
+//! installed. Each filter has one action for all its rules, so a profile
+//! becomes one filter per action: the allowlist (its default action for
+//! everything else), then one filter for each other action (clone3's
+//! ENOSYS). The kernel runs every filter and takes the most severe answer;
+//! between two errnos, the filter installed last, so those go after the
+//! allowlist.
 
 use std::collections::BTreeMap;
 
 use nix::errno::Errno;
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
 use serde::Deserialize;
 
+use super::bpf::{self, Action, Condition, Op, Program};
 use super::caps::CapSet;
 use super::syscalls;
 use crate::error::{quote, Error, Result};
@@ -128,8 +126,8 @@ impl Profile {
     /// [`Profile::compile`], remembered for `origin` and `caps`: `run`
     /// compiles on the host when it checks the flags, before the clone,
     /// so that the container only installs what is ready.
-    pub fn compiled(&self, caps: CapSet, origin: &str) -> Result<Vec<BpfProgram>> {
-        type Compiled = (String, CapSet, Vec<BpfProgram>);
+    pub fn compiled(&self, caps: CapSet, origin: &str) -> Result<Vec<Program>> {
+        type Compiled = (String, CapSet, Vec<Program>);
         static LAST: std::sync::Mutex<Option<Compiled>> = std::sync::Mutex::new(None);
         let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((o, c, programs)) = last.as_ref() {
@@ -144,15 +142,40 @@ impl Profile {
 
     /// The BPF filters for a container holding `caps`, on this machine, in
     /// the order to install them.
-    pub fn compile(&self, caps: CapSet, origin: &str) -> Result<Vec<BpfProgram>> {
-        let arch = target_arch();
+    pub fn compile(&self, caps: CapSet, origin: &str) -> Result<Vec<Program>> {
+        let default = action(&self.default_action, self.default_errno_ret, origin)?;
+        let mut programs = Vec::new();
+        for (act, calls) in self.plan(caps, origin)? {
+            let mismatched = if act == Action::Allow {
+                default
+            } else {
+                Action::Allow
+            };
+            let filter = bpf::Filter {
+                arch: bpf::native_arch(),
+                calls,
+                matched: act,
+                mismatched,
+            };
+            programs.push(bpf::compile(&filter).map_err(|e| invalid(origin, &e))?);
+        }
+        if cfg!(target_arch = "x86_64") {
+            if let Some(first) = programs.first_mut() {
+                refuse_x32(first);
+            }
+        }
+        Ok(programs)
+    }
+
+    /// What the filters hold: for each action, the calls it answers (with
+    /// their rules), the allowlist first; its filter answers the profile's
+    /// default to every other call, the others allow every other call.
+    pub fn plan(&self, caps: CapSet, origin: &str) -> Result<Vec<(Action, Calls)>> {
         let kernel = kernel_version();
         let default = action(&self.default_action, self.default_errno_ret, origin)?;
         // Rules by action, then by system call number: OR of rules, AND of
         // each rule's conditions, as libseccomp reads Docker's format.
-        // None: unconditional (any condition for the same call is moot).
-        type Calls = BTreeMap<i64, Option<Vec<Vec<SeccompCondition>>>>;
-        let mut grouped: Vec<(SeccompAction, Calls)> = Vec::new();
+        let mut grouped: Vec<(Action, Calls)> = Vec::new();
         let mut unknown = Vec::new();
         for rule in &self.syscalls {
             if !applies(rule, caps, kernel) {
@@ -167,25 +190,30 @@ impl Profile {
                 .iter()
                 .flatten()
                 .map(|arg| {
-                    SeccompCondition::new(
-                        arg.index,
-                        SeccompCmpArgLen::Qword,
-                        operator(arg, origin)?,
-                        compared_value(arg),
-                    )
-                    .map_err(|e| invalid(origin, &format!("argument {}: {e}", arg.index)))
+                    if arg.index > 5 {
+                        return Err(invalid(
+                            origin,
+                            &format!("argument {}: a system call has arguments 0 to 5", arg.index),
+                        ));
+                    }
+                    Ok(Condition {
+                        index: arg.index,
+                        op: operator(arg, origin)?,
+                        value: compared_value(arg),
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
             let index = match grouped.iter().position(|(a, _)| *a == act) {
                 Some(index) => index,
                 None => {
-                    grouped.push((act.clone(), BTreeMap::new()));
+                    grouped.push((act, BTreeMap::new()));
                     grouped.len() - 1
                 }
             };
             let calls = &mut grouped[index].1;
             for name in rule.names.iter().chain(rule.name.iter()) {
-                let Some(number) = syscalls::number(name) else {
+                let Some(number) = syscalls::number(name).and_then(|n| u32::try_from(n).ok())
+                else {
                     // As runc does: a name this architecture lacks is no error.
                     unknown.push(name.as_str());
                     continue;
@@ -207,21 +235,18 @@ impl Profile {
         // answers (with that rule's conditions), or its default, more
         // severe than the rule's action, would win (an ERRNO default over
         // a LOG rule, a KILL default over clone3's ENOSYS).
-        if default != SeccompAction::Allow {
+        if default != Action::Allow {
             let others: Vec<Calls> = by_action
                 .iter()
-                .filter(|(act, _)| *act != SeccompAction::Allow)
+                .filter(|(act, _)| *act != Action::Allow)
                 .map(|(_, calls)| calls.clone())
                 .collect();
-            if !by_action
-                .iter()
-                .any(|(act, _)| *act == SeccompAction::Allow)
-            {
-                by_action.push((SeccompAction::Allow, BTreeMap::new()));
+            if !by_action.iter().any(|(act, _)| *act == Action::Allow) {
+                by_action.push((Action::Allow, BTreeMap::new()));
             }
             let allowed = &mut by_action
                 .iter_mut()
-                .find(|(act, _)| *act == SeccompAction::Allow)
+                .find(|(act, _)| *act == Action::Allow)
                 .expect("an allowlist")
                 .1;
             for calls in others {
@@ -247,45 +272,20 @@ impl Profile {
         }
         // The allowlist first (its rules allow; everything else gets the
         // default), then the filters for every other action.
-        by_action.sort_by_key(|(act, _)| *act != SeccompAction::Allow);
-        let mut programs = Vec::new();
+        by_action.sort_by_key(|(act, _)| *act != Action::Allow);
         let has_allow = by_action
             .first()
-            .is_some_and(|(act, _)| *act == SeccompAction::Allow);
-        if !has_allow && default != SeccompAction::Allow {
+            .is_some_and(|(act, _)| *act == Action::Allow);
+        if !has_allow && default != Action::Allow {
             // Nothing allowed at all: one filter that answers `default`.
-            by_action.insert(0, (SeccompAction::Allow, BTreeMap::new()));
+            by_action.insert(0, (Action::Allow, BTreeMap::new()));
         }
-        for (act, calls) in by_action {
-            let mut rules = BTreeMap::new();
-            for (number, conditions) in calls {
-                // seccompiler: an empty chain matches on the number alone.
-                let chain = conditions
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(SeccompRule::new)
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| invalid(origin, &e.to_string()))?;
-                rules.insert(number, chain);
-            }
-            let mismatch = if act == SeccompAction::Allow {
-                default.clone()
-            } else {
-                SeccompAction::Allow
-            };
-            let filter = SeccompFilter::new(rules, mismatch, act, arch)
-                .map_err(|e| invalid(origin, &e.to_string()))?;
-            programs
-                .push(BpfProgram::try_from(filter).map_err(|e| invalid(origin, &e.to_string()))?);
-        }
-        if cfg!(target_arch = "x86_64") {
-            if let Some(first) = programs.first_mut() {
-                refuse_x32(first);
-            }
-        }
-        Ok(programs)
+        Ok(by_action)
     }
 }
+
+/// Calls by number, each with its rules ([`bpf::Rules`]).
+pub type Calls = BTreeMap<u32, bpf::Rules>;
 
 fn invalid(origin: &str, why: &str) -> Error {
     Error::Invalid(format!(
@@ -294,7 +294,7 @@ fn invalid(origin: &str, why: &str) -> Error {
 }
 
 /// libseccomp's SCMP_CMP_MASKED_EQ is `(arg & value) == valueTwo`;
-/// seccompiler's MaskedEq(mask) is `(arg & mask) == value`.
+/// [`Op::MaskedEq`]`(mask)` is `(arg & mask) == value`.
 fn compared_value(arg: &Arg) -> u64 {
     if arg.op == "SCMP_CMP_MASKED_EQ" {
         arg.value_two
@@ -303,15 +303,15 @@ fn compared_value(arg: &Arg) -> u64 {
     }
 }
 
-fn operator(arg: &Arg, origin: &str) -> Result<SeccompCmpOp> {
+fn operator(arg: &Arg, origin: &str) -> Result<Op> {
     Ok(match arg.op.as_str() {
-        "SCMP_CMP_EQ" => SeccompCmpOp::Eq,
-        "SCMP_CMP_NE" => SeccompCmpOp::Ne,
-        "SCMP_CMP_LT" => SeccompCmpOp::Lt,
-        "SCMP_CMP_LE" => SeccompCmpOp::Le,
-        "SCMP_CMP_GT" => SeccompCmpOp::Gt,
-        "SCMP_CMP_GE" => SeccompCmpOp::Ge,
-        "SCMP_CMP_MASKED_EQ" => SeccompCmpOp::MaskedEq(arg.value),
+        "SCMP_CMP_EQ" => Op::Eq,
+        "SCMP_CMP_NE" => Op::Ne,
+        "SCMP_CMP_LT" => Op::Lt,
+        "SCMP_CMP_LE" => Op::Le,
+        "SCMP_CMP_GT" => Op::Gt,
+        "SCMP_CMP_GE" => Op::Ge,
+        "SCMP_CMP_MASKED_EQ" => Op::MaskedEq(arg.value),
         other => {
             return Err(invalid(
                 origin,
@@ -321,15 +321,15 @@ fn operator(arg: &Arg, origin: &str) -> Result<SeccompCmpOp> {
     })
 }
 
-fn action(name: &str, errno: Option<u32>, origin: &str) -> Result<SeccompAction> {
+fn action(name: &str, errno: Option<u32>, origin: &str) -> Result<Action> {
     Ok(match name {
-        "SCMP_ACT_ALLOW" => SeccompAction::Allow,
+        "SCMP_ACT_ALLOW" => Action::Allow,
         // Docker's default errno for SCMP_ACT_ERRNO is EPERM.
-        "SCMP_ACT_ERRNO" => SeccompAction::Errno(errno.unwrap_or(libc::EPERM as u32)),
-        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => SeccompAction::KillThread,
-        "SCMP_ACT_KILL_PROCESS" => SeccompAction::KillProcess,
-        "SCMP_ACT_TRAP" => SeccompAction::Trap,
-        "SCMP_ACT_LOG" => SeccompAction::Log,
+        "SCMP_ACT_ERRNO" => Action::Errno(errno.unwrap_or(libc::EPERM as u32)),
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => Action::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
+        "SCMP_ACT_TRAP" => Action::Trap,
+        "SCMP_ACT_LOG" => Action::Log,
         other => {
             return Err(invalid(
                 origin,
@@ -390,16 +390,6 @@ fn docker_arch() -> &'static str {
     }
 }
 
-fn target_arch() -> TargetArch {
-    if cfg!(target_arch = "aarch64") {
-        TargetArch::aarch64
-    } else if cfg!(target_arch = "riscv64") {
-        TargetArch::riscv64
-    } else {
-        TargetArch::x86_64
-    }
-}
-
 fn parse_version(text: &str) -> (u32, u32) {
     let mut parts = text.split(['.', '-']).map(|p| p.parse().unwrap_or(0));
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
@@ -417,8 +407,8 @@ fn kernel_version() -> (u32, u32) {
 /// architecture in the filter's check: a filter that names calls by number
 /// would let them by. Refused (EPERM) ahead of the rest of `program`; its
 /// jumps are relative, so they still land where they did.
-fn refuse_x32(program: &mut BpfProgram) {
-    use seccompiler::sock_filter;
+fn refuse_x32(program: &mut Program) {
+    use libc::sock_filter;
     const X32_SYSCALL_BIT: u32 = 0x4000_0000;
     let stmt = |code: u32, k: u32| sock_filter {
         code: code as u16,
@@ -444,7 +434,7 @@ fn refuse_x32(program: &mut BpfProgram) {
     program.splice(0..0, guard);
 }
 
-pub fn install(programs: &[BpfProgram], what: &str) -> Result<()> {
+pub fn install(programs: &[Program], what: &str) -> Result<()> {
     for (i, program) in programs.iter().enumerate() {
         let call = format!(
             "seccomp(SECCOMP_SET_MODE_FILTER, 0, {{ .len = {}, .filter = {} }})",
@@ -456,15 +446,21 @@ pub fn install(programs: &[BpfProgram], what: &str) -> Result<()> {
             }
         );
         narrate!(6, "{call}");
-        seccompiler::apply_filter(program).map_err(|e| {
-            let errno = match e {
-                seccompiler::Error::Seccomp(errno) => {
-                    Errno::from_raw(errno.raw_os_error().unwrap_or(libc::EINVAL))
-                }
-                _ => Errno::EINVAL,
-            };
-            Error::sys(call.clone(), errno)
-        })?;
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr().cast_mut(),
+        };
+        // SAFETY: the kernel copies `len` instructions from `filter`, which
+        // `program` holds for the length of the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        Errno::result(rc).map_err(|errno| Error::sys(call.clone(), errno))?;
     }
     Ok(())
 }
@@ -486,6 +482,46 @@ mod tests {
             programs.iter().all(|p| p.len() < 4096),
             "BPF programs hold at most 4096 instructions"
         );
+    }
+
+    #[test]
+    fn dockers_profile_answers_every_call_as_seccompilers_chain_does() {
+        // Each filter, for three capability sets, against the same filter
+        // as seccompiler compiles it: every call number, on every edge of
+        // the argument rules (clone's flags, personality, socket).
+        let profile = Profile::docker_default();
+        for caps in [CapSet::docker_default(), CapSet::all(), CapSet(0)] {
+            let programs = profile.compile(caps, "default").unwrap();
+            let default = action(&profile.default_action, profile.default_errno_ret, "d").unwrap();
+            let plan = profile.plan(caps, "default").unwrap();
+            assert_eq!(programs.len(), plan.len());
+            for (i, ((act, calls), ours)) in plan.into_iter().zip(&programs).enumerate() {
+                let filter = bpf::Filter {
+                    arch: bpf::native_arch(),
+                    calls,
+                    matched: act,
+                    mismatched: if act == Action::Allow {
+                        default
+                    } else {
+                        Action::Allow
+                    },
+                };
+                let mut theirs = bpf::tests::reference(&filter);
+                if i == 0 && cfg!(target_arch = "x86_64") {
+                    refuse_x32(&mut theirs);
+                }
+                if i == 0 {
+                    // The allowlist: a few hundred instructions, not 1,600.
+                    assert!(
+                        ours.len() * 4 < theirs.len(),
+                        "{} against {}",
+                        ours.len(),
+                        theirs.len()
+                    );
+                }
+                bpf::tests::assert_same(ours, &theirs, &filter, 3000);
+            }
+        }
     }
 
     #[test]
@@ -577,10 +613,7 @@ mod tests {
             value_two: 0,
             op: "SCMP_CMP_MASKED_EQ".into(),
         };
-        assert_eq!(
-            operator(&arg, "p").unwrap(),
-            SeccompCmpOp::MaskedEq(0x7e02_0000)
-        );
+        assert_eq!(operator(&arg, "p").unwrap(), Op::MaskedEq(0x7e02_0000));
         assert_eq!(compared_value(&arg), 0);
     }
 }
