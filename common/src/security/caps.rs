@@ -189,14 +189,18 @@ pub fn held() -> CapSet {
 }
 
 /// The last capability the running kernel knows (`/proc/sys/kernel/cap_last_cap`),
-/// found by asking PR_CAPBSET_READ until it says EINVAL.
+/// found by asking PR_CAPBSET_READ until it says EINVAL: once per process
+/// (a container, cloned from its `run`, finds it known).
 fn last_cap() -> u32 {
-    let mut last = 0;
-    // SAFETY: PR_CAPBSET_READ only reads this process's bounding set.
-    while last < 63 && unsafe { libc::prctl(libc::PR_CAPBSET_READ, last + 1, 0, 0, 0) } >= 0 {
-        last += 1;
-    }
-    last
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        let mut last = 0;
+        // SAFETY: PR_CAPBSET_READ only reads this process's bounding set.
+        while last < 63 && unsafe { libc::prctl(libc::PR_CAPBSET_READ, last + 1, 0, 0, 0) } >= 0 {
+            last += 1;
+        }
+        last
+    })
 }
 
 /// Keep only `keep`: drop every other capability from the bounding set
