@@ -716,6 +716,15 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch6 ]; then
   compare "ch6 run --rm" "ch5 run --rm" 1.15
   echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
     ch6_times ch5_times) ms"
+  # What the seccomp filter costs a run: its parse, compile and install,
+  # and every later system call that passes it (an info row).
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch6_unconfined=("${ch6[@]}" run --rm --security-opt seccomp=unconfined busybox /bin/true)
+  echo "timing ch6-security run --rm with and without seccomp, $RUNS pairs..." >&2
+  ch6_times=() unconfined_times=()
+  alternate ch6_times ch6_rm unconfined_times ch6_unconfined </dev/null
+  echo "  info  the seccomp filter's cost (ch6 run --rm against seccomp=unconfined, median of the $RUNS pairs' differences) = $(paired_difference \
+    ch6_times unconfined_times) ms"
   echo "timing ch6-security run --rm and crun run, $RUNS pairs..." >&2
   # The pairs, and the arrays they fill, travel in and out as bash source.
   pairs="$(declare -f alternate time_once); $(declare -p RUNS WARMUP ch6_rm crun_run)

@@ -612,6 +612,7 @@ fn seccomp_arguments(who: Who) {
         ("personality(ADDR_NO_RANDOMIZE)", "EPERM"),
         ("socket(AF_UNIX)", "ok"),
         ("socket(AF_VSOCK)", "EPERM"),
+        ("socket(2^32 + AF_VSOCK)", "EPERM"),
         ("clone(CLONE_NEWNS|CLONE_NEWUSER|CLONE_THREAD)", "EPERM"),
         ("clone3(NULL, 0)", "ENOSYS"),
         ("unshare(CLONE_NEWUSER)", "EPERM"),

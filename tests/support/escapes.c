@@ -329,6 +329,9 @@ static int syscalls(void)
     if (fd >= 0)
         close(fd);
     report("socket(AF_VSOCK)", syscall(SYS_socket, 40, SOCK_STREAM, 0));
+    /* The same family with bit 32 set: the kernel reads an int (AF_VSOCK),
+     * a filter that compares all 64 bits sees a family above 40. */
+    report("socket(2^32 + AF_VSOCK)", syscall(SYS_socket, (1UL << 32) | 40, SOCK_STREAM, 0));
     /* Would make a child: flags that make clone fail first if it is allowed. */
     report("clone(CLONE_NEWNS|CLONE_NEWUSER|CLONE_THREAD)",
            syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWUSER | CLONE_THREAD, 0, 0, 0, 0));

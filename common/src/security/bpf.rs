@@ -7,9 +7,9 @@
 //! binary search over ranges of numbers that get the same answer, as
 //! libseccomp's optimised filters do. A chain that asks "is it read? is it
 //! write? ..." in turn grows with every call a profile names (Docker's
-//! allowlist: about 1,600 instructions); the search needs about nine
-//! comparisons for any call, and Docker's profile fits in a few hundred
-//! instructions. That matters twice: each system call runs the filter, and
+//! allowlist: about 1,600 instructions); the search needs a comparison per
+//! halving of the ranges for any call, and Docker's profile fits in under
+//! two hundred instructions. That matters twice: each system call runs the filter, and
 //! when it is installed the kernel runs it once for every call number, to
 //! learn which calls it always allows and may then let pass unfiltered.
 
@@ -68,6 +68,10 @@ pub struct Condition {
     pub index: u8,
     pub op: Op,
     pub value: u64,
+    /// The kernel reads this argument as a 32-bit `int`: only its low word
+    /// is compared, as the kernel will see it (a full comparison would let
+    /// `socket(2^32 + AF_VSOCK, ...)` pass a rule against AF_VSOCK).
+    pub low_word: bool,
 }
 
 /// When a call is answered `matched`: always (`None`), or when every
@@ -82,6 +86,9 @@ pub struct Filter {
     pub calls: BTreeMap<u32, Rules>,
     pub matched: Action,
     pub mismatched: Action,
+    /// Every number from this one on gets this answer, whatever `calls`
+    /// say (x86_64's x32 calls: bit 30 set).
+    pub beyond: Option<(u32, Action)>,
 }
 
 /// AUDIT_ARCH_* (linux/audit.h) of the architecture this is built for.
@@ -128,6 +135,10 @@ pub fn compile(filter: &Filter) -> Result<Program, String> {
                 ranges.push((next, Leaf::Answer(filter.mismatched)));
             }
         }
+    }
+    if let Some((start, action)) = filter.beyond {
+        ranges.retain(|(from, _)| *from < start);
+        ranges.push((start, Leaf::Answer(action)));
     }
     // Neighbours with the same plain answer are one range.
     ranges.dedup_by(|next, previous| matches!(next.1, Leaf::Answer(_)) && next.1 == previous.1);
@@ -214,6 +225,22 @@ fn condition_code(condition: &Condition, fail: u8) -> Program {
     // Jump offsets count from the next instruction; `f(n)` reaches the
     // failure from an instruction that has `n` more of this code after it.
     let f = |n: u8| n + fail;
+    if condition.low_word {
+        let value = value_low;
+        return match condition.op {
+            Op::Eq => vec![load(low), jump(BPF_JEQ, value, 0, f(0))],
+            Op::Ne => vec![load(low), jump(BPF_JEQ, value, f(0), 0)],
+            Op::MaskedEq(mask) => vec![
+                load(low),
+                and(mask as u32),
+                jump(BPF_JEQ, value & mask as u32, 0, f(0)),
+            ],
+            Op::Gt => vec![load(low), jump(BPF_JGT, value, 0, f(0))],
+            Op::Ge => vec![load(low), jump(BPF_JGE, value, 0, f(0))],
+            Op::Lt => vec![load(low), jump(BPF_JGE, value, f(0), 0)],
+            Op::Le => vec![load(low), jump(BPF_JGT, value, f(0), 0)],
+        };
+    }
     match condition.op {
         Op::Eq => vec![
             load(high),
@@ -298,7 +325,7 @@ fn and(mask: u32) -> sock_filter {
 }
 
 /// If `A <test> k`, skip `jt` instructions, else `jf`.
-fn jump(test: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
+pub(crate) fn jump(test: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter {
         code: (BPF_JMP | test | BPF_K) as u16,
         jt,
@@ -394,8 +421,12 @@ pub mod tests {
                                     Op::Ge => SeccompCmpOp::Ge,
                                     Op::MaskedEq(mask) => SeccompCmpOp::MaskedEq(mask),
                                 };
-                                SeccompCondition::new(c.index, SeccompCmpArgLen::Qword, op, c.value)
-                                    .unwrap()
+                                let len = if c.low_word {
+                                    SeccompCmpArgLen::Dword
+                                } else {
+                                    SeccompCmpArgLen::Qword
+                                };
+                                SeccompCondition::new(c.index, len, op, c.value).unwrap()
                             })
                             .collect();
                         SeccompRule::new(conditions).unwrap()
@@ -483,6 +514,8 @@ pub mod tests {
         let far = [
             u32::MAX,
             u32::MAX - 1,
+            0x3fff_ffff,
+            0x7fff_ffff,
             0x4000_0000,
             0x4000_0001,
             0x8000_0000,
@@ -534,6 +567,7 @@ pub mod tests {
                                     random.pick(&ops)
                                 },
                                 value: random.pick(&values),
+                                low_word: random.number().is_multiple_of(3),
                             })
                             .collect()
                     })
@@ -561,8 +595,20 @@ pub mod tests {
             calls,
             matched,
             mismatched,
+            beyond: None,
         }
     }
+
+    pub fn stmt(code: u32, k: u32) -> sock_filter {
+        sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        }
+    }
+
+    pub(crate) use super::jump;
 
     #[test]
     fn random_filters_answer_as_seccompilers_chain_does() {
@@ -593,40 +639,47 @@ pub mod tests {
             Op::Ge,
             Op::MaskedEq(0xf_0000_00f0),
         ] {
-            let filter = Filter {
-                arch: native_arch(),
-                calls: BTreeMap::from([(
-                    3,
-                    Some(vec![vec![Condition {
-                        index: 2,
-                        op,
-                        value,
-                    }]]),
-                )]),
-                matched: Action::Allow,
-                mismatched: Action::Errno(1),
-            };
-            let program = compile(&filter).unwrap();
-            for &arg in &args {
-                let holds = match op {
-                    Op::Eq => arg == value,
-                    Op::Ne => arg != value,
-                    Op::Lt => arg < value,
-                    Op::Le => arg <= value,
-                    Op::Gt => arg > value,
-                    Op::Ge => arg >= value,
-                    Op::MaskedEq(mask) => arg & mask == value & mask,
+            for low_word in [false, true] {
+                let filter = Filter {
+                    arch: native_arch(),
+                    calls: BTreeMap::from([(
+                        3,
+                        Some(vec![vec![Condition {
+                            index: 2,
+                            op,
+                            value,
+                            low_word,
+                        }]]),
+                    )]),
+                    matched: Action::Allow,
+                    mismatched: Action::Errno(1),
+                    beyond: None,
                 };
-                let want = if holds {
-                    Action::Allow
-                } else {
-                    Action::Errno(1)
-                };
-                assert_eq!(
-                    run(&program, 3, native_arch(), [0, 0, arg, 0, 0, 0]),
-                    want.ret(),
-                    "{op:?} {arg:#x}"
-                );
+                let program = compile(&filter).unwrap();
+                // A 32-bit argument: the kernel sees its low word only.
+                let seen = |v: u64| if low_word { v & 0xffff_ffff } else { v };
+                for &arg in &args {
+                    let (arg_seen, value) = (seen(arg), seen(value));
+                    let holds = match op {
+                        Op::Eq => arg_seen == value,
+                        Op::Ne => arg_seen != value,
+                        Op::Lt => arg_seen < value,
+                        Op::Le => arg_seen <= value,
+                        Op::Gt => arg_seen > value,
+                        Op::Ge => arg_seen >= value,
+                        Op::MaskedEq(mask) => arg_seen & mask == value & mask,
+                    };
+                    let want = if holds {
+                        Action::Allow
+                    } else {
+                        Action::Errno(1)
+                    };
+                    assert_eq!(
+                        run(&program, 3, native_arch(), [0, 0, arg, 0, 0, 0]),
+                        want.ret(),
+                        "{op:?} {arg:#x} low word only: {low_word}"
+                    );
+                }
             }
         }
     }
@@ -638,6 +691,7 @@ pub mod tests {
             calls: BTreeMap::from([(0, None), (u32::MAX, None)]),
             matched: Action::Allow,
             mismatched: Action::Errno(1),
+            beyond: None,
         };
         let program = compile(&filter).unwrap();
         assert_eq!(
@@ -669,6 +723,7 @@ pub mod tests {
             calls,
             matched: Action::Allow,
             mismatched: Action::Errno(1),
+            beyond: None,
         };
         let program = compile(&filter).unwrap();
         assert!(program
@@ -696,6 +751,7 @@ pub mod tests {
             calls,
             matched: Action::Allow,
             mismatched: Action::Errno(1),
+            beyond: None,
         };
         let error = compile(&filter).unwrap_err();
         assert!(error.contains("more than the kernel's 4096"), "{error}");

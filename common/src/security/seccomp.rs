@@ -143,9 +143,20 @@ impl Profile {
     /// The BPF filters for a container holding `caps`, on this machine, in
     /// the order to install them.
     pub fn compile(&self, caps: CapSet, origin: &str) -> Result<Vec<Program>> {
+        self.filters(caps, origin)?
+            .iter()
+            .map(|filter| bpf::compile(filter).map_err(|e| invalid(origin, &e)))
+            .collect()
+    }
+
+    /// The filters [`Profile::compile`] compiles, from [`Profile::plan`]:
+    /// the allowlist answers the profile's default to every call it does
+    /// not name, and refuses x32 calls; the others allow what they do not
+    /// name.
+    pub fn filters(&self, caps: CapSet, origin: &str) -> Result<Vec<bpf::Filter>> {
         let default = action(&self.default_action, self.default_errno_ret, origin)?;
-        let mut programs = Vec::new();
-        for (act, calls) in self.plan(caps, origin)? {
+        let mut filters = Vec::new();
+        for (i, (act, calls)) in self.plan(caps, origin)?.into_iter().enumerate() {
             let mismatched = if act == Action::Allow {
                 default
             } else {
@@ -156,15 +167,12 @@ impl Profile {
                 calls,
                 matched: act,
                 mismatched,
+                beyond: (i == 0 && cfg!(target_arch = "x86_64"))
+                    .then_some((X32_SYSCALL_BIT, Action::Errno(libc::EPERM as u32))),
             };
-            programs.push(bpf::compile(&filter).map_err(|e| invalid(origin, &e))?);
+            filters.push(filter);
         }
-        if cfg!(target_arch = "x86_64") {
-            if let Some(first) = programs.first_mut() {
-                refuse_x32(first);
-            }
-        }
-        Ok(programs)
+        Ok(filters)
     }
 
     /// What the filters hold: for each action, the calls it answers (with
@@ -200,6 +208,7 @@ impl Profile {
                         index: arg.index,
                         op: operator(arg, origin)?,
                         value: compared_value(arg),
+                        low_word: false, // set for each call below
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -218,6 +227,19 @@ impl Profile {
                     unknown.push(name.as_str());
                     continue;
                 };
+                let mut conditions = conditions.clone();
+                for condition in &mut conditions {
+                    condition.low_word = syscalls::int_argument(name, condition.index);
+                    if condition.low_word && condition.value > u64::from(u32::MAX) {
+                        return Err(invalid(
+                            origin,
+                            &format!(
+                                "{name}: argument {} is a 32-bit int, and {:#x} does not fit in one",
+                                condition.index, condition.value
+                            ),
+                        ));
+                    }
+                }
                 if conditions.is_empty() {
                     calls.insert(number, None);
                 } else if let Some(Some(rules)) = calls.get_mut(&number) {
@@ -401,39 +423,13 @@ fn kernel_version() -> (u32, u32) {
         .unwrap_or((0, 0))
 }
 
-/// Install `programs` on this process, in order. Needs no_new_privs (or
-/// CAP_SYS_ADMIN): a filter must not be able to fool a setuid program.
 /// x32 system calls are x86_64's numbers with bit 30 set, under the same
 /// architecture in the filter's check: a filter that names calls by number
-/// would let them by. Refused (EPERM) ahead of the rest of `program`; its
-/// jumps are relative, so they still land where they did.
-fn refuse_x32(program: &mut Program) {
-    use libc::sock_filter;
-    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-    let stmt = |code: u32, k: u32| sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let guard = [
-        // A = seccomp_data.nr
-        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
-        // if A >= X32_SYSCALL_BIT: next, else skip it
-        sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 1,
-            k: X32_SYSCALL_BIT,
-        },
-        stmt(
-            libc::BPF_RET | libc::BPF_K,
-            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        ),
-    ];
-    program.splice(0..0, guard);
-}
+/// would let them by. The first filter refuses them all (EPERM).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
+/// Install `programs` on this process, in order. Needs no_new_privs (or
+/// CAP_SYS_ADMIN): a filter must not be able to fool a setuid program.
 pub fn install(programs: &[Program], what: &str) -> Result<()> {
     for (i, program) in programs.iter().enumerate() {
         let call = format!(
@@ -492,23 +488,18 @@ mod tests {
         let profile = Profile::docker_default();
         for caps in [CapSet::docker_default(), CapSet::all(), CapSet(0)] {
             let programs = profile.compile(caps, "default").unwrap();
-            let default = action(&profile.default_action, profile.default_errno_ret, "d").unwrap();
-            let plan = profile.plan(caps, "default").unwrap();
-            assert_eq!(programs.len(), plan.len());
-            for (i, ((act, calls), ours)) in plan.into_iter().zip(&programs).enumerate() {
-                let filter = bpf::Filter {
-                    arch: bpf::native_arch(),
-                    calls,
-                    matched: act,
-                    mismatched: if act == Action::Allow {
-                        default
-                    } else {
-                        Action::Allow
-                    },
-                };
-                let mut theirs = bpf::tests::reference(&filter);
-                if i == 0 && cfg!(target_arch = "x86_64") {
-                    refuse_x32(&mut theirs);
+            let filters = profile.filters(caps, "default").unwrap();
+            assert_eq!(programs.len(), filters.len());
+            for (i, (filter, ours)) in filters.iter().zip(&programs).enumerate() {
+                let mut theirs = bpf::tests::reference(filter);
+                if let Some((start, answer)) = filter.beyond {
+                    // After seccompiler's architecture check (3 instructions).
+                    let guard = [
+                        bpf::tests::stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+                        bpf::tests::jump(libc::BPF_JGE, start, 0, 1),
+                        bpf::tests::stmt(libc::BPF_RET | libc::BPF_K, answer.ret()),
+                    ];
+                    theirs.splice(3..3, guard);
                 }
                 if i == 0 {
                     // The allowlist: a few hundred instructions, not 1,600.
@@ -519,9 +510,137 @@ mod tests {
                         theirs.len()
                     );
                 }
-                bpf::tests::assert_same(ours, &theirs, &filter, 3000);
+                bpf::tests::assert_same(ours, &theirs, filter, 3000);
             }
         }
+    }
+
+    /// What the kernel answers a call with `programs` installed: every
+    /// filter runs, the most severe action wins, and between equal actions
+    /// the filter installed last (seccomp(2)).
+    fn kernel_answer(programs: &[Program], nr: i64, arch: u32, args: [u64; 6]) -> u32 {
+        let severity = |ret: u32| (ret & libc::SECCOMP_RET_ACTION_FULL) as i32;
+        let mut answer = None;
+        for program in programs.iter().rev() {
+            let ret = bpf::run(program, nr as u32, arch, args);
+            if answer.is_none_or(|best| severity(ret) < severity(best)) {
+                answer = Some(ret);
+            }
+        }
+        answer.expect("a filter")
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn dockers_filters_together_answer_as_the_profile_says() {
+        // The filters as the kernel combines them: what the merge of other
+        // actions into the allowlist, the x32 guard and the 32-bit
+        // arguments must give.
+        let programs = Profile::docker_default()
+            .compile(CapSet::docker_default(), "default")
+            .unwrap();
+        let allow = Action::Allow.ret();
+        let eperm = Action::Errno(libc::EPERM as u32).ret();
+        let answer =
+            |nr: i64, args: [u64; 6]| kernel_answer(&programs, nr, bpf::native_arch(), args);
+        let high = 1u64 << 32;
+        let cases = [
+            ("read", libc::SYS_read, [0; 6], allow),
+            ("mount", libc::SYS_mount, [0; 6], eperm),
+            (
+                "clone3",
+                libc::SYS_clone3,
+                [0; 6],
+                Action::Errno(libc::ENOSYS as u32).ret(),
+            ),
+            (
+                "clone(SIGCHLD)",
+                libc::SYS_clone,
+                [libc::SIGCHLD as u64, 0, 0, 0, 0, 0],
+                allow,
+            ),
+            (
+                "clone(CLONE_NEWUSER)",
+                libc::SYS_clone,
+                [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0],
+                eperm,
+            ),
+            (
+                "socket(AF_UNIX)",
+                libc::SYS_socket,
+                [1, 1, 0, 0, 0, 0],
+                allow,
+            ),
+            (
+                "socket(AF_VSOCK)",
+                libc::SYS_socket,
+                [40, 1, 0, 0, 0, 0],
+                eperm,
+            ),
+            (
+                "socket(2^32 + AF_VSOCK)",
+                libc::SYS_socket,
+                [high | 40, 1, 0, 0, 0, 0],
+                eperm,
+            ),
+            (
+                "socket(2^32 + AF_ALG)",
+                libc::SYS_socket,
+                [high | 38, 5, 0, 0, 0, 0],
+                eperm,
+            ),
+            (
+                "socket(2^32 + AF_UNIX)",
+                libc::SYS_socket,
+                [high | 1, 1, 0, 0, 0, 0],
+                allow,
+            ),
+            (
+                "personality(0xffffffff)",
+                libc::SYS_personality,
+                [0xffff_ffff, 0, 0, 0, 0, 0],
+                allow,
+            ),
+            (
+                "personality(2^32 + 0xffffffff)",
+                libc::SYS_personality,
+                [high | 0xffff_ffff, 0, 0, 0, 0, 0],
+                allow,
+            ),
+            (
+                "personality(ADDR_NO_RANDOMIZE)",
+                libc::SYS_personality,
+                [0x0040000, 0, 0, 0, 0, 0],
+                eperm,
+            ),
+            ("x32 getpid", 0x4000_0000 | libc::SYS_getpid, [0; 6], eperm),
+            ("x32 clone3", 0x4000_0000 | libc::SYS_clone3, [0; 6], eperm),
+            ("number 1000", 1000, [0; 6], eperm),
+        ];
+        for (call, nr, args, want) in cases {
+            assert_eq!(answer(nr, args), want, "{call}");
+        }
+        // A 32-bit x86 program is killed, whatever the number.
+        for nr in [3, 0x4000_0000] {
+            let killed = kernel_answer(&programs, nr, 0x4000_0003, [0; 6]);
+            assert_eq!(killed, Action::KillProcess.ret(), "i386 call {nr}");
+        }
+    }
+
+    #[test]
+    fn a_value_too_wide_for_a_32_bit_argument_is_refused() {
+        let text = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["socket"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":4294967336,"op":"SCMP_CMP_EQ"}]}]}"#;
+        let error = Profile::parse(text, "p")
+            .unwrap()
+            .compile(CapSet(0), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "socket: argument 0 is a 32-bit int, and 0x100000028 does not fit in one"
+            ),
+            "{error}"
+        );
     }
 
     #[test]

@@ -718,6 +718,29 @@ const NEWER: &[(&str, i64)] = &[
     ("statmount", 457),
 ];
 
+/// Arguments the kernel declares as a 32-bit `int` or `unsigned int` (the
+/// calls' SYSCALL_DEFINE lines), of the calls profiles filter by argument:
+/// the kernel reads only their low word, so a filter must compare only it.
+/// Every other argument is compared as all its 64 bits, as the profile
+/// format says.
+const INT_ARGUMENTS: &[(&str, &[u8])] = &[
+    ("fcntl", &[0, 1]),
+    ("getsockopt", &[0, 1, 2, 4]),
+    ("ioctl", &[0, 1]),
+    ("personality", &[0]),
+    ("prctl", &[0]),
+    ("setsockopt", &[0, 1, 2, 4]),
+    ("socket", &[0, 1, 2]),
+    ("socketpair", &[0, 1, 2]),
+];
+
+/// Does the kernel read argument `index` of `name` as 32 bits?
+pub fn int_argument(name: &str, index: u8) -> bool {
+    INT_ARGUMENTS
+        .iter()
+        .any(|(call, indexes)| *call == name && indexes.contains(&index))
+}
+
 /// The number of system call `name` on this architecture, if it has one:
 /// a binary search, both tables being sorted by name (a profile names
 /// about 370 calls, each looked up on every run).
@@ -742,5 +765,13 @@ mod tests {
         assert_eq!(number("read"), Some(libc::SYS_read));
         assert_eq!(number("_sysctl").is_some(), cfg!(target_arch = "x86_64"));
         assert_eq!(number("no_such_call"), None);
+    }
+
+    #[test]
+    fn socket_family_and_personality_are_32_bit_and_clone_flags_are_not() {
+        assert!(int_argument("socket", 0));
+        assert!(int_argument("personality", 0));
+        assert!(!int_argument("clone", 0));
+        assert!(!int_argument("ioctl", 2));
     }
 }
