@@ -63,7 +63,7 @@ fn run_in(
     layers: &image::Layers,
     layout: &Layout,
 ) -> Result<ExitCode> {
-    let options = overlay::options(&layers.dirs, layout)?;
+    let options = overlay::options(&layers.dirs, layout, !args.keep)?;
     let flags = namespace::with_user_if_rootless(namespace::CONTAINER);
     // Interactive: a pty of the container's own; the command in its own
     // environment, under --init if asked: as in chapter 2.

@@ -69,7 +69,7 @@ fn run_in(
     layout: &Layout,
     volumes: &[Volume],
 ) -> Result<ExitCode> {
-    let options = overlay::options(&layers.dirs, layout)?;
+    let options = overlay::options(&layers.dirs, layout, !args.keep)?;
     // Interactive: a pty of the container's own; the command in its own
     // environment, under --init if asked: as in chapter 2.
     let console = Console::if_interactive()?;

@@ -757,3 +757,31 @@ fn two_first_runs_at_once_share_one_layer() {
         Vec::<String>::new()
     );
 }
+
+/// The mount options of the container's `/`, as its own mountinfo shows them.
+fn root_mount_options(sandbox: &Sandbox, bin: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["grep", " / / ", "/proc/self/mountinfo"]);
+    let out = sandbox.run(bin, &all);
+    out.assert_ok();
+    out.stdout
+}
+
+// A write layer thrown away at exit is mounted volatile (no sync of the
+// upper's filesystem at unmount); a kept one (--keep, a named container)
+// is not.
+fn claim_volatile_when_thrown_away(who: Who) {
+    let sandbox = sandbox(who);
+    let thrown = root_mount_options(&sandbox, CH3, &["-q", "--"]);
+    assert!(thrown.contains("volatile"), "{thrown}");
+    let kept = root_mount_options(&sandbox, CH3, &["-q", "--keep", "--"]);
+    assert!(!kept.contains("volatile"), "{kept}");
+    const CH5: &str = env!("CARGO_BIN_EXE_ch5-commit");
+    let removed = root_mount_options(&sandbox, CH5, &["-q", "run", "--rm", "busybox"]);
+    assert!(removed.contains("volatile"), "{removed}");
+    let named = root_mount_options(&sandbox, CH5, &["-q", "run", "--name", "kept", "busybox"]);
+    assert!(!named.contains("volatile"), "{named}");
+    sandbox.run(CH5, &["-q", "rm", "kept"]).assert_ok();
+}
+
+root_and_rootless!(claim_volatile_when_thrown_away: a_thrown_away_write_layer_is_volatile_and_a_kept_one_is_not, rootless_a_thrown_away_write_layer_is_volatile_and_a_kept_one_is_not);

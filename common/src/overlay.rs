@@ -198,10 +198,22 @@ pub fn check_data_root(root: &DataRoot) -> Result<()> {
     Ok(())
 }
 
+/// The option that makes an overlay skip its syncs (Linux 5.10).
+const VOLATILE: &str = ",volatile";
+
 /// The overlay mount options: `lowerdir=TOP:...:BOTTOM,upperdir=...,workdir=...`.
 /// Rootless overlays use `userxattr`: overlayfs then keeps its own metadata in
 /// `user.overlay.*` xattrs, which an unprivileged user may write.
-pub fn options(lowers_bottom_first: &[PathBuf], layout: &Layout) -> Result<String> {
+/// A write layer thrown away when the run ends is `volatile`: overlayfs then
+/// skips the sync of the upper directory's filesystem (for `/var/lib`, the
+/// host's root) that its unmount would make, as Podman mounts `--rm`
+/// containers; after a crash of the host such an upper may be incomplete,
+/// which for one thrown away does not matter.
+pub fn options(
+    lowers_bottom_first: &[PathBuf],
+    layout: &Layout,
+    thrown_away: bool,
+) -> Result<String> {
     check_option_paths(&[layout.upper.as_path(), layout.work.as_path()])?;
     let mut options = format!(
         "{},upperdir={},workdir={}",
@@ -211,6 +223,9 @@ pub fn options(lowers_bottom_first: &[PathBuf], layout: &Layout) -> Result<Strin
     );
     if namespace::rootless() {
         options.push_str(",userxattr");
+    }
+    if thrown_away {
+        options.push_str(VOLATILE);
     }
     Ok(options)
 }
@@ -242,7 +257,17 @@ fn check_option_paths(paths: &[&Path]) -> Result<()> {
 }
 
 /// Mount the overlay on `merged` (in the child's own mount namespace).
+/// Linux before 5.10 has no `volatile` (EINVAL): then it is mounted without.
 pub fn mount_overlay(options: &str, layout: &Layout) -> Result<()> {
+    match (mount_once(options, layout), options.strip_suffix(VOLATILE)) {
+        (Err(error), Some(durable)) if error.errno() == Some(Errno::EINVAL) => {
+            mount_once(durable, layout)
+        }
+        (mounted, _) => mounted,
+    }
+}
+
+fn mount_once(options: &str, layout: &Layout) -> Result<()> {
     mount::mount(
         3,
         Some("overlay"),

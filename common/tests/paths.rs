@@ -93,7 +93,7 @@ fn overlay_options_list_the_lower_layers_topmost_first() {
         "/l/middle".into(),
         "/l/top".into(),
     ];
-    let options = overlay::options(&lowers, &layout("/c/x")).unwrap();
+    let options = overlay::options(&lowers, &layout("/c/x"), false).unwrap();
     assert_eq!(
         options,
         format!(
@@ -101,12 +101,16 @@ fn overlay_options_list_the_lower_layers_topmost_first() {
             userxattr()
         )
     );
+    // A layer thrown away at exit: `volatile` last, where mount_overlay
+    // takes it off for a kernel that lacks it.
+    let thrown = overlay::options(&lowers, &layout("/c/x"), true).unwrap();
+    assert_eq!(thrown, format!("{options},volatile"));
 }
 
 #[test]
 fn overlay_options_refuse_a_layer_path_with_a_colon_comma_or_newline() {
     for bad in ["/l/a:b", "/l/a,b", "/l/a\nb"] {
-        let error = overlay::options(&[PathBuf::from(bad)], &layout("/c/x")).unwrap_err();
+        let error = overlay::options(&[PathBuf::from(bad)], &layout("/c/x"), true).unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(
@@ -119,7 +123,7 @@ fn overlay_options_refuse_a_layer_path_with_a_colon_comma_or_newline() {
 
 #[test]
 fn overlay_options_refuse_an_upper_directory_with_a_comma() {
-    let error = overlay::options(&[PathBuf::from("/l")], &layout("/c/a,b")).unwrap_err();
+    let error = overlay::options(&[PathBuf::from("/l")], &layout("/c/a,b"), true).unwrap_err();
     assert_eq!(
         error.to_string(),
         "path \"/c/a,b/upper\" holds ',', ':' or a newline, which overlay mount options \

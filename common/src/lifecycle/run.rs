@@ -200,7 +200,7 @@ pub fn run<C: Chapter>(
         overlay::create_parts(&layout)?;
         Ok(Spec {
             name: name.clone(),
-            overlay_options: overlay::options(&layers, &layout)?,
+            overlay_options: overlay::options(&layers, &layout, args.rm)?,
             layout,
             volumes,
             argv,
@@ -228,7 +228,7 @@ pub fn run<C: Chapter>(
         })
         .map(|_| None)
     } else {
-        foreground::<C>(&container, &spec).map(Some)
+        foreground::<C>(&container, &spec, args.rm).map(Some)
     };
     match started {
         Ok(None) => {
@@ -279,7 +279,11 @@ fn spawn<C: Chapter>(
 
 /// `run` without -d: this process is the container's parent, and relays
 /// its pty when stdin is a terminal (as in chapter 2).
-fn foreground<C: Chapter>(container: &Container, spec: &Spec<C::RunFlags>) -> Result<u8> {
+fn foreground<C: Chapter>(
+    container: &Container,
+    spec: &Spec<C::RunFlags>,
+    remove_it: bool,
+) -> Result<u8> {
     let console = Console::if_interactive()?;
     let command = spec.command(console.is_some());
     let child = spawn::<C>(
@@ -290,8 +294,7 @@ fn foreground<C: Chapter>(container: &Container, spec: &Spec<C::RunFlags>) -> Re
     )?;
     record_started(container, child.pid(), None)?;
     let exit = terminal::wait(child, console)?;
-    record_exit(container, exit.code());
-    after_exit::<C>(container)?;
+    record_exit::<C>(container, exit.code(), remove_it)?;
     Ok(exit.code())
 }
 
@@ -319,8 +322,7 @@ fn monitor<C: Chapter>(
     record_started(container, child.pid(), Some(std::process::id() as i32))?;
     ready.ok(&spec.name);
     let exit = child.wait()?;
-    record_exit(container, exit.code());
-    after_exit::<C>(container)?;
+    record_exit::<C>(container, exit.code(), remove_it)?;
     if remove_it {
         let _lock = container.lock();
         remove::<C>(container)?;
@@ -341,21 +343,26 @@ fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Resu
         .map(drop)
 }
 
-/// Best effort: after `rm -f` the container's directory may be gone already.
-fn record_exit(container: &Container, code: u8) {
-    let _ = container.update(|state| {
+/// How the container ended, and the chapter's hook once it has (chapter 7:
+/// was it OOMKilled, then its cgroup removed), in one write of state.json.
+/// A container removed next (`run --rm`) is not written at all: a run
+/// killed before the removal is swept by the next command
+/// (remove-on-exit). Best effort: after `rm -f` the container's directory
+/// may be gone already, and `rm` did the chapter's clean-up (after_remove).
+fn record_exit<C: Chapter>(container: &Container, code: u8, removed_next: bool) -> Result<()> {
+    let ended = |state: &mut State| {
         state.status = Status::Exited;
         state.exit_code = Some(code.into());
         state.finished = Some(container::now());
-    });
-}
-
-/// The chapter's hook once the container has exited (chapter 7: was it
-/// OOMKilled, then its cgroup removed), what it changes in the state saved.
-/// Once `rm -f` removed the container there is no state, and `rm` did the
-/// chapter's clean-up (after_remove).
-fn after_exit<C: Chapter>(container: &Container) -> Result<()> {
+        C::after_exit(container, state)
+    };
+    if removed_next {
+        let _lock = container.lock();
+        return container
+            .state()
+            .map_or(Ok(()), |mut state| ended(&mut state));
+    }
     let mut hooked = Ok(());
-    let _ = container.update(|state| hooked = C::after_exit(container, state));
+    let _ = container.update(|state| hooked = ended(state));
     hooked
 }
