@@ -873,3 +873,34 @@ fn claim_workdir_stays_inside(who: Who) {
 root_and_rootless!(claim_workdir_stays_inside:
     a_working_directory_never_leads_out_of_the_root,
     rootless_a_working_directory_never_leads_out_of_the_root);
+
+// ---------------------------------------------------------------- the monitor's pages
+
+/// The monitor, once its container runs, lets go of the pages `run` touched
+/// before the fork (docs/ch5-commit.md's "The monitor"): its resident size
+/// is well below its peak, which was `run`'s (without the drop, the two
+/// are within a few pages).
+#[test]
+fn the_monitor_drops_the_pages_run_left_it() {
+    let sandbox = sandbox(Who::Caller);
+    quiet(
+        &sandbox,
+        CH5,
+        &["run", "-d", "--name", "m", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    let state_path = sandbox.data_root().join("containers/m/state.json");
+    let state: serde_json::Value = serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+    let monitor = state["monitor_pid"].as_i64().unwrap();
+    let kib = |field: &str| -> u64 {
+        let status = fs::read_to_string(format!("/proc/{monitor}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let (rss, peak) = (kib("VmRSS:"), kib("VmHWM:"));
+    quiet(&sandbox, CH5, &["rm", "-f", "m"]).assert_ok();
+    assert!(
+        rss * 4 < peak * 3,
+        "the monitor holds {rss} KiB of its peak {peak} KiB"
+    );
+}

@@ -731,6 +731,60 @@ fn silence_stdio() {
     }
 }
 
+/// Let go of what the process that forked us touched and we will not use
+/// again (for the monitor, once its container runs): free heap goes back to
+/// the kernel (malloc_trim(3)), and the program's code pages (ours and
+/// libc's, mapped read-and-execute, never written) are unmapped from this
+/// process with MADV_DONTNEED. They stay in the page cache and come back on
+/// first use, so the monitor's resident size is what it still runs: a
+/// wait, and the exit record.
+pub fn shed_inherited_pages() {
+    // SAFETY: malloc_trim only returns free memory of this process's heap.
+    unsafe { libc::malloc_trim(0) };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let mut shed = 0usize;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms), _, _, Some(inode), Some(_path)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            continue; // anonymous
+        };
+        // Only code from a file: a page it maps is always the file's own.
+        if perms != "r-xp" || inode == "0" {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: a private, read-only file mapping: dropping its pages
+        // loses nothing, the next access reads them from the file again.
+        if unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) }
+            == 0
+        {
+            shed += end - start;
+        }
+    }
+    detail!(
+        5,
+        "madvise(MADV_DONTNEED) over {} KiB of code the monitor inherited",
+        shed / 1024
+    );
+}
+
 /// Fork a detached process (its own session, stdin and stdout on
 /// /dev/null) that runs `body`, and wait only until `body` reports through
 /// [`Ready`]. Of the caller's other fds it keeps only `keep` (the image

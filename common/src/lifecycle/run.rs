@@ -321,6 +321,7 @@ fn monitor<C: Chapter>(
     let child = spawn::<C>(container, spec, Stdio::Detached(&stdin, &out), &command)?;
     record_started(container, child.pid(), Some(std::process::id() as i32))?;
     ready.ok(&spec.name);
+    process::shed_inherited_pages();
     let exit = child.wait()?;
     record_exit::<C>(container, exit.code(), remove_it)?;
     if remove_it {
