@@ -11,20 +11,33 @@
 #
 # Targets (a missed target is reported as FAIL, but the script still exits 0;
 # it exits non-zero only if something breaks):
-#   ch1-mount-ns   median ≤ 1.5 × `unshare -m /bin/true`   peak RSS ≤ 4 MiB
+#   ch1-mount-ns   median ≤ 1.25 × `unshare -m /bin/true`   peak RSS ≤ 4 MiB
 #   ch2-rootfs     --method pivot-root median ≤ 1.0 × `bwrap` into the same
 #                  busybox root (new mount, pid, uts, ipc namespaces, /proc, /dev)
-#   ch3-overlay    median, layer cached, ≤ 1.3 × ch2-rootfs --method pivot-root
+#                  peak RSS ≤ 4 MiB
+#   ch3-overlay    median, layer cached, ≤ 1.3 × ch2-rootfs --method
+#                  pivot-root, pair by pair, on disk and on tmpfs (see the
+#                  filesystems below)
+#                  median, layer cached, ≤ 0.8 × `crun run` of a plain OCI
+#                  bundle (see crun below), pair by pair
 #                  first run of a ~200 MB tarball of small files (unpack +
 #                  one container run) ≤ 1.0 × `tar -xf` of the same file
-#   ch4-volumes    median with three -v volumes ≤ 1.1 × ch3-overlay (timed
-#                  again just before, under the same conditions)
+#                  peak RSS, layer cached, ≤ 4 MiB
+#   ch4-volumes    median with three -v volumes ≤ 1.1 × ch3-overlay, pair by
+#                  pair, on disk and on tmpfs     peak RSS ≤ 4 MiB
 #   ch5-commit     50 `run -d` one after another: median start of the last 10
 #                  ≤ 1.5 × the first 10
 #                  `ps` with 50 containers running: median ≤ 20 ms
-#                  each container's monitor process: RSS ≤ 2 MiB
+#                  each container's monitor process: RSS ≤ 1.5 MiB
 #                  `commit --flatten` of busybox + ~200 MB of small files
-#                  ≤ 1.0 × `tar -czf` of the same files
+#                  ≤ 0.33 × `tar -czf` of the same files (3 × faster), and
+#                  its layer no larger than tar's .tgz
+#                  run --rm busybox /bin/true ≤ 0.8 × `crun run` of the plain
+#                  bundle, pair by pair         peak RSS of run --rm ≤ 4 MiB
+#                  50 × `run -d` (busybox sleep) then one `rm -f` of all 50:
+#                  median total ≤ 0.8 × 50 × `crun run --detach` then one
+#                  `crun delete -f --regex` of all 50, batch against batch
+#                  ($BENCH_BIG_RUNS batches of each, taking turns)
 #   commit         (issue 12) `commit` of a container that changed 1 MB, as a
 #                  layer over its image's: median ≤ 100 ms, ≤ 2 MiB written
 #                  to the store; a run of the committed image unpacks one
@@ -37,6 +50,7 @@
 #                  Docker's 14 capabilities, its masked and read-only paths,
 #                  no_new_privs; mount, pid, uts and ipc namespaces as ch6
 #                  makes, no cgroup (ch6 makes none: --cgroup-manager=disabled)
+#                  peak RSS of run --rm ≤ 4 MiB
 #   interactive    (from ch2 on, stdin a terminal gives the container a pty of
 #                  its own) ch2-rootfs and ch5-commit run --rm, stdin a pty:
 #                  median ≤ 0.3 ms more than with stdin /dev/null, both
@@ -49,7 +63,24 @@
 #   ch7-cgroups    (issue 14) run --rm with three limits (-m, --cpus,
 #                  --pids-limit: a cgroup made, written, joined and removed
 #                  in each run): median ≤ 1.2 × ch6-security run --rm, pair
-#                  by pair
+#                  by pair; peak RSS of that run --rm ≤ 4 MiB
+#
+# crun (issue 15): the plain bundle is made as ch3 makes its container, from
+# `crun spec`: mount, pid, uts and ipc namespaces; the root a read-only bind
+# of the busybox layer ch3 and ch5 read (no overlay: crun has no image
+# store); /proc, /dev with devpts, shm and mqueue, a tmpfs on /tmp, no /sys;
+# no seccomp, crun spec's default capabilities, no cgroup
+# (--cgroup-manager=disabled); no masked or read-only paths, no
+# no_new_privs and no rlimits (ch3 sets none of them).
+#
+# Filesystems: the ch3 / ch2 and ch4 / ch3 pairs run twice, each time with a
+# data root of their own holding a copy of the busybox image: on disk (under
+# /var/tmp; ext4 mounted with discard on the machine these targets were set
+# on; the row names the filesystem it found) and on tmpfs (a tmpfs the
+# script mounts under its temporary directory and unmounts at exit). Every
+# other row uses the data root made by mktemp -d (under $TMPDIR, else /tmp:
+# ext4 there too, but tmpfs where /tmp is one); the banner names its
+# filesystem. The minbase rows use /var/tmp and /dev/shm.
 #
 # Timings are only as quiet as the machine: a build running alongside moves
 # the medians by tenths of a millisecond. Compare runs made on an idle machine.
@@ -65,12 +96,14 @@
 #                      untimed runs that provision their images); minbase:
 #                      only the Debian minbase first unpack; commit: only the
 #                      1 MB layer commit; ch6: only ch6's rows against ch5
-#                      and crun; ch7: only the ch7-cgroups row; default:
-#                      every row
+#                      and crun; ch7: only the ch7-cgroups row; crun: only
+#                      the rows against crun's plain bundle (ch3, ch5 run
+#                      --rm, 50 run -d + rm -f); default: every row
 #
 # Run as root, it installs what it lacks with apt-get (hyperfine, time,
 # bubblewrap, jq, gcc for the pty wrapper, crun). It never touches /var/lib/stepbox: the chapters get a
-# temporary data root, and every container it starts is removed on exit.
+# temporary data root, every container it starts (stepbox's and crun's) is
+# removed on exit, and the tmpfs it mounts is unmounted.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -82,8 +115,8 @@ RSS_RUNS=${BENCH_RSS_RUNS:-20}
 BIG_RUNS=${BENCH_BIG_RUNS:-5}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-  '' | interactive | minbase | commit | ch6 | ch7) ;;
-  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive, minbase, commit, ch6 and ch7" >&2; exit 2 ;;
+  '' | interactive | minbase | commit | ch6 | ch7 | crun) ;;
+  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive, minbase, commit, ch6, ch7 and crun" >&2; exit 2 ;;
 esac
 
 # ---------------------------------------------------------------------------
@@ -95,6 +128,7 @@ declare -A PACKAGE=(
   [hyperfine]=hyperfine
   [/usr/bin/time]=time
   [unshare]=util-linux
+  [findmnt]=util-linux
   [awk]=mawk
   [bwrap]=bubblewrap
   [jq]=jq
@@ -134,10 +168,10 @@ cargo build --release --bins --quiet
 bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 
 # On exit, even after a failure or Ctrl-C: remove every ch5 container (rm -f
-# kills its processes), the old revision's git worktree, then our temporary
-# directories.
+# kills its processes) and every crun container, the old revision's git
+# worktree, unmount our tmpfs, then remove our temporary directories.
 cleanup() {
-  local state name
+  local state name id proc root
   for state in "${STEPBOX_ROOT:-/nonexistent}"/containers/*/state.json; do
     [ -e "$state" ] || continue
     name=$(basename "$(dirname "$state")")
@@ -146,9 +180,31 @@ cleanup() {
     "$bin/ch7-cgroups" -q rm -f "$name" >/dev/null ||
       echo "bench.sh: could not remove container $name" >&2
   done
+  if [ -n "$crun_state" ] && [ -d "$crun_state" ]; then
+    for id in $(crun --root "$crun_state" list -q); do
+      crun --root "$crun_state" --cgroup-manager=disabled delete -f "$id" ||
+        echo "bench.sh: could not delete crun container $id" >&2
+    done
+  fi
+  # A `crun run` stopped half-way (Ctrl-C) may leave a container that its
+  # state does not list. Our bundles' root is the busybox layer, bound as
+  # it is: a process whose root is that directory (same device and inode)
+  # is one of their containers' init, and killing it ends its pid namespace.
+  if [ -n "$crun_root" ] && root=$(stat -c %d:%i "$crun_root" 2>/dev/null); then
+    for proc in /proc/[0-9]*; do
+      if [ "$(stat -L -c %d:%i "$proc/root" 2>/dev/null)" = "$root" ]; then
+        kill -KILL "${proc#/proc/}" 2>/dev/null ||
+          echo "bench.sh: could not kill crun's container process ${proc#/proc/}" >&2
+      fi
+    done
+  fi
   if [ -n "$old_src" ]; then
     git -C "$repo" worktree remove --force "$old_src" ||
       echo "bench.sh: could not remove the git worktree $old_src" >&2
+  fi
+  # Before removing $work, which holds the mount point.
+  if [ -n "$tmpfs_dir" ] && mountpoint -q "$tmpfs_dir"; then
+    umount "$tmpfs_dir" || echo "bench.sh: could not unmount the tmpfs at $tmpfs_dir" >&2
   fi
   rm -rf "$STEPBOX_ROOT" "$results" "$work" "${scratch_dirs[@]}"
   # A cgroup is removed by rmdir alone, once no process is in it.
@@ -156,6 +212,7 @@ cleanup() {
     echo "bench.sh: could not remove the cgroup $floor_dir" >&2
 }
 STEPBOX_ROOT='' results='' work='' old_src='' scratch_dirs=() floor_dir=''
+crun_state='' crun_root='' tmpfs_dir=''
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -163,6 +220,7 @@ STEPBOX_ROOT=$(mktemp -d)   # the chapters' data root: images, containers
 export STEPBOX_ROOT
 results=$(mktemp -d)        # hyperfine's and time's raw output
 work=$(mktemp -d)           # generated files, tarballs, volumes, fresh data roots
+crun_state=$work/crun-state # crun's --root: its containers' state
 
 # ---------------------------------------------------------------------------
 # Measuring
@@ -344,6 +402,67 @@ summarize() {
     "$name" "$median" "$min" "$max" "$mean" "$#"
 }
 
+# crun_setup: the crun command line (our state directory, no cgroup
+#   manager) in crun_cmd, and in in_ns the namespace crun's pairs run in.
+#   crun 1.8 refuses a hybrid cgroup host whose v2 hierarchy has controllers,
+#   even with no cgroup manager. Then both of each pair run in a mount
+#   namespace of the script's where an empty tmpfs hides that hierarchy (the
+#   chapters crun is compared with use no cgroup): the namespace is made once
+#   for all the pairs, not per run.
+crun_setup() {
+  crun_cmd=(crun --root "$crun_state" --cgroup-manager=disabled)
+  in_ns=()
+  # (A cgroup file's size is 0 whatever it holds: read it.)
+  if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
+    # shellcheck disable=SC2016  # $1 is expanded by the inner bash
+    in_ns=(unshare -m --propagation private -- bash -c
+      'mount -t tmpfs -o ro,size=0 stepbox-bench-hide /sys/fs/cgroup/unified && eval "$1"' bash)
+    echo "  info  hybrid cgroups with v2 controllers: crun's pairs run where a tmpfs hides /sys/fs/cgroup/unified"
+  fi
+}
+
+# alternate_in_ns A_TIMES A_CMD B_TIMES B_CMD [NAME...]
+#   alternate, inside $in_ns when crun_setup made one. The pairs, the
+#   functions and variables NAME... they use, and the arrays they fill
+#   travel in and out as bash source; the inner bash stops at the first
+#   command that fails, and so does the script.
+alternate_in_ns() {
+  local a_times=$1 a_cmd=$2 b_times=$3 b_cmd=$4 name src out
+  shift 4
+  src="set -euo pipefail
+    $(declare -f alternate time_once)
+    $(declare -p RUNS WARMUP "$a_cmd" "$b_cmd")"
+  for name; do
+    if declare -F "$name" >/dev/null; then
+      src+=$'\n'$(declare -f "$name")
+    else
+      src+=$'\n'$(declare -p "$name")
+    fi
+  done
+  src+="
+    $a_times=() $b_times=()
+    alternate $a_times $a_cmd $b_times $b_cmd </dev/null
+    declare -p $a_times $b_times"
+  out=$("${in_ns[@]:-eval}" "$src") ||
+    { echo "bench.sh: a run of ${a_cmd} or ${b_cmd} failed" >&2; exit 1; }
+  # declare -p's lines declare locals inside a function: make them global.
+  eval "${out//declare -a /declare -ga }"
+}
+
+# busybox_layer: the busybox image's unpacked layer in $STEPBOX_ROOT, the one
+#   that holds bin/busybox (a committed image's layers may be beside it).
+busybox_layer() {
+  local dir
+  for dir in "$STEPBOX_ROOT"/layers/*/; do
+    if [ -x "$dir/bin/busybox" ]; then
+      echo "${dir%/}"
+      return
+    fi
+  done
+  echo "bench.sh: no busybox layer under $STEPBOX_ROOT/layers" >&2
+  return 1
+}
+
 # make_small_files DIR
 #   About 200 MiB in 30 000 files of 2 to 12 KiB (30 directories of ~1000),
 #   like an image's /usr: half random bytes (as incompressible as compressed
@@ -377,6 +496,7 @@ fi
 
 echo
 echo "stepbox benchmark: $(nproc) cores, Linux $(uname -r), $RUNS runs after $WARMUP warm-up runs"
+echo "data root: $STEPBOX_ROOT, on $(findmnt -n -o FSTYPE -T "$STEPBOX_ROOT")"
 
 # ---------------------------------------------------------------------------
 # Chapter rows are added below, one block per chapter. A block times the
@@ -395,7 +515,7 @@ if [ -z "$ONLY" ]; then
   time_cmd ch1-mount-ns -- "$bin/ch1-mount-ns" -q -- /bin/true
   peak_rss "${unshare_m[*]}" -- "${unshare_m[@]}" /bin/true
   peak_rss ch1-mount-ns -- "$bin/ch1-mount-ns" -q -- /bin/true
-  compare ch1-mount-ns "${unshare_m[*]}" 1.5
+  compare ch1-mount-ns "${unshare_m[*]}" 1.25
   rss_target ch1-mount-ns 4096
 
   echo
@@ -410,6 +530,8 @@ if [ -z "$ONLY" ]; then
     --bind "$rootfs" / --proc /proc --dev /dev /bin/true
   time_cmd "${unshare_m[*]} chroot" -- "${unshare_m[@]}" chroot "$rootfs" /bin/true
   compare "ch2-rootfs pivot-root" bwrap 1.0
+  peak_rss ch2-rootfs -- "$bin/ch2-rootfs" -q -- /bin/true
+  rss_target ch2-rootfs 4096
   show_ratio "ch2-rootfs chroot" "${unshare_m[*]} chroot"
   show_ratio "ch2-rootfs chroot" bwrap
   show_ratio "ch2-rootfs pivot-root" "ch2-rootfs chroot"
@@ -418,7 +540,10 @@ if [ -z "$ONLY" ]; then
   echo "== ch3: a read-only image layer under a per-run overlay =="
   "$bin/ch3-overlay" -q -- /bin/true   # warm-up: unpacks the busybox layer once
   time_cmd ch3-overlay -- "$bin/ch3-overlay" -q -- /bin/true
-  compare ch3-overlay "ch2-rootfs pivot-root" 1.3
+  # The target is checked pair by pair below, on disk and on tmpfs.
+  show_ratio ch3-overlay "ch2-rootfs pivot-root"
+  peak_rss "ch3-overlay, layer cached" -- "$bin/ch3-overlay" -q -- /bin/true
+  rss_target "ch3-overlay, layer cached" 4096
 
   # First run of a big image: the busybox root plus ~200 MB of small files,
   # one plain tarball made by GNU tar. Each ch3 run gets a new, empty data
@@ -472,8 +597,77 @@ if [ -z "$ONLY" ]; then
   time_cmd "ch3-overlay, again" -- "$bin/ch3-overlay" -q -- /bin/true
   time_cmd "ch4-volumes, 3 volumes" -- "$bin/ch4-volumes" -q \
     -v "$work/vol-a:/a" -v "$work/vol-b:/b" -v "$work/vol-c:/c" -- /bin/true
-  compare "ch4-volumes, 3 volumes" "ch3-overlay, again" 1.1
+  # The target is checked pair by pair below, on disk and on tmpfs.
+  show_ratio "ch4-volumes, 3 volumes" "ch3-overlay, again"
   show_ratio "ch4-volumes, 3 volumes" ch3-overlay
+  peak_rss "ch4-volumes, 3 volumes" -- "$bin/ch4-volumes" -q \
+    -v "$work/vol-a:/a" -v "$work/vol-b:/b" -v "$work/vol-c:/c" -- /bin/true
+  rss_target "ch4-volumes, 3 volumes" 4096
+
+  echo
+  echo "== ch3 / ch2 and ch4 / ch3, pair by pair, on disk and on tmpfs =="
+  # What ch3 adds to ch2 is mostly its write layer's directories, made and
+  # removed in each run; their cost depends on the filesystem under the
+  # data root (on ext4 mounted with discard, a freed block is a synchronous
+  # discard). Each filesystem gets a data root of its own with a copy of
+  # the busybox image, warmed up untimed (ch2's root and ch3's layer
+  # unpacked once); the three volumes stay where they are.
+  fs_places=()
+  disk_dir=$(mktemp -d /var/tmp/stepbox-bench.XXXXXX)
+  scratch_dirs+=("$disk_dir")
+  disk_fs=$(findmnt -n -o FSTYPE -T "$disk_dir")
+  case $disk_fs in
+    tmpfs | ramfs) not_measured "ch3 / ch2 and ch4 / ch3 on disk: /var/tmp is on $disk_fs here" ;;
+    *) fs_places+=("disk ($disk_fs):$disk_dir") ;;
+  esac
+  if [ "$(id -u)" = 0 ]; then
+    tmpfs_dir=$work/tmpfs
+    mkdir "$tmpfs_dir"
+    mount -t tmpfs -o mode=0700,size=256m stepbox-bench-tmpfs "$tmpfs_dir"
+    fs_places+=("tmpfs:$tmpfs_dir")
+  elif [ "$(findmnt -n -o FSTYPE -T /dev/shm)" = tmpfs ]; then
+    # Not root: no mount of our own, but /dev/shm is a tmpfs.
+    shm_dir=$(mktemp -d /dev/shm/stepbox-bench.XXXXXX)
+    scratch_dirs+=("$shm_dir")
+    fs_places+=("tmpfs (/dev/shm):$shm_dir")
+  else
+    not_measured "ch3 / ch2 and ch4 / ch3 on tmpfs: not root, and /dev/shm is no tmpfs"
+  fi
+  for place in "${fs_places[@]}"; do
+    fs=${place%%:*} root=${place#*:}/root
+    mkdir -m 0700 "$root"
+    cp -a "$STEPBOX_ROOT/images" "$root/"
+    "$bin/ch2-rootfs" -q --root "$root" -- /bin/true
+    "$bin/ch3-overlay" -q --root "$root" -- /bin/true
+    # shellcheck disable=SC2034  # read by name, in alternate
+    ch2_on=("$bin/ch2-rootfs" -q --root "$root" --method pivot-root -- /bin/true)
+    # shellcheck disable=SC2034  # read by name, in alternate
+    ch3_on=("$bin/ch3-overlay" -q --root "$root" -- /bin/true)
+    # shellcheck disable=SC2034  # read by name, in alternate
+    ch4_on=("$bin/ch4-volumes" -q --root "$root" \
+      -v "$work/vol-a:/a" -v "$work/vol-b:/b" -v "$work/vol-c:/c" -- /bin/true)
+    sync
+    echo "timing ch3-overlay and ch2-rootfs on $fs, $RUNS pairs..." >&2
+    ch3_times=() ch2_times=()
+    alternate ch3_times ch3_on ch2_times ch2_on </dev/null
+    summarize "ch3-overlay, $fs" "${ch3_times[@]}"
+    summarize "ch2-rootfs pivot-root, $fs" "${ch2_times[@]}"
+    compare "ch3-overlay, $fs" "ch2-rootfs pivot-root, $fs" 1.3
+    echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+      ch3_times ch2_times) ms"
+    echo "timing ch4-volumes (3 volumes) and ch3-overlay on $fs, $RUNS pairs..." >&2
+    ch4_times=() ch3_times=()
+    alternate ch4_times ch4_on ch3_times ch3_on </dev/null
+    summarize "ch4-volumes, 3 volumes, $fs" "${ch4_times[@]}"
+    summarize "ch3-overlay, $fs, against ch4" "${ch3_times[@]}"
+    compare "ch4-volumes, 3 volumes, $fs" "ch3-overlay, $fs, against ch4" 1.1
+    echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+      ch4_times ch3_times) ms"
+  done
+  if [ -n "$tmpfs_dir" ]; then
+    umount "$tmpfs_dir"
+    tmpfs_dir=''
+  fi
 
   echo
   echo "== ch5: named containers under a monitor; commit =="
@@ -523,7 +717,9 @@ if [ -z "$ONLY" ]; then
   printf '  %-32s max %6d KiB = %5.2f MiB   mean %6d KiB (VmRSS of %d monitors)\n' \
     "monitor RSS" "$rss_max" "$(awk -v k="$rss_max" 'BEGIN { print k / 1024 }')" \
     "$rss_mean" "${#rss[@]}"
-  verdict "$((rss_max <= 2048))" "largest monitor RSS = $rss_max KiB (target ≤ 2048 KiB each)"
+  verdict "$((rss_max <= 1536))" "largest monitor RSS = $rss_max KiB (target ≤ 1536 KiB each)"
+  peak_rss "ch5-commit run --rm" -- "${ch5[@]}" run --rm busybox /bin/true
+  rss_target "ch5-commit run --rm" 4096
 
   monitors=()
   for name in "${names[@]}"; do
@@ -566,10 +762,15 @@ if [ -z "$ONLY" ]; then
   manifest=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "img1:latest") | .digest' \
     "$STEPBOX_ROOT/images/index.json")
   flat=$(jq -r '.layers[0].digest' "$STEPBOX_ROOT/blobs/sha256/${manifest#sha256:}")
-  echo "  output: commit --flatten $(size_of "$STEPBOX_ROOT/blobs/sha256/${flat#sha256:}"), tar -czf $(size_of "$work/tar1.tgz")"
+  flat_blob=$STEPBOX_ROOT/blobs/sha256/${flat#sha256:}
+  echo "  output: commit --flatten $(size_of "$flat_blob"), tar -czf $(size_of "$work/tar1.tgz")"
   summarize "ch5-commit commit --flatten" "${commits[@]}"
   summarize "tar -czf" "${tar_czf[@]}"
-  compare "ch5-commit commit --flatten" "tar -czf" 1.0
+  compare "ch5-commit commit --flatten" "tar -czf" 0.33
+  flat_bytes=$(stat -c %s "$flat_blob") tgz_bytes=$(stat -c %s "$work/tar1.tgz")
+  verdict "$((flat_bytes <= tgz_bytes))" \
+    "commit --flatten's layer = $flat_bytes bytes, tar -czf's file = $tgz_bytes bytes (target: not larger, $(awk \
+      -v a="$flat_bytes" -v b="$tgz_bytes" 'BEGIN { printf "%.3f", a / b }')x)"
   "${ch5[@]}" rm -f bigfiles >/dev/null
 fi
 
@@ -616,6 +817,106 @@ if [ -z "$ONLY" ] || [ "$ONLY" = commit ]; then
 fi
 
 # ---------------------------------------------------------------------------
+# Against crun (issue 15): ch3 (layer cached) and ch5 run --rm against `crun
+# run` of the plain bundle described at the top (over the busybox layer ch3
+# and ch5 read), pair by pair; then 50 detached containers started one after
+# another and removed by one command, ch5's batch against crun's, the
+# batches taking turns ($BIG_RUNS of each, no warm-up).
+
+if [ -z "$ONLY" ] || [ "$ONLY" = crun ]; then
+  echo
+  echo "== against crun: ch3 and ch5 run --rm, 50 run -d then rm -f =="
+  ch3=("$bin/ch3-overlay" -q)
+  ch5=("$bin/ch5-commit" -q)
+  # Untimed: provision busybox and unpack its layer; both chapters work.
+  "${ch3[@]}" -- /bin/true </dev/null
+  "${ch5[@]}" run --rm busybox /bin/true </dev/null
+  layer=$(busybox_layer)
+  crun_root=$layer   # the bundles' root, for cleanup
+  plain=$work/crun-plain
+  mkdir -p "$plain"
+  (cd "$plain" && crun spec)
+  jq --arg root "$layer" '
+    .root = {path: $root, readonly: true}
+    | .process.terminal = false
+    | .process.args = ["/bin/true"]
+    | .process.noNewPrivileges = false
+    | .process.rlimits = []
+    | .hostname = "stepbox-bench"
+    | .mounts |= map(select(.destination != "/sys" and .destination != "/sys/fs/cgroup"))
+    | .mounts += [{destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"]}]
+    | .linux.namespaces = [{type: "pid"}, {type: "mount"}, {type: "uts"}, {type: "ipc"}]
+    | del(.linux.maskedPaths, .linux.readonlyPaths, .linux.resources)' \
+    "$plain/config.json" >"$plain/config.json.new"
+  mv "$plain/config.json.new" "$plain/config.json"
+  # The detached containers' config: the same, running sleep.
+  jq '.process.args = ["sleep", "600"]' "$plain/config.json" >"$work/crun-plain-sleep.json"
+  echo "  crun bundle: $plain over $layer (read-only), capabilities: $(jq -r \
+    '.process.capabilities.bounding | join(" ")' "$plain/config.json")"
+  crun_setup
+  # shellcheck disable=SC2034  # read by name, in alternate
+  crun_plain=("${crun_cmd[@]}" run --bundle "$plain" stepbox-bench-plain)
+  check_crun="${crun_plain[*]@Q} </dev/null"
+  "${in_ns[@]:-eval}" "$check_crun" ||
+    { echo "bench.sh: crun run of the bundle failed: see $plain/config.json" >&2; exit 1; }
+
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch3_cached=("${ch3[@]}" -- /bin/true)
+  echo "timing ch3-overlay and crun run, $RUNS pairs..." >&2
+  ch3_times=() crun_times=()
+  alternate_in_ns ch3_times ch3_cached crun_times crun_plain
+  summarize "ch3-overlay, against crun" "${ch3_times[@]}"
+  summarize "crun run, plain" "${crun_times[@]}"
+  compare "ch3-overlay, against crun" "crun run, plain" 0.8
+  echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+    ch3_times crun_times) ms"
+
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch5_rm=("${ch5[@]}" run --rm busybox /bin/true)
+  echo "timing ch5-commit run --rm and crun run, $RUNS pairs..." >&2
+  ch5_times=() crun_times=()
+  alternate_in_ns ch5_times ch5_rm crun_times crun_plain
+  summarize "ch5 run --rm, against crun" "${ch5_times[@]}"
+  summarize "crun run, plain, against ch5" "${crun_times[@]}"
+  compare "ch5 run --rm, against crun" "crun run, plain, against ch5" 0.8
+  echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+    ch5_times crun_times) ms"
+
+  # A batch: $batch containers running sleep, started one after another,
+  # then all removed by one command (crun's by a regular expression of
+  # their names). A batch that fails leaves its containers to cleanup.
+  batch=50
+  crun_sleep=(--bundle "$plain" --config "$work/crun-plain-sleep.json")
+  ch5_batch() {
+    local i names=()
+    for ((i = 1; i <= batch; i++)); do
+      names+=("batch$i")
+      "${ch5[@]}" run -d --name "batch$i" busybox sleep 600
+    done
+    "${ch5[@]}" rm -f "${names[@]}"
+  }
+  crun_batch() {
+    local i
+    for ((i = 1; i <= batch; i++)); do
+      "${crun_cmd[@]}" run --detach "${crun_sleep[@]}" "stepbox-bench-batch$i" </dev/null
+    done
+    "${crun_cmd[@]}" delete -f --regex '^stepbox-bench-batch[0-9]+$'
+  }
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch5_batch_cmd=(ch5_batch) crun_batch_cmd=(crun_batch)
+  echo "timing $batch × ch5-commit run -d + rm -f and $batch × crun run -d + delete -f, $BIG_RUNS batches each..." >&2
+  ch5_batches=() crun_batches=()
+  RUNS=$BIG_RUNS WARMUP=0 alternate_in_ns ch5_batches ch5_batch_cmd crun_batches crun_batch_cmd \
+    ch5_batch crun_batch batch ch5 crun_cmd crun_sleep
+  summarize "ch5 $batch run -d + rm -f" "${ch5_batches[@]}"
+  summarize "crun $batch run -d + delete -f" "${crun_batches[@]}"
+  compare "ch5 $batch run -d + rm -f" "crun $batch run -d + delete -f" 0.8
+  echo "  info  per container: ch5 $(awk -v t="${MEDIAN["ch5 $batch run -d + rm -f"]}" -v n="$batch" \
+    'BEGIN { printf "%.3f", t / n }') ms, crun $(awk -v t="${MEDIAN["crun $batch run -d + delete -f"]}" \
+    -v n="$batch" 'BEGIN { printf "%.3f", t / n }') ms (medians)"
+fi
+
+# ---------------------------------------------------------------------------
 # ch6 (issue 13): what the restrictions cost. ch6's run --rm against ch5's,
 # and against crun running a bundle over the same busybox root (the layer
 # ch5 and ch6 unpacked, which their overlays read) with the same
@@ -637,9 +938,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch6 ]; then
   # Untimed: provision busybox and unpack its layer; both chapters work.
   "${ch5[@]}" run --rm busybox /bin/true </dev/null
   "${ch6[@]}" run --rm busybox /bin/true </dev/null
-  layer=$(find "$STEPBOX_ROOT/layers" -mindepth 1 -maxdepth 1 -type d | head -n 1)
-  [ -x "$layer/bin/busybox" ] ||
-    { echo "bench.sh: no busybox layer under $STEPBOX_ROOT/layers" >&2; exit 1; }
+  layer=$(busybox_layer)
+  crun_root=$layer   # the bundle's root, for cleanup
   bundle=$work/crun-bundle
   mkdir -p "$bundle"
   case $(uname -m) in
@@ -687,20 +987,9 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch6 ]; then
     | del(.linux.resources)' "$bundle/config.json" >"$bundle/config.json.new"
   mv "$bundle/config.json.new" "$bundle/config.json"
   echo "  crun bundle: $bundle over $layer; seccomp: $(jq '.linux.seccomp.syscalls | length' "$bundle/config.json") rules"
-  crun_state=$work/crun-state
-  crun_run=(crun --root "$crun_state" --cgroup-manager=disabled run --bundle "$bundle" stepbox-bench)
-  # crun 1.8 refuses a hybrid cgroup host whose v2 hierarchy has controllers,
-  # even with no cgroup manager. Then both of each pair run in a mount
-  # namespace of the script's where an empty tmpfs hides that hierarchy
-  # (ch6 uses no cgroup): the namespace is made once, not per run.
-  in_ns=()
-  # (A cgroup file's size is 0 whatever it holds: read it.)
-  if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
-    # shellcheck disable=SC2016  # $1 is expanded by the inner bash
-    in_ns=(unshare -m --propagation private -- bash -c
-      'mount -t tmpfs -o ro,size=0 stepbox-bench-hide /sys/fs/cgroup/unified && eval "$1"' bash)
-    echo "  info  hybrid cgroups with v2 controllers: crun's pairs run where a tmpfs hides /sys/fs/cgroup/unified"
-  fi
+  crun_setup
+  # shellcheck disable=SC2034  # read by name, in alternate
+  crun_run=("${crun_cmd[@]}" run --bundle "$bundle" stepbox-bench)
   # shellcheck disable=SC2034  # read by name, in alternate
   ch6_rm=("${ch6[@]}" run --rm busybox /bin/true)
   # shellcheck disable=SC2034  # read by name, in alternate
@@ -721,27 +1010,25 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch6 ]; then
   # shellcheck disable=SC2034  # read by name, in alternate
   ch6_unconfined=("${ch6[@]}" run --rm --security-opt seccomp=unconfined busybox /bin/true)
   echo "timing ch6-security run --rm with and without seccomp, $RUNS pairs..." >&2
+  # shellcheck disable=SC2034  # filled by name, in alternate
   ch6_times=() unconfined_times=()
   alternate ch6_times ch6_rm unconfined_times ch6_unconfined </dev/null
   echo "  info  the seccomp filter's cost (ch6 run --rm against seccomp=unconfined, median of the $RUNS pairs' differences) = $(paired_difference \
     ch6_times unconfined_times) ms"
   echo "timing ch6-security run --rm and crun run, $RUNS pairs..." >&2
-  # The pairs, and the arrays they fill, travel in and out as bash source.
-  pairs="$(declare -f alternate time_once); $(declare -p RUNS WARMUP ch6_rm crun_run)
-    ch6_times=() crun_times=()
-    alternate ch6_times ch6_rm crun_times crun_run </dev/null
-    declare -p ch6_times crun_times"
-  crun_times=()
-  eval "$("${in_ns[@]:-eval}" "$pairs")"
+  ch6_times=() crun_times=()
+  alternate_in_ns ch6_times ch6_rm crun_times crun_run
   summarize "ch6 run --rm, against crun" "${ch6_times[@]}"
   summarize "crun run" "${crun_times[@]}"
   compare "ch6 run --rm, against crun" "crun run" 0.8
   echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
     ch6_times crun_times) ms"
+  peak_rss "ch6-security run --rm" -- "${ch6_rm[@]}"
+  rss_target "ch6-security run --rm" 4096
 fi
 
-# BENCH_ONLY=minbase, commit, ch6 and ch7 skip the interactive rows.
-if [ "$ONLY" != minbase ] && [ "$ONLY" != commit ] && [ "$ONLY" != ch6 ] && [ "$ONLY" != ch7 ]; then
+# BENCH_ONLY=minbase, commit, ch6, ch7 and crun skip the interactive rows.
+if [ -z "$ONLY" ] || [ "$ONLY" = interactive ]; then
 echo
 echo "== from ch2 on: an interactive start (stdin a terminal) =="
 # Interactive, a chapter gives the container a pty of its own devpts: the
@@ -883,7 +1170,7 @@ else
   echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
     ch2_now_times ch2_old_times) ms"
 fi
-fi   # BENCH_ONLY=minbase, commit, ch6 and ch7 skip the interactive rows
+fi   # BENCH_ONLY=minbase, commit, ch6, ch7 and crun skip the interactive rows
 
 # ---------------------------------------------------------------------------
 # A distro root filesystem (issue 12): the first run of ch3 on a Debian
@@ -955,6 +1242,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch7 ]; then
     summarize "ch6 run --rm" "${ch6_times[@]}"
     echo "  info  ch7 - ch6, median of the pairs' differences = $(paired_difference ch7_times ch6_times) ms"
     compare "ch7 run --rm, three limits" "ch6 run --rm" 1.2
+    peak_rss "ch7-cgroups run --rm, three limits" -- "${ch7_limited[@]}"
+    rss_target "ch7-cgroups run --rm, three limits" 4096
     # The kernel's share, for the reader (no target): a shell that moves
     # itself into a new cgroup, against one that does not, each after 50 ms
     # without a move (as between two runs). The first move after a pause
