@@ -816,105 +816,6 @@ if [ -z "$ONLY" ] || [ "$ONLY" = commit ]; then
   "${ch5[@]}" rm -f onemb >/dev/null
 fi
 
-# ---------------------------------------------------------------------------
-# Against crun (issue 15): ch3 (layer cached) and ch5 run --rm against `crun
-# run` of the plain bundle described at the top (over the busybox layer ch3
-# and ch5 read), pair by pair; then 50 detached containers started one after
-# another and removed by one command, ch5's batch against crun's, the
-# batches taking turns ($BIG_RUNS of each, no warm-up).
-
-if [ -z "$ONLY" ] || [ "$ONLY" = crun ]; then
-  echo
-  echo "== against crun: ch3 and ch5 run --rm, 50 run -d then rm -f =="
-  ch3=("$bin/ch3-overlay" -q)
-  ch5=("$bin/ch5-commit" -q)
-  # Untimed: provision busybox and unpack its layer; both chapters work.
-  "${ch3[@]}" -- /bin/true </dev/null
-  "${ch5[@]}" run --rm busybox /bin/true </dev/null
-  layer=$(busybox_layer)
-  crun_root=$layer   # the bundles' root, for cleanup
-  plain=$work/crun-plain
-  mkdir -p "$plain"
-  (cd "$plain" && crun spec)
-  jq --arg root "$layer" '
-    .root = {path: $root, readonly: true}
-    | .process.terminal = false
-    | .process.args = ["/bin/true"]
-    | .process.noNewPrivileges = false
-    | .process.rlimits = []
-    | .hostname = "stepbox-bench"
-    | .mounts |= map(select(.destination != "/sys" and .destination != "/sys/fs/cgroup"))
-    | .mounts += [{destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"]}]
-    | .linux.namespaces = [{type: "pid"}, {type: "mount"}, {type: "uts"}, {type: "ipc"}]
-    | del(.linux.maskedPaths, .linux.readonlyPaths, .linux.resources)' \
-    "$plain/config.json" >"$plain/config.json.new"
-  mv "$plain/config.json.new" "$plain/config.json"
-  # The detached containers' config: the same, running sleep.
-  jq '.process.args = ["sleep", "600"]' "$plain/config.json" >"$work/crun-plain-sleep.json"
-  echo "  crun bundle: $plain over $layer (read-only), capabilities: $(jq -r \
-    '.process.capabilities.bounding | join(" ")' "$plain/config.json")"
-  crun_setup
-  # shellcheck disable=SC2034  # read by name, in alternate
-  crun_plain=("${crun_cmd[@]}" run --bundle "$plain" stepbox-bench-plain)
-  check_crun="${crun_plain[*]@Q} </dev/null"
-  "${in_ns[@]:-eval}" "$check_crun" ||
-    { echo "bench.sh: crun run of the bundle failed: see $plain/config.json" >&2; exit 1; }
-
-  # shellcheck disable=SC2034  # read by name, in alternate
-  ch3_cached=("${ch3[@]}" -- /bin/true)
-  echo "timing ch3-overlay and crun run, $RUNS pairs..." >&2
-  ch3_times=() crun_times=()
-  alternate_in_ns ch3_times ch3_cached crun_times crun_plain
-  summarize "ch3-overlay, against crun" "${ch3_times[@]}"
-  summarize "crun run, plain" "${crun_times[@]}"
-  compare "ch3-overlay, against crun" "crun run, plain" 0.8
-  echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
-    ch3_times crun_times) ms"
-
-  # shellcheck disable=SC2034  # read by name, in alternate
-  ch5_rm=("${ch5[@]}" run --rm busybox /bin/true)
-  echo "timing ch5-commit run --rm and crun run, $RUNS pairs..." >&2
-  ch5_times=() crun_times=()
-  alternate_in_ns ch5_times ch5_rm crun_times crun_plain
-  summarize "ch5 run --rm, against crun" "${ch5_times[@]}"
-  summarize "crun run, plain, against ch5" "${crun_times[@]}"
-  compare "ch5 run --rm, against crun" "crun run, plain, against ch5" 0.8
-  echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
-    ch5_times crun_times) ms"
-
-  # A batch: $batch containers running sleep, started one after another,
-  # then all removed by one command (crun's by a regular expression of
-  # their names). A batch that fails leaves its containers to cleanup.
-  batch=50
-  crun_sleep=(--bundle "$plain" --config "$work/crun-plain-sleep.json")
-  ch5_batch() {
-    local i names=()
-    for ((i = 1; i <= batch; i++)); do
-      names+=("batch$i")
-      "${ch5[@]}" run -d --name "batch$i" busybox sleep 600
-    done
-    "${ch5[@]}" rm -f "${names[@]}"
-  }
-  crun_batch() {
-    local i
-    for ((i = 1; i <= batch; i++)); do
-      "${crun_cmd[@]}" run --detach "${crun_sleep[@]}" "stepbox-bench-batch$i" </dev/null
-    done
-    "${crun_cmd[@]}" delete -f --regex '^stepbox-bench-batch[0-9]+$'
-  }
-  # shellcheck disable=SC2034  # read by name, in alternate
-  ch5_batch_cmd=(ch5_batch) crun_batch_cmd=(crun_batch)
-  echo "timing $batch × ch5-commit run -d + rm -f and $batch × crun run -d + delete -f, $BIG_RUNS batches each..." >&2
-  ch5_batches=() crun_batches=()
-  RUNS=$BIG_RUNS WARMUP=0 alternate_in_ns ch5_batches ch5_batch_cmd crun_batches crun_batch_cmd \
-    ch5_batch crun_batch batch ch5 crun_cmd crun_sleep
-  summarize "ch5 $batch run -d + rm -f" "${ch5_batches[@]}"
-  summarize "crun $batch run -d + delete -f" "${crun_batches[@]}"
-  compare "ch5 $batch run -d + rm -f" "crun $batch run -d + delete -f" 0.8
-  echo "  info  per container: ch5 $(awk -v t="${MEDIAN["ch5 $batch run -d + rm -f"]}" -v n="$batch" \
-    'BEGIN { printf "%.3f", t / n }') ms, crun $(awk -v t="${MEDIAN["crun $batch run -d + delete -f"]}" \
-    -v n="$batch" 'BEGIN { printf "%.3f", t / n }') ms (medians)"
-fi
 
 # ---------------------------------------------------------------------------
 # ch6 (issue 13): what the restrictions cost. ch6's run --rm against ch5's,
@@ -1267,6 +1168,109 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch7 ]; then
       echo "  info  the kernel's part: not measured: no cgroup can be made in $floor_tree"
     fi
   fi
+fi
+
+# ---------------------------------------------------------------------------
+# Against crun (issue 15): ch3 (layer cached) and ch5 run --rm against `crun
+# run` of the plain bundle described at the top (over the busybox layer ch3
+# and ch5 read), pair by pair; then 50 detached containers started one after
+# another and removed by one command, ch5's batch against crun's, the
+# batches taking turns ($BIG_RUNS of each, no warm-up). Last of all: its
+# 500 containers churn the data root's filesystem, and ext4 then takes longer
+# to find a free inode (it skips recently deleted ones), which slowed every
+# row run after it (ch6's, 1.5 to 2x).
+
+if [ -z "$ONLY" ] || [ "$ONLY" = crun ]; then
+  echo
+  echo "== against crun: ch3 and ch5 run --rm, 50 run -d then rm -f =="
+  ch3=("$bin/ch3-overlay" -q)
+  ch5=("$bin/ch5-commit" -q)
+  # Untimed: provision busybox and unpack its layer; both chapters work.
+  "${ch3[@]}" -- /bin/true </dev/null
+  "${ch5[@]}" run --rm busybox /bin/true </dev/null
+  layer=$(busybox_layer)
+  crun_root=$layer   # the bundles' root, for cleanup
+  plain=$work/crun-plain
+  mkdir -p "$plain"
+  (cd "$plain" && crun spec)
+  jq --arg root "$layer" '
+    .root = {path: $root, readonly: true}
+    | .process.terminal = false
+    | .process.args = ["/bin/true"]
+    | .process.noNewPrivileges = false
+    | .process.rlimits = []
+    | .hostname = "stepbox-bench"
+    | .mounts |= map(select(.destination != "/sys" and .destination != "/sys/fs/cgroup"))
+    | .mounts += [{destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev"]}]
+    | .linux.namespaces = [{type: "pid"}, {type: "mount"}, {type: "uts"}, {type: "ipc"}]
+    | del(.linux.maskedPaths, .linux.readonlyPaths, .linux.resources)' \
+    "$plain/config.json" >"$plain/config.json.new"
+  mv "$plain/config.json.new" "$plain/config.json"
+  # The detached containers' config: the same, running sleep.
+  jq '.process.args = ["sleep", "600"]' "$plain/config.json" >"$work/crun-plain-sleep.json"
+  echo "  crun bundle: $plain over $layer (read-only), capabilities: $(jq -r \
+    '.process.capabilities.bounding | join(" ")' "$plain/config.json")"
+  crun_setup
+  # shellcheck disable=SC2034  # read by name, in alternate
+  crun_plain=("${crun_cmd[@]}" run --bundle "$plain" stepbox-bench-plain)
+  check_crun="${crun_plain[*]@Q} </dev/null"
+  "${in_ns[@]:-eval}" "$check_crun" ||
+    { echo "bench.sh: crun run of the bundle failed: see $plain/config.json" >&2; exit 1; }
+
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch3_cached=("${ch3[@]}" -- /bin/true)
+  echo "timing ch3-overlay and crun run, $RUNS pairs..." >&2
+  ch3_times=() crun_times=()
+  alternate_in_ns ch3_times ch3_cached crun_times crun_plain
+  summarize "ch3-overlay, against crun" "${ch3_times[@]}"
+  summarize "crun run, plain" "${crun_times[@]}"
+  compare "ch3-overlay, against crun" "crun run, plain" 0.8
+  echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+    ch3_times crun_times) ms"
+
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch5_rm=("${ch5[@]}" run --rm busybox /bin/true)
+  echo "timing ch5-commit run --rm and crun run, $RUNS pairs..." >&2
+  ch5_times=() crun_times=()
+  alternate_in_ns ch5_times ch5_rm crun_times crun_plain
+  summarize "ch5 run --rm, against crun" "${ch5_times[@]}"
+  summarize "crun run, plain, against ch5" "${crun_times[@]}"
+  compare "ch5 run --rm, against crun" "crun run, plain, against ch5" 0.8
+  echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+    ch5_times crun_times) ms"
+
+  # A batch: $batch containers running sleep, started one after another,
+  # then all removed by one command (crun's by a regular expression of
+  # their names). A batch that fails leaves its containers to cleanup.
+  batch=50
+  crun_sleep=(--bundle "$plain" --config "$work/crun-plain-sleep.json")
+  ch5_batch() {
+    local i names=()
+    for ((i = 1; i <= batch; i++)); do
+      names+=("batch$i")
+      "${ch5[@]}" run -d --name "batch$i" busybox sleep 600
+    done
+    "${ch5[@]}" rm -f "${names[@]}"
+  }
+  crun_batch() {
+    local i
+    for ((i = 1; i <= batch; i++)); do
+      "${crun_cmd[@]}" run --detach "${crun_sleep[@]}" "stepbox-bench-batch$i" </dev/null
+    done
+    "${crun_cmd[@]}" delete -f --regex '^stepbox-bench-batch[0-9]+$'
+  }
+  # shellcheck disable=SC2034  # read by name, in alternate
+  ch5_batch_cmd=(ch5_batch) crun_batch_cmd=(crun_batch)
+  echo "timing $batch × ch5-commit run -d + rm -f and $batch × crun run -d + delete -f, $BIG_RUNS batches each..." >&2
+  ch5_batches=() crun_batches=()
+  RUNS=$BIG_RUNS WARMUP=0 alternate_in_ns ch5_batches ch5_batch_cmd crun_batches crun_batch_cmd \
+    ch5_batch crun_batch batch ch5 crun_cmd crun_sleep
+  summarize "ch5 $batch run -d + rm -f" "${ch5_batches[@]}"
+  summarize "crun $batch run -d + delete -f" "${crun_batches[@]}"
+  compare "ch5 $batch run -d + rm -f" "crun $batch run -d + delete -f" 0.8
+  echo "  info  per container: ch5 $(awk -v t="${MEDIAN["ch5 $batch run -d + rm -f"]}" -v n="$batch" \
+    'BEGIN { printf "%.3f", t / n }') ms, crun $(awk -v t="${MEDIAN["crun $batch run -d + delete -f"]}" \
+    -v n="$batch" 'BEGIN { printf "%.3f", t / n }') ms (medians)"
 fi
 
 # ---------------------------------------------------------------------------

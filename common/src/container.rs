@@ -534,14 +534,7 @@ struct PidFd(std::os::fd::OwnedFd);
 impl PidFd {
     /// A pidfd for `pid`, if it is (still, once the pidfd is open) a child of `parent`.
     fn of_child(pid: i32, parent: i32) -> Option<PidFd> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: fd is a new file descriptor that nothing else owns.
-        let pidfd = PidFd(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) });
+        let pidfd = PidFd(process::pidfd_open(pid).ok()?);
         (parent_of(pid) == Some(parent)).then_some(pidfd)
     }
 

@@ -731,6 +731,16 @@ fn silence_stdio() {
     }
 }
 
+/// A process file descriptor for `pid` (pidfd_open(2), Linux 5.3): it names
+/// that process, never a later one that reuses its pid, and polls readable
+/// once the process has exited.
+pub fn pidfd_open(pid: i32) -> std::result::Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: just returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Let go of what the process that forked us touched and we will not use
 /// again (for the monitor, once its container runs): free heap goes back to
 /// the kernel (malloc_trim(3)), and the program's code pages (ours and

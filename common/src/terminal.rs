@@ -449,16 +449,9 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// until the child has exited and the master is drained; the caller's
 /// terminal raw meanwhile. Sleeps in poll(2) on all four fds: no busy loop.
 fn relay(child: &Child, master: &OwnedFd) -> Result<()> {
-    // SAFETY: pidfd_open(2) returns a new fd, which we own, or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.pid().as_raw(), 0) };
-    if pidfd < 0 {
-        return Err(
-            Error::sys(format!("pidfd_open({})", child.pid()), Errno::last())
-                .hint("needs Linux 5.3 or later"),
-        );
-    }
-    // SAFETY: just returned by the kernel, owned by nobody else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    let pidfd = crate::process::pidfd_open(child.pid().as_raw()).map_err(|errno| {
+        Error::sys(format!("pidfd_open({})", child.pid()), errno).hint("needs Linux 5.3 or later")
+    })?;
     let flags = fcntl::fcntl(master, FcntlArg::F_GETFL).call(|| "fcntl(master, F_GETFL)".into())?;
     let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
     fcntl::fcntl(master, FcntlArg::F_SETFL(flags))

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use std::os::fd::AsRawFd;
+
 use super::Chapter;
 use crate::container::{self, Container, State, Status};
 use crate::dataroot::DataRoot;
 use crate::error::{Error, Result};
-use crate::narrate;
+use crate::{narrate, process};
 
 /// Signal the container's init (only if it is still the process we started).
 fn signal(state: &State, sig: Signal) -> Result<()> {
@@ -22,14 +24,38 @@ fn signal(state: &State, sig: Signal) -> Result<()> {
     Ok(())
 }
 
-/// Wait up to `limit` for the container's init to be gone.
+/// Wait up to `limit` for the container's init to be gone: woken by the
+/// kernel when it exits (its pidfd polls readable then), not by looking
+/// again every few milliseconds. The pidfd is opened before `is_running`
+/// checks the start time, so it names the process that check saw.
 fn wait_gone(state: &State, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
+    let pidfd = state.pid.and_then(|pid| process::pidfd_open(pid).ok());
     while state.is_running() {
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let nap = left.min(Duration::from_millis(20));
+        match &pidfd {
+            Some(pidfd) => {
+                let mut ready = [libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }];
+                // SAFETY: poll(2) on one pollfd of ours.
+                let exited =
+                    unsafe { libc::poll(ready.as_mut_ptr(), 1, nap.as_millis() as i32) } > 0;
+                // Exited: a zombie until its monitor reaps it, which
+                // is_running counts as gone; should it still say running,
+                // a short nap keeps the loop from spinning.
+                if exited && state.is_running() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            None => std::thread::sleep(nap),
+        }
     }
     true
 }
