@@ -497,6 +497,20 @@ fi
 echo
 echo "stepbox benchmark: $(nproc) cores, Linux $(uname -r), $RUNS runs after $WARMUP warm-up runs"
 echo "data root: $STEPBOX_ROOT, on $(findmnt -n -o FSTYPE -T "$STEPBOX_ROOT")"
+# How long the data root's filesystem takes to make an inode. ext4 skips
+# inodes deleted in the last minutes when it looks for a free one, so a
+# directory whose block group was churned (a test suite, an earlier bench)
+# makes each new file or directory cost up to a millisecond, and every row
+# that creates some (a run makes about ten) slower. Compare runs whose
+# figure here is alike.
+probe=$STEPBOX_ROOT/inode-probe
+mkdir "$probe"
+start=$(date +%s%N)
+for ((i = 0; i < 100; i++)); do : >"$probe/$i"; done
+end=$(date +%s%N)
+rm -r "$probe"
+echo "  info  creating an empty file in the data root: $(awk -v ns=$((end - start)) \
+  'BEGIN { printf "%.3f", ns / 100 / 1e6 }') ms (100 files)"
 
 # ---------------------------------------------------------------------------
 # Chapter rows are added below, one block per chapter. A block times the
