@@ -713,19 +713,23 @@ pub mod tests {
         );
     }
 
-    #[test]
-    fn a_filter_longer_than_a_conditional_jump_uses_an_unconditional_one() {
-        // Every other number allowed: hundreds of ranges, so the left half of
-        // the first comparisons is longer than 255 instructions.
-        let calls = (0..2000).step_by(2).map(|n| (n, None)).collect();
-        let filter = Filter {
+    /// Every other number below `end` allowed, the rest EPERM: one range
+    /// per number.
+    fn every_other_call(end: u32) -> Filter {
+        Filter {
             arch: native_arch(),
-            calls,
+            calls: (0..end).step_by(2).map(|n| (n, None)).collect(),
             matched: Action::Allow,
             mismatched: Action::Errno(1),
             beyond: None,
-        };
-        let program = compile(&filter).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_filter_longer_than_a_conditional_jump_uses_an_unconditional_one() {
+        // Hundreds of ranges, so the left half of the first comparisons is
+        // longer than 255 instructions.
+        let program = compile(&every_other_call(2000)).unwrap();
         assert!(program
             .iter()
             .any(|i| u32::from(i.code) == BPF_JMP | BPF_JA));
@@ -745,15 +749,7 @@ pub mod tests {
 
     #[test]
     fn a_filter_over_the_kernels_limit_is_refused() {
-        let calls = (0..6000).step_by(2).map(|n| (n, None)).collect();
-        let filter = Filter {
-            arch: native_arch(),
-            calls,
-            matched: Action::Allow,
-            mismatched: Action::Errno(1),
-            beyond: None,
-        };
-        let error = compile(&filter).unwrap_err();
+        let error = compile(&every_other_call(6000)).unwrap_err();
         assert!(error.contains("more than the kernel's 4096"), "{error}");
     }
 }
