@@ -311,6 +311,11 @@ impl Container {
             }
             for init in children(monitor) {
                 if let Some(pidfd) = PidFd::of_child(init, monitor) {
+                    // Exited already (a zombie its monitor has yet to reap:
+                    // `rm -f` is woken by the exit itself): nothing to stop.
+                    if process::start_time(init).is_none() {
+                        continue;
+                    }
                     narrate!(
                         5,
                         "pidfd_send_signal(pidfd_open({init}), SIGKILL)   /* the init of {}, child of its monitor {monitor} */",
