@@ -725,7 +725,7 @@ const NEWER: &[(&str, i64)] = &[
 /// format says.
 const INT_ARGUMENTS: &[(&str, &[u8])] = &[
     ("fcntl", &[0, 1]),
-    ("getsockopt", &[0, 1, 2, 4]),
+    ("getsockopt", &[0, 1, 2]), // its optlen (4) is a pointer
     ("ioctl", &[0, 1]),
     ("personality", &[0]),
     ("prctl", &[0]),
@@ -773,5 +773,8 @@ mod tests {
         assert!(int_argument("personality", 0));
         assert!(!int_argument("clone", 0));
         assert!(!int_argument("ioctl", 2));
+        // setsockopt's optlen is an int, getsockopt's a pointer to one.
+        assert!(int_argument("setsockopt", 4));
+        assert!(!int_argument("getsockopt", 4));
     }
 }
