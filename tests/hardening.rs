@@ -423,8 +423,9 @@ root_and_rootless!(claim_rewritten_tarball_noticed:
 
 // ---------------------------------------------------------------- 10. run --rm killed
 
-/// Needs ch5's `run` to record `--rm` (one line, after the name is claimed:
-/// `if args.rm { container.remove_on_exit()?; }`): until then, ignored.
+/// A `run --rm` killed by SIGKILL cannot clean up: its state names it
+/// (remove_on_exit), and the next command that finds it gone removes the
+/// container.
 fn claim_killed_run_rm_removed(who: Who) {
     let sandbox = sandbox(who);
     let mut running = sandbox.spawn(

@@ -8,7 +8,6 @@
 //!                 the pid of its init *and that process's start time*
 //! container.log   stdout and stderr of a detached (-d) container
 //! lock            flock(2)ed by every command that changes the container
-//! remove-on-exit  `run --rm`: which process runs it (pid and start time)
 //! upper/ work/ merged/   its write layer (chapter 3)
 //! ```
 //!
@@ -21,6 +20,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -102,6 +102,11 @@ pub struct State {
     /// `created` was abandoned mid-start, and plain `rm` removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<Owner>,
+    /// `run --rm`: the process whose run removes it when it ends. Should
+    /// that process be killed (SIGKILL leaves it no time to clean up), the
+    /// next command that finds the container ended removes it (see [`list`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_on_exit: Option<Owner>,
 }
 
 fn chapter_5() -> u8 {
@@ -391,31 +396,18 @@ impl Container {
         ))
     }
 
-    /// Record that this container goes when its run ends (`run --rm`), and
-    /// which process runs it: if that process is killed (SIGKILL leaves it
-    /// no time to clean up), the next command that finds the container
-    /// ended removes it (see [`list`]).
-    pub fn remove_on_exit(&self) -> Result<()> {
-        let json = serde_json::to_vec(&Owner::me()).expect("owner record serialises");
-        dataroot::write_atomically(&self.dir.join(REMOVE_ON_EXIT), &json)
-    }
-
     /// A `run --rm` container whose run was killed: its runner is gone and
     /// nothing of it runs any more.
     fn abandoned(&self) -> bool {
-        let Ok(text) = dataroot::read_small(&self.dir.join(REMOVE_ON_EXIT), 4096) else {
+        let Ok(state) = self.state() else {
             return false;
         };
-        let runner_alive = serde_json::from_slice::<Owner>(&text).is_ok_and(|o| o.alive());
-        if runner_alive {
+        let Some(runner) = &state.remove_on_exit else {
             return false;
-        }
-        match self.state() {
-            Ok(state) => {
-                !state.is_running() && !state.monitor_pid.is_some_and(dataroot::pid_exists)
-            }
-            Err(_) => true,
-        }
+        };
+        !runner.alive()
+            && !state.is_running()
+            && !state.monitor_pid.is_some_and(dataroot::pid_exists)
     }
 
     /// Remove this container if it is [abandoned](Container::abandoned),
@@ -448,8 +440,6 @@ impl Container {
     }
 }
 
-const REMOVE_ON_EXIT: &str = "remove-on-exit";
-
 /// The largest state.json we read.
 pub const STATE_LIMIT: u64 = 1 << 20;
 
@@ -462,12 +452,18 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// This process.
+    /// This process (its start time read from /proc once, until it forks).
     pub fn me() -> Owner {
+        static PID: AtomicI32 = AtomicI32::new(0);
+        static START_TIME: AtomicU64 = AtomicU64::new(0);
         let pid = std::process::id() as i32;
+        if PID.load(Ordering::Acquire) != pid {
+            START_TIME.store(process::start_time(pid).unwrap_or(0), Ordering::Relaxed);
+            PID.store(pid, Ordering::Release);
+        }
         Owner {
             pid,
-            start_time: process::start_time(pid).unwrap_or(0),
+            start_time: START_TIME.load(Ordering::Relaxed),
         }
     }
 

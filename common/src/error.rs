@@ -6,7 +6,7 @@
 //! can tell, a hint in plain words:
 //!
 //! ```text
-//! pivot_root(".", ".old_root"): Invalid argument (new_root is not a mount point)
+//! pivot_root(".", "."): Invalid argument (new_root is not a mount point)
 //! ```
 
 use std::fmt;

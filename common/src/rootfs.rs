@@ -58,30 +58,29 @@ impl Method {
     }
 }
 
-/// Where the old root is parked during pivot_root, relative to the new root.
-const PUT_OLD: &str = ".old_root";
-
 /// pivot_root needs `new_root` to be a mount point: bind it onto itself.
 pub fn bind_onto_itself(new_root: &Path) -> Result<()> {
     mount::bind(new_root, new_root, true)
 }
 
 /// Enter `new_root` the runtime way: pivot_root, then drop the old root.
+///
+/// `put_old` is `new_root` itself, as runc and crun do: the old root is
+/// stacked on top of the new one, at `/`, and `umount2(".")` takes it off
+/// again. No directory is made in the image to park it in.
 pub fn pivot_root(new_root: &Path) -> Result<()> {
     change_dir(new_root)?;
-    narrate!(2, "mkdir({}, 0700)", quote(PUT_OLD));
-    match nix::unistd::mkdir(PUT_OLD, Mode::from_bits_truncate(0o700)) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(errno) => return Err(Error::sys(format!("mkdir({})", quote(PUT_OLD)), errno)),
-    }
-    let call = format!("pivot_root(\".\", {})", quote(PUT_OLD));
-    narrate!(2, "{call}");
-    nix::unistd::pivot_root(".", PUT_OLD).map_err(|errno| {
+    let call = "pivot_root(\".\", \".\")";
+    narrate!(
+        2,
+        "{call}   /* the old root now sits on top of the new one */"
+    );
+    nix::unistd::pivot_root(".", ".").map_err(|errno| {
         let error = Error::sys(call, errno);
         match errno {
             Errno::EINVAL => error.hint(
-                "new_root is not a mount point, put_old is not under it, or a parent mount is \
-                 shared: bind new_root onto itself and make / private first",
+                "new_root is not a mount point, or a parent mount is shared: bind new_root onto \
+                 itself and make / private first",
             ),
             Errno::EBUSY => error.hint(
                 "new_root is on the same mount as the current root: bind-mount it onto itself first",
@@ -92,11 +91,8 @@ pub fn pivot_root(new_root: &Path) -> Result<()> {
             _ => error,
         }
     })?;
-    change_dir(Path::new("/"))?;
-    let old_root = format!("/{PUT_OLD}");
-    mount::unmount_detach(2, &old_root)?;
-    narrate!(2, "rmdir({})", quote(&old_root));
-    fs::remove_dir(&old_root).map_err(|e| Error::io("removing", &old_root, e))
+    mount::unmount_detach(2, ".")?;
+    change_dir(Path::new("/"))
 }
 
 /// Enter `new_root` the old way: chroot, then cd into it.

@@ -111,10 +111,10 @@ pub fn parse(spec: &str) -> Result<Volume> {
     })
 }
 
-/// The container's own mounts (and pivot_root's parking place), which a
-/// volume may not cover: the one `target` is at or under, if any.
+/// The container's own mounts, which a volume may not cover: the one
+/// `target` is at or under, if any.
 fn reserved(target: &Path) -> Option<&'static str> {
-    ["/proc", "/sys", "/dev", "/.old_root"]
+    ["/proc", "/sys", "/dev"]
         .into_iter()
         .find(|reserved| target.starts_with(reserved))
 }

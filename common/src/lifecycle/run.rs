@@ -187,35 +187,32 @@ pub fn run<C: Chapter>(
         // Should this run be killed before it starts the container, `rm`
         // sees that no one is creating it any more.
         creator: Some(container::Owner::me()),
-    };
-    let prepared = (if args.rm {
         // Should this run be killed, the next command removes what it leaves.
-        container.remove_on_exit()
-    } else {
-        Ok(())
-    })
-    .and_then(|()| container.save(&state))
-    .and_then(|()| {
-        let layout = container.layout();
-        overlay::create_parts(&layout)?;
-        Ok(Spec {
-            name: name.clone(),
-            overlay_options: overlay::options(&layers, &layout, args.rm)?,
-            layout,
-            volumes,
-            argv,
-            vars,
-            config: config.clone(),
-            user,
-            workdir,
-            init: args.start.init,
-            clone_flags: namespace::with_user_if_rootless(namespace::CONTAINER),
-            try_escapes: args.try_escapes,
-            chapter: args.chapter.clone(),
+        remove_on_exit: args.rm.then(container::Owner::me),
+    };
+    let prepared = container
+        .save(&state)
+        .and_then(|()| {
+            let layout = container.layout();
+            overlay::create_parts(&layout)?;
+            Ok(Spec {
+                name: name.clone(),
+                overlay_options: overlay::options(&layers, &layout, args.rm)?,
+                layout,
+                volumes,
+                argv,
+                vars,
+                config: config.clone(),
+                user,
+                workdir,
+                init: args.start.init,
+                clone_flags: namespace::with_user_if_rootless(namespace::CONTAINER),
+                try_escapes: args.try_escapes,
+                chapter: args.chapter.clone(),
+            })
         })
-    })
-    // 3. Missing volume directories are created, as in chapter 4.
-    .and_then(|spec| Ok((volume::create_missing_host_dirs(&spec.volumes)?, spec)));
+        // 3. Missing volume directories are created, as in chapter 4.
+        .and_then(|spec| Ok((volume::create_missing_host_dirs(&spec.volumes)?, spec)));
     let (created, spec) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => return Err(error.with_cleanup(remove::<C>(&container))),
@@ -348,7 +345,7 @@ fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Resu
 /// was it OOMKilled, then its cgroup removed), in one write of state.json.
 /// A container removed next (`run --rm`) is not written at all: a run
 /// killed before the removal is swept by the next command
-/// (remove-on-exit). Best effort: after `rm -f` the container's directory
+/// (its state's remove_on_exit). Best effort: after `rm -f` the container's directory
 /// may be gone already, and `rm` did the chapter's clean-up (after_remove).
 fn record_exit<C: Chapter>(container: &Container, code: u8, removed_next: bool) -> Result<()> {
     let ended = |state: &mut State| {
