@@ -759,9 +759,7 @@ fn rootless_exec_racing_rm_says_the_container_is_not_running() {
 
 // ---------------------------------------------------------------- 11. rm of several names
 
-/// Needs ch5's rm to loop through `container::for_each_name` (its `for name
-/// in names { ... }` becomes `Ok(container::for_each_name(names, |name| {
-/// ... Ok(()) }))`): ignored until then.
+/// rm goes on past a name that fails, and reports each in the order given.
 #[test]
 fn rm_f_of_several_names_reports_each_unknown_one_and_goes_on() {
     let sandbox = sandbox(Who::Caller);

@@ -295,6 +295,12 @@ impl Container {
     /// holds this container's log open (same inode), and the init is that
     /// monitor's child. A pid is signalled through a pidfd taken while it is
     /// still the monitor's child, so a reused pid is never hit.
+    ///
+    /// The monitor its state.json names is looked at first: if it is one
+    /// (checked as above), it is the only one, as a container has one
+    /// monitor in its life. Only otherwise is every process looked at,
+    /// which for `rm -f` of many containers would cost each of them a walk
+    /// of every monitor's open files.
     pub fn stop_leftovers(&self) {
         let Ok(log) = fs::symlink_metadata(self.log_path()) else {
             return; // never detached: no monitor
@@ -307,13 +313,18 @@ impl Container {
             return;
         };
         let me = std::process::id() as i32;
+        let is_monitor = |pid: &i32| {
+            *pid != me
+                && file_id(Path::new(&format!("/proc/{pid}/exe"))) == Some(our_exe)
+                && holds_open(*pid, log_id)
+        };
+        let named = self.state().ok().and_then(|state| state.monitor_pid);
+        let monitors = match named.filter(is_monitor) {
+            Some(monitor) => vec![monitor],
+            None => all_pids().into_iter().filter(is_monitor).collect(),
+        };
         let mut killed = Vec::new();
-        for monitor in all_pids().into_iter().filter(|pid| *pid != me) {
-            if file_id(Path::new(&format!("/proc/{monitor}/exe"))) != Some(our_exe)
-                || !holds_open(monitor, log_id)
-            {
-                continue;
-            }
+        for monitor in monitors {
             for init in children(monitor) {
                 if let Some(pidfd) = PidFd::of_child(init, monitor) {
                     // Exited already (a zombie its monitor has yet to reap:
@@ -578,17 +589,44 @@ pub fn list(root: &DataRoot) -> Result<Vec<Container>> {
         .collect())
 }
 
-/// Run `verb` on each of `names`, as Docker's `rm` and `stop` do: a name
-/// that fails (no such container, still running) is reported on stderr and
-/// the next one is tried; the exit status is 1 if any failed.
-pub fn for_each_name(names: &[String], mut verb: impl FnMut(&str) -> Result<()>) -> ExitCode {
+/// Run `verb` on each of `names`, as Docker's `rm` does: a name that fails
+/// (no such container, still running) is reported on stderr and the next one
+/// is tried; the exit status is 1 if any failed. `verb` checks a name and
+/// returns the work left to do (for `rm`, removing it), which may wait on
+/// the disk and the kernel: that work runs on threads of its own, at most
+/// `at_once` at a time, so that the waits of several names overlap. Each
+/// name is printed once its work is done, or its error told, in the order
+/// given.
+pub fn for_each_name<W>(
+    names: &[String],
+    at_once: usize,
+    mut verb: impl FnMut(&str) -> Result<W>,
+) -> ExitCode
+where
+    W: FnOnce() -> Result<()> + Send,
+{
     let mut failed = false;
-    for name in names {
-        if let Err(error) = verb(name) {
+    let mut report = |name: &str, outcome: Result<()>| match outcome {
+        Ok(()) => println!("{name}"),
+        Err(error) => {
             crate::error::notice(&error);
             failed = true;
         }
-    }
+    };
+    std::thread::scope(|scope| {
+        let mut turns = std::collections::VecDeque::new();
+        for name in names {
+            let work = verb(name).map(|work| scope.spawn(work));
+            turns.push_back((name, work));
+            if turns.len() > at_once.max(1) {
+                let (name, work) = turns.pop_front().expect("a turn is waiting");
+                report(name, work.and_then(|work| work.join().expect("no panic")));
+            }
+        }
+        for (name, work) in turns {
+            report(name, work.and_then(|work| work.join().expect("no panic")));
+        }
+    });
     if failed {
         ExitCode::FAILURE
     } else {

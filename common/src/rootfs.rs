@@ -71,10 +71,7 @@ pub fn bind_onto_itself(new_root: &Path) -> Result<()> {
 pub fn pivot_root(new_root: &Path) -> Result<()> {
     change_dir(new_root)?;
     let call = "pivot_root(\".\", \".\")";
-    narrate!(
-        2,
-        "{call}   /* the old root now sits on top of the new one */"
-    );
+    narrate!(2, "{call}   /* the old root is now on top of the new */");
     nix::unistd::pivot_root(".", ".").map_err(|errno| {
         let error = Error::sys(call, errno);
         match errno {

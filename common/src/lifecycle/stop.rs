@@ -1,12 +1,12 @@
 //! `stop` and `rm`: end a container, then remove it (ch5 onwards).
 
+use std::collections::HashSet;
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-
-use std::os::fd::AsRawFd;
 
 use super::Chapter;
 use crate::container::{self, Container, State, Status};
@@ -86,11 +86,36 @@ pub fn stop(root: &DataRoot, names: &[String], seconds: u64) -> Result<ExitCode>
 }
 
 pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<ExitCode> {
+    // rm -f of several: every one that runs gets its SIGKILL first, so that
+    // they end side by side, not one after another (each end waits on the
+    // kernel's tearing down of its namespaces and mounts). One that cannot
+    // be signalled now is left to its own turn below, which says why.
+    let mut killed = HashSet::new();
+    if force && names.len() > 1 {
+        for name in names {
+            let Ok(container) = Container::existing(root, name) else {
+                continue;
+            };
+            let Ok(_lock) = container.lock() else {
+                continue;
+            };
+            if let Ok(state) = container.state() {
+                if state.is_running()
+                    && super::check_maker::<C>(&state, "rm").is_ok()
+                    && signal(&state, Signal::SIGKILL).is_ok()
+                {
+                    killed.insert(name.as_str());
+                }
+            }
+        }
+    }
     // Each name on its own, as Docker does: one that fails is reported and
-    // the rest are still removed (exit status 1).
-    Ok(container::for_each_name(names, |name| {
+    // the rest are still removed (exit status 1). The removals themselves
+    // (a freed block may be discarded on the disk there and then) run a
+    // few at a time.
+    Ok(container::for_each_name(names, REMOVALS_AT_ONCE, |name| {
         let container = Container::existing(root, name)?;
-        let _lock = container.lock()?;
+        let lock = container.lock()?;
         let state = container.state();
         if let Ok(state) = &state {
             super::check_maker::<C>(state, "rm")?;
@@ -102,7 +127,9 @@ pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<
                         "container {name:?} is running: stop it first, or use rm -f"
                     )));
                 }
-                signal(&state, Signal::SIGKILL)?;
+                if !killed.contains(name) {
+                    signal(&state, Signal::SIGKILL)?;
+                }
                 wait_gone(&state, Duration::from_secs(10));
             }
             // Its run (or monitor) still at it; once that is gone, it was
@@ -121,8 +148,13 @@ pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<
             Err(_) => {}
         }
         // Volumes are not on the host's merged/: this cannot reach them.
-        super::run::remove::<C>(&container)?;
-        println!("{name}");
-        Ok(())
+        // The lock is held until the container is gone.
+        Ok(move || {
+            let _lock = lock;
+            super::run::remove::<C>(&container)
+        })
     }))
 }
+
+/// How many containers `rm` removes at once.
+const REMOVALS_AT_ONCE: usize = 4;
