@@ -64,6 +64,16 @@
 #                  --pids-limit: a cgroup made, written, joined and removed
 #                  in each run): median ≤ 1.2 × ch6-security run --rm, pair
 #                  by pair; peak RSS of that run --rm ≤ 4 MiB
+#   lower bounds   (issue 15) each chapter, run as in its rows above (ch1;
+#                  ch2 --method pivot-root; ch3, layer cached; ch4 with three
+#                  -v volumes; ch5, ch6 run --rm; ch7 run --rm with its three
+#                  limits) ≤ 1.2 × scripts/lower-bound.c doing the same run
+#                  (built with cc -O2): the chapter's system calls, without
+#                  the Rust runtime's, the narration's and the chapter's
+#                  checks (the file's header lists what it leaves out), in
+#                  the same data root over the same layer, pair by pair; as
+#                  root (the chapters add a user namespace otherwise), ch7
+#                  only where it may set limits, on cgroup v1 trees
 #
 # crun (issue 15): the plain bundle is made as ch3 makes its container, from
 # `crun spec`: mount, pid, uts and ipc namespaces; the root a read-only bind
@@ -98,10 +108,12 @@
 #                      1 MB layer commit; ch6: only ch6's rows against ch5
 #                      and crun; ch7: only the ch7-cgroups row; crun: only
 #                      the rows against crun's plain bundle (ch3, ch5 run
-#                      --rm, 50 run -d + rm -f); default: every row
+#                      --rm, 50 run -d + rm -f); lowerbound: only each
+#                      chapter against its lower bound in C; default: every
+#                      row
 #
 # Run as root, it installs what it lacks with apt-get (hyperfine, time,
-# bubblewrap, jq, gcc for the pty wrapper, crun). It never touches /var/lib/stepbox: the chapters get a
+# bubblewrap, jq, gcc for the pty wrapper and the lower bounds, crun). It never touches /var/lib/stepbox: the chapters get a
 # temporary data root, every container it starts (stepbox's and crun's) is
 # removed on exit, and the tmpfs it mounts is unmounted.
 set -euo pipefail
@@ -115,8 +127,8 @@ RSS_RUNS=${BENCH_RSS_RUNS:-20}
 BIG_RUNS=${BENCH_BIG_RUNS:-5}
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-  '' | interactive | minbase | commit | ch6 | ch7 | crun) ;;
-  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive, minbase, commit, ch6, ch7 and crun" >&2; exit 2 ;;
+  '' | interactive | minbase | commit | ch6 | ch7 | crun | lowerbound) ;;
+  *) echo "bench.sh: BENCH_ONLY=$ONLY: the values known are interactive, minbase, commit, ch6, ch7, crun and lowerbound" >&2; exit 2 ;;
 esac
 
 # ---------------------------------------------------------------------------
@@ -210,8 +222,17 @@ cleanup() {
   # A cgroup is removed by rmdir alone, once no process is in it.
   [ -z "$floor_dir" ] || [ ! -d "$floor_dir" ] || rmdir "$floor_dir" ||
     echo "bench.sh: could not remove the cgroup $floor_dir" >&2
+  # ch7's lower bound: the cgroups of a run stopped half-way, then their
+  # parent, in every tree (its container's init died with it: PDEATHSIG).
+  if [ -n "$lb_cgroup" ]; then
+    for dir in /sys/fs/cgroup/*/"$lb_cgroup"/*/ /sys/fs/cgroup/*/"$lb_cgroup"/; do
+      if [ -d "$dir" ] && ! rmdir "$dir"; then
+        echo "bench.sh: could not remove the cgroup $dir" >&2
+      fi
+    done
+  fi
 }
-STEPBOX_ROOT='' results='' work='' old_src='' scratch_dirs=() floor_dir=''
+STEPBOX_ROOT='' results='' work='' old_src='' scratch_dirs=() floor_dir='' lb_cgroup=''
 crun_state='' crun_root='' tmpfs_dir=''
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -942,7 +963,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch6 ]; then
   rss_target "ch6-security run --rm" 4096
 fi
 
-# BENCH_ONLY=minbase, commit, ch6, ch7 and crun skip the interactive rows.
+# BENCH_ONLY=minbase, commit, ch6, ch7, crun and lowerbound skip the interactive rows.
 if [ -z "$ONLY" ] || [ "$ONLY" = interactive ]; then
 echo
 echo "== from ch2 on: an interactive start (stdin a terminal) =="
@@ -1085,7 +1106,7 @@ else
   echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
     ch2_now_times ch2_old_times) ms"
 fi
-fi   # BENCH_ONLY=minbase, commit, ch6, ch7 and crun skip the interactive rows
+fi   # BENCH_ONLY=minbase, commit, ch6, ch7, crun and lowerbound skip the interactive rows
 
 # ---------------------------------------------------------------------------
 # A distro root filesystem (issue 12): the first run of ch3 on a Debian
@@ -1180,6 +1201,115 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch7 ]; then
       echo "  info  the kernel's part: sh moving itself into a cgroup of $floor_tree after a pause - sh not moving, median of the pairs' differences = $(paired_difference moved_times unmoved_times) ms"
     else
       echo "  info  the kernel's part: not measured: no cgroup can be made in $floor_tree"
+    fi
+  fi
+fi
+
+# ---------------------------------------------------------------------------
+# Lower bounds (issue 15): each chapter against scripts/lower-bound.c, one C
+# program that makes the same run with the chapter's system calls (its
+# namespaces, mounts, directories, state files, locks, capabilities,
+# seccomp filters and cgroups), less the Rust runtime's, the narration's
+# and the chapter's own checks, pair by pair, in the same data root over
+# the same layer. What a chapter takes beyond it is what its Rust code and
+# narration cost, apart from the kernel. ch6's and ch7's lower bounds load
+# the seccomp filters their chapter loads, copied out of a running
+# container of that chapter (lower-bound seccomp-dump). Before the crun
+# rows, whose churn slows every row after them.
+
+if [ -z "$ONLY" ] || [ "$ONLY" = lowerbound ]; then
+  echo
+  echo "== each chapter against its lower bound in C =="
+  if [ "$(id -u)" != 0 ]; then
+    not_measured "the lower bounds: as an ordinary user the chapters add a user namespace and its id maps, which scripts/lower-bound.c does not make"
+  else
+    lb=$work/lower-bound
+    cc -O2 -Wall -o "$lb" "$repo/scripts/lower-bound.c"
+    # Untimed: provision busybox, unpack ch2's root and ch3's layer.
+    "$bin/ch2-rootfs" -q -- /bin/true </dev/null
+    "$bin/ch3-overlay" -q -- /bin/true </dev/null
+    rootfs=$STEPBOX_ROOT/rootfs/busybox
+    mkdir -p "$work/vol-a" "$work/vol-b" "$work/vol-c"
+    volumes=(-v "$work/vol-a:/a" -v "$work/vol-b:/b" -v "$work/vol-c:/c")
+    limits=(-m 64m --cpus 1 --pids-limit 64)
+    # The same limits as the lower bound takes them: bytes, the CFS quota
+    # per 100 ms period, pids.
+    lb_limits=(-m 67108864 -c 100000 -p 64)
+    lb_cgroup=stepbox-bench-lowerbound   # its cgroups' parent, for cleanup
+
+    # container_filters CHAPTER FILE [FLAG...]: a detached busybox sleep of
+    #   CHAPTER (run with FLAGs), its seccomp filters copied into FILE and
+    #   the layer its overlay reads into $lb_layer; then it is removed.
+    container_filters() {
+      local chapter=$1 file=$2 name=stepbox-bench-filters pid sizes
+      shift 2
+      "$bin/$chapter" -q run -d --name "$name" "$@" busybox sleep 600 >/dev/null
+      pid=$(jq -r .pid "$STEPBOX_ROOT/containers/$name/state.json")
+      lb_layer=$(jq -r '.layers[0]' "$STEPBOX_ROOT/containers/$name/state.json")
+      sizes=$("$lb" seccomp-dump "$pid" "$file")
+      "$bin/$chapter" -q rm -f "$name" >/dev/null
+      echo "  info  $chapter's seccomp filters, copied from its container: ${sizes//$'\n'/ and } instructions"
+    }
+    container_filters ch6-security "$work/ch6.filters"
+
+    # lower_bound_row LABEL CHAPTER_CMD LB_CMD: the chapter's run (the
+    #   array named CHAPTER_CMD) and its lower bound's (LB_CMD) in turns;
+    #   target: the chapter ≤ 1.2 × its lower bound.
+    lower_bound_row() {
+      local label=$1
+      echo "timing $label and its lower bound, $RUNS pairs..." >&2
+      chapter_times=() lb_times=()
+      alternate chapter_times "$2" lb_times "$3" </dev/null
+      summarize "$label, against C" "${chapter_times[@]}"
+      summarize "lower-bound ${label%%-*}" "${lb_times[@]}"
+      compare "$label, against C" "lower-bound ${label%%-*}" 1.2
+      echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
+        chapter_times lb_times) ms"
+    }
+
+    # shellcheck disable=SC2034  # the arrays are read by name, in alternate
+    {
+      ch1_run=("$bin/ch1-mount-ns" -q -- /bin/true)
+      ch1_lb=("$lb" ch1 -- /bin/true)
+      ch2_run=("$bin/ch2-rootfs" -q --method pivot-root -- /bin/true)
+      ch2_lb=("$lb" ch2 -R "$rootfs" -- /bin/true)
+      ch3_run=("$bin/ch3-overlay" -q -- /bin/true)
+      ch3_lb=("$lb" ch3 -r "$STEPBOX_ROOT" -l "$lb_layer" -- /bin/true)
+      ch4_run=("$bin/ch4-volumes" -q "${volumes[@]}" -- /bin/true)
+      ch4_lb=("$lb" ch4 -r "$STEPBOX_ROOT" -l "$lb_layer" "${volumes[@]}" -- /bin/true)
+      ch5_run=("$bin/ch5-commit" -q run --rm busybox /bin/true)
+      ch5_lb=("$lb" ch5 -r "$STEPBOX_ROOT" -l "$lb_layer" -- /bin/true)
+      ch6_run=("$bin/ch6-security" -q run --rm busybox /bin/true)
+      ch6_lb=("$lb" ch6 -r "$STEPBOX_ROOT" -l "$lb_layer" -s "$work/ch6.filters" -- /bin/true)
+    }
+    # Untimed: each lower bound works, and leaves nothing in the data root.
+    for n in 1 2 3 4 5 6; do
+      lb_check="ch${n}_lb[@]"
+      "${!lb_check}" </dev/null ||
+        { echo "bench.sh: lower-bound ch$n failed" >&2; exit 1; }
+    done
+    lower_bound_row ch1-mount-ns ch1_run ch1_lb
+    lower_bound_row ch2-rootfs ch2_run ch2_lb
+    lower_bound_row ch3-overlay ch3_run ch3_lb
+    lower_bound_row ch4-volumes ch4_run ch4_lb
+    lower_bound_row ch5-commit ch5_run ch5_lb
+    lower_bound_row ch6-security ch6_run ch6_lb
+
+    # ch7, as its own row: only where this caller may set limits; and the
+    # lower bound knows cgroup v1 trees only (as on the hybrid hosts these
+    # targets were set on).
+    ch7_run=("$bin/ch7-cgroups" -q run --rm "${limits[@]}" busybox /bin/true)
+    if ! "${ch7_run[@]}" >/dev/null 2>"$results/ch7-lb-probe.err"; then
+      not_measured "ch7-cgroups against its lower bound: $(tail -n 1 "$results/ch7-lb-probe.err")"
+    elif [ -z "$(findmnt -n -t cgroup -o TARGET)" ]; then
+      not_measured "ch7-cgroups against its lower bound: no cgroup v1 tree here, and scripts/lower-bound.c knows no other"
+    else
+      container_filters ch7-cgroups "$work/ch7.filters" "${limits[@]}"
+      # shellcheck disable=SC2034  # read by name, in alternate
+      ch7_lb=("$lb" ch7 -r "$STEPBOX_ROOT" -l "$lb_layer" -s "$work/ch7.filters" \
+        -g "$lb_cgroup" "${lb_limits[@]}" -- /bin/true)
+      "${ch7_lb[@]}" </dev/null || { echo "bench.sh: lower-bound ch7 failed" >&2; exit 1; }
+      lower_bound_row ch7-cgroups ch7_run ch7_lb
     fi
   fi
 fi
