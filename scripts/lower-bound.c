@@ -347,21 +347,17 @@ static void mount_sys(const char *root) {
            "size=64k,mode=755");
 }
 
-/* ch2 step 6 (rootfs::pivot_root): into the new root, the old one detached
-   and its mount point removed. */
+/* ch2 step 6 (rootfs::pivot_root): into the new root, with put_old the new
+   root itself: the old root is stacked on top of it, then detached. */
 static void pivot_into(const char *root) {
   if (chdir(root) != 0)
     die("chdir", root);
-  if (mkdir(".old_root", 0700) != 0)
-    die("mkdir", ".old_root");
-  if (syscall(SYS_pivot_root, ".", ".old_root") != 0)
+  if (syscall(SYS_pivot_root, ".", ".") != 0)
     die("pivot_root", root);
+  if (umount2(".", MNT_DETACH) != 0)
+    die("umount2", ".");
   if (chdir("/") != 0)
     die("chdir", "/");
-  if (umount2("/.old_root", MNT_DETACH) != 0)
-    die("umount2", "/.old_root");
-  if (rmdir("/.old_root") != 0)
-    die("rmdir", "/.old_root");
 }
 
 static void set_attr(const char *path, unsigned int flags, uint64_t attr) {
@@ -550,6 +546,11 @@ static void write_state(const char *status, pid_t pid, unsigned long long pid_st
     fmt(creator, sizeof creator, ",\n  \"creator\": {\n    \"pid\": %d,\n    \"start_time\": %llu\n  }",
         (int)getpid(), creator_start);
   }
+  /* run --rm: who removes it, should that run be killed. */
+  char remover[128];
+  fmt(remover, sizeof remover,
+      ",\n  \"remove_on_exit\": {\n    \"pid\": %d,\n    \"start_time\": %llu\n  }",
+      (int)getpid(), creator_start);
   char state[4096];
   fmt(state, sizeof state,
       "{\n  \"id\": \"%s\",\n  \"name\": \"%s\",\n  \"image\": \"busybox\",\n"
@@ -557,9 +558,9 @@ static void write_state(const char *status, pid_t pid, unsigned long long pid_st
       "  \"volumes\": [],\n  \"env\": [],\n  \"init\": false,\n%s  \"created\": %lld,\n"
       "  \"status\": \"%s\",\n  \"pid\": %s,\n  \"pid_start_time\": %s,\n"
       "  \"monitor_pid\": null,\n  \"exit_code\": null,\n  \"finished\": null,\n"
-      "  \"rootless\": false,\n  \"made_by\": %d%s\n}",
+      "  \"rootless\": false,\n  \"made_by\": %d%s%s\n}",
       run.id, run.name, run.layer, run.argv[0], chapter, created, status, pid_s, start_s,
-      (int)run.mode, creator);
+      (int)run.mode, creator, remover);
   write_replacing(run.dir, "state", "state.json", state);
 }
 
@@ -855,14 +856,11 @@ int main(int argc, char **argv) {
       if (rename(tmp, run.dir) != 0)
         die("rename", tmp);
     } else {
-      /* ch5 create: containers/NAME, remove-on-exit (run --rm: who
-         removes it), state.json ("created"), then the write layer. */
-      char text[128];
+      /* ch5 create: containers/NAME, state.json ("created", and run --rm's
+         remover), then the write layer. */
       if (mkdir(run.dir, 0700) != 0)
         die("mkdir", run.dir);
       my_start = start_time(self);
-      fmt(text, sizeof text, "{\"pid\":%d,\"start_time\":%llu}", (int)self, my_start);
-      write_replacing(run.dir, "remove-on-exit", "remove-on-exit", text);
       write_state("created", 0, 0, my_start, created);
       mkdir_in(run.dir, "upper", 0755, path, sizeof path);
       mkdir_in(run.dir, "work", 0755, path, sizeof path);
