@@ -134,9 +134,14 @@ impl Chapter for Ch7 {
         cgroup::container::after_exit(state)
     }
 
-    /// `rm`: its cgroup, and any a killed monitor left.
+    /// `rm` (or the end of `run --rm`): its cgroup.
     fn after_remove(_container: &Container, state: Option<&State>) -> Result<()> {
         cgroup::container::remove(state)
+    }
+
+    /// Once `rm` removed what it was given: any cgroup a killed monitor left.
+    fn after_rm() -> Result<()> {
+        cgroup::container::sweep_stale()
     }
 
     /// `stats NAME`: memory, CPU time and processes, from its cgroup.

@@ -480,6 +480,46 @@ fn rootless_a_killed_foreground_run_rm_is_removed_by_the_next_command() {
     claim_killed_run_rm_removed(Who::Unprivileged);
 }
 
+/// A `run -d --rm` whose `run` was killed while its monitor (the creator
+/// now) still starts the container is not abandoned: the next command
+/// leaves it. The state is made so by hand: its remover long gone, its
+/// creator alive (this test's own process). Before, `ps` removed it and
+/// killed the container the monitor was starting.
+#[test]
+fn a_run_rm_still_being_created_by_a_live_monitor_is_not_swept() {
+    let sandbox = sandbox(Who::Caller);
+    quiet(
+        &sandbox,
+        CH5,
+        &["run", "-d", "--name", "young", "busybox", "sleep", "100"],
+    )
+    .assert_ok();
+    let path = sandbox.data_root().join("containers/young/state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let stat = fs::read_to_string("/proc/self/stat").unwrap();
+    let my_start: u64 = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    state["status"] = "created".into();
+    state["pid"] = serde_json::Value::Null;
+    state["monitor_pid"] = serde_json::Value::Null;
+    state["creator"] = serde_json::json!({"pid": std::process::id(), "start_time": my_start});
+    state["remove_on_exit"] = serde_json::json!({"pid": i32::MAX, "start_time": 1});
+    fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    quiet(&sandbox, CH5, &["ps", "-a"]).assert_ok();
+    assert!(
+        path.exists(),
+        "ps swept a container its creator still starts"
+    );
+    quiet(&sandbox, CH5, &["rm", "-f", "young"]).assert_ok();
+}
+
 // ---------------------------------------------------------------- 11. messages
 
 fn claim_dot_dot_whiteout(who: Who) {
@@ -770,6 +810,63 @@ fn rm_f_of_several_names_reports_each_unknown_one_and_goes_on() {
     assert_eq!(out.code, Some(1), "{out:#?}");
     assert_eq!(out.stdout, "a\nc\n", "{out:#?}");
     assert!(out.stderr.contains("no such container \"b\""), "{out:#?}");
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+}
+
+/// rm -f of several kills every running one first: a `run -d --rm` one
+/// killed so is removed by its own monitor, perhaps before its turn comes.
+/// That is what was asked: its name is printed, and rm succeeds. (Before,
+/// such names were told as "no such container", exit 1.)
+#[test]
+fn rm_f_of_several_rm_containers_removes_them_all_and_succeeds() {
+    let sandbox = sandbox(Who::Caller);
+    let names: Vec<String> = (1..=6).map(|i| format!("r{i}")).collect();
+    for _round in 0..3 {
+        for name in &names {
+            quiet(
+                &sandbox,
+                CH5,
+                &[
+                    "run", "-d", "--rm", "--name", name, "busybox", "sleep", "100",
+                ],
+            )
+            .assert_ok();
+        }
+        let mut args = vec!["rm", "-f"];
+        args.extend(names.iter().map(String::as_str));
+        let out = quiet(&sandbox, CH5, &args);
+        assert_eq!(out.code, Some(0), "{out:#?}");
+        assert_eq!(out.stdout, "r1\nr2\nr3\nr4\nr5\nr6\n", "{out:#?}");
+        assert!(out.stderr.is_empty(), "{out:#?}");
+    }
+    assert_eq!(
+        list_dir(&sandbox.data_root().join("containers")),
+        Vec::<String>::new()
+    );
+}
+
+/// A name given twice is removed once; the second time it is gone, as
+/// Docker's rm would find it.
+#[test]
+fn rm_f_of_a_name_given_twice_removes_it_once() {
+    let sandbox = sandbox(Who::Caller);
+    quiet(
+        &sandbox,
+        CH5,
+        &["run", "-d", "--name", "dup", "busybox", "sleep", "100"],
+    )
+    .assert_ok();
+    let out = quiet(&sandbox, CH5, &["rm", "-f", "dup", "dup", "dup"]);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert_eq!(out.stdout, "dup\n", "{out:#?}");
+    assert_eq!(
+        out.stderr.matches("no such container \"dup\"").count(),
+        2,
+        "{out:#?}"
+    );
     assert_eq!(
         list_dir(&sandbox.data_root().join("containers")),
         Vec::<String>::new()

@@ -7,17 +7,17 @@
 //! state.json      what the container is: image, command, volumes, status,
 //!                 the pid of its init *and that process's start time*
 //! container.log   stdout and stderr of a detached (-d) container
-//! lock            flock(2)ed by every command that changes the container
 //! upper/ work/ merged/   its write layer (chapter 3)
 //! ```
 //!
-//! state.json is written to a temporary file and renamed, so a reader sees
+//! The directory itself is flock(2)ed by every command that changes the
+//! container. state.json is written to a temporary file and renamed, so a reader sees
 //! the old record or the new one, never half. A pid is only believed
 //! together with its start time: once a process exits its pid is free for
 //! reuse, and signalling "the container's pid" could then hit a stranger.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -176,9 +176,7 @@ impl Container {
     pub fn existing(root: &DataRoot, name: &str) -> Result<Container> {
         let container = Container::at(root, name)?;
         if !container.dir.is_dir() || container.remove_if_abandoned() {
-            return Err(Error::Invalid(format!(
-                "no such container {name:?}: see `ps -a` for the containers there are"
-            )));
+            return Err(no_such(name));
         }
         Ok(container)
     }
@@ -263,9 +261,26 @@ impl Container {
     }
 
     /// Hold the container's lock until the guard is dropped: commands that
-    /// change one container take turns.
+    /// change one container take turns. The lock is flock(2) on the
+    /// container's directory itself: taking it creates nothing, so it
+    /// cannot put a file into a directory another command is removing.
     pub fn lock(&self) -> Result<Flock<File>> {
-        dataroot::lock_file(&self.dir.join("lock"), false)
+        Flock::lock(self.open_dir()?, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| Error::sys(format!("flock({:?}, LOCK_EX)", self.dir), errno))
+    }
+
+    fn open_dir(&self) -> Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(&self.dir)
+            .map_err(|e| Error::io("opening", &self.dir, e))
+    }
+
+    /// Whether its directory is still there (another command may have
+    /// removed it since it was found).
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
     }
 
     /// Update state.json under the lock.
@@ -318,8 +333,13 @@ impl Container {
                 && file_id(Path::new(&format!("/proc/{pid}/exe"))) == Some(our_exe)
                 && holds_open(*pid, log_id)
         };
+        // The named one must not be the child of a monitor itself (an
+        // `--init` init is our program too, and holds the log).
         let named = self.state().ok().and_then(|state| state.monitor_pid);
-        let monitors = match named.filter(is_monitor) {
+        let monitors = match named
+            .filter(is_monitor)
+            .filter(|pid| !parent_of(*pid).is_some_and(|parent| is_monitor(&parent)))
+        {
             Some(monitor) => vec![monitor],
             None => all_pids().into_iter().filter(is_monitor).collect(),
         };
@@ -416,7 +436,10 @@ impl Container {
         let Some(runner) = &state.remove_on_exit else {
             return false;
         };
+        // A `run -d --rm` whose run was killed while its monitor (now the
+        // creator) still starts the container is not abandoned.
         !runner.alive()
+            && !state.creator.as_ref().is_some_and(Owner::alive)
             && !state.is_running()
             && !state.monitor_pid.is_some_and(dataroot::pid_exists)
     }
@@ -427,10 +450,10 @@ impl Container {
         if !self.abandoned() {
             return false;
         }
-        let Ok(file) = OpenOptions::new().write(true).open(self.dir.join("lock")) else {
+        let Ok(dir) = self.open_dir() else {
             return false;
         };
-        let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+        let Ok(_lock) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else {
             return false;
         };
         if !self.abandoned() {
@@ -454,6 +477,13 @@ impl Container {
 /// The largest state.json we read.
 pub const STATE_LIMIT: u64 = 1 << 20;
 
+/// The error for a name no container has.
+pub fn no_such(name: &str) -> Error {
+    Error::Invalid(format!(
+        "no such container {name:?}: see `ps -a` for the containers there are"
+    ))
+}
+
 /// A process, by its pid and start time: the one creating a container,
 /// or running a `run --rm` one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -468,13 +498,20 @@ impl Owner {
         static PID: AtomicI32 = AtomicI32::new(0);
         static START_TIME: AtomicU64 = AtomicU64::new(0);
         let pid = std::process::id() as i32;
-        if PID.load(Ordering::Acquire) != pid {
-            START_TIME.store(process::start_time(pid).unwrap_or(0), Ordering::Relaxed);
+        if PID.load(Ordering::Acquire) == pid {
+            return Owner {
+                pid,
+                start_time: START_TIME.load(Ordering::Relaxed),
+            };
+        }
+        let start_time = process::start_time(pid);
+        if let Some(start_time) = start_time {
+            START_TIME.store(start_time, Ordering::Relaxed);
             PID.store(pid, Ordering::Release);
         }
         Owner {
             pid,
-            start_time: START_TIME.load(Ordering::Relaxed),
+            start_time: start_time.unwrap_or(0),
         }
     }
 
@@ -614,14 +651,18 @@ where
         }
     };
     std::thread::scope(|scope| {
-        let mut turns = std::collections::VecDeque::new();
+        type Turn<'s, 'n> = (
+            &'n String,
+            Result<std::thread::ScopedJoinHandle<'s, Result<()>>>,
+        );
+        let mut turns: std::collections::VecDeque<Turn> = std::collections::VecDeque::new();
         for name in names {
-            let work = verb(name).map(|work| scope.spawn(work));
-            turns.push_back((name, work));
-            if turns.len() > at_once.max(1) {
+            while turns.len() >= at_once.max(1) {
                 let (name, work) = turns.pop_front().expect("a turn is waiting");
                 report(name, work.and_then(|work| work.join().expect("no panic")));
             }
+            let work = verb(name).map(|work| scope.spawn(work));
+            turns.push_back((name, work));
         }
         for (name, work) in turns {
             report(name, work.and_then(|work| work.join().expect("no panic")));

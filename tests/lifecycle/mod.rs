@@ -962,7 +962,8 @@ pub fn rm_waits_for_the_containers_lock(ch: Chapter) {
         ch, &sandbox, "held"
     )
     .is_some_and(|r| r.contains("exited"))));
-    let lock = fs::File::open(dir.join("lock")).unwrap();
+    // The lock is flock(2) on the container's directory.
+    let lock = fs::File::open(&dir).unwrap();
     use std::os::fd::AsRawFd;
     // SAFETY: flock(2) on a file this test opened.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);

@@ -185,10 +185,20 @@ pub fn remove(state: Option<&State>) -> Result<()> {
     let Ok(hierarchy) = &host().hierarchy else {
         return Ok(());
     };
-    if let Some(cgroup) = state.and_then(|state| hierarchy.open(&state.id)) {
-        cgroup.remove()?;
+    match state.and_then(|state| hierarchy.open(&state.id)) {
+        Some(cgroup) => cgroup.remove(),
+        None => Ok(()),
     }
-    sweep(hierarchy)
+}
+
+/// `rm`, once it removed every container it was given (not before: a
+/// container it killed, whose monitor has ended, would look stale): the
+/// cgroups of containers whose monitor was killed.
+pub fn sweep_stale() -> Result<()> {
+    match &host().hierarchy {
+        Ok(hierarchy) => sweep(hierarchy),
+        Err(_) => Ok(()),
+    }
 }
 
 /// `exec`, before it joins the container's namespaces: this process moves

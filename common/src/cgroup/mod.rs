@@ -21,6 +21,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -471,7 +472,11 @@ impl Cgroup {
         // A frozen process (v1 freezer, which a container with SYS_ADMIN
         // can use on itself) takes no signal until thawed: thaw first, as
         // runc does.
-        for dir in self.dirs.iter().flat_map(|dir| subtree(dir)) {
+        let freezer = match self.mode {
+            Mode::V1 { .. } => self.dir_for("freezer"),
+            Mode::V2 => None,
+        };
+        for dir in freezer.into_iter().flat_map(subtree) {
             let state = dir.join("freezer.state");
             if read_optional(&state)?.is_some_and(|s| s.trim() != "THAWED") {
                 write_file(&state, "THAWED")?;
@@ -689,6 +694,12 @@ fn subtree(dir: &Path) -> Vec<PathBuf> {
     let mut all = vec![dir.to_path_buf()];
     let mut next = 0;
     while next < all.len() {
+        // A cgroup directory's link count is 2 plus its subdirectories
+        // (kernfs counts them): a leaf, the usual cgroup, is not listed.
+        if fs::symlink_metadata(&all[next]).is_ok_and(|meta| meta.nlink() <= 2) {
+            next += 1;
+            continue;
+        }
         let children: Vec<PathBuf> = fs::read_dir(&all[next])
             .into_iter()
             .flatten()

@@ -30,6 +30,7 @@ fn marker(controller: &str) -> &'static str {
         "cpuacct" => "cpuacct.usage",
         "pids" => "pids.max",
         "cpuset" => "cpuset.cpus",
+        "freezer" => "freezer.state",
         _ => "cgroup.procs",
     }
 }

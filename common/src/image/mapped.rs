@@ -152,6 +152,11 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
         return Err(refused);
     }
     let why = "removes files the container gave to the ids of your range";
+    // One at a time: `rm` removes on several threads, and this forks.
+    static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _alone = FORKING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let removed = in_mapped_userns(why, io::empty(), |_| {
         Ok(crate::dataroot::remove_tree(path).map_err(|e| (e.raw_os_error(), e.to_string())))
     });
@@ -188,8 +193,9 @@ pub fn in_mapped_userns<T: Serialize + DeserializeOwned>(
     let (go_read, go_write) = pipe()?;
     let (data_read, data_write) = pipe()?;
     let (report_read, report_write) = pipe()?;
-    // SAFETY: stepbox is single-threaded here; the child runs `f` and leaves
-    // with _exit, never returning into the caller's code.
+    // SAFETY: the child runs `f` and leaves with _exit, never returning into
+    // the caller's code. Other threads (`rm`'s removals) may run: the child
+    // takes none of their locks (glibc's malloc is safe across fork).
     match unsafe { fork() }.map_err(|errno| Error::sys("fork()", errno))? {
         ForkResult::Child => {
             drop((ready_read, go_write, data_write, report_read));

@@ -112,6 +112,11 @@ pub trait Chapter: 'static {
         Ok(())
     }
 
+    /// On the host, once `rm` is done with every container it was given.
+    fn after_rm() -> Result<()> {
+        Ok(())
+    }
+
     /// `stats NAME`: what the container uses. `None`: this chapter has no
     /// way to tell (no cgroups before chapter 7).
     fn stats(_root: &DataRoot, _container: &Container) -> Option<Result<ExitCode>> {

@@ -1,10 +1,12 @@
 //! `stop` and `rm`: end a container, then remove it (ch5 onwards).
 
 use std::collections::HashSet;
+use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::Flock;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
@@ -113,9 +115,33 @@ pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<
     // the rest are still removed (exit status 1). The removals themselves
     // (a freed block may be discarded on the disk there and then) run a
     // few at a time.
-    Ok(container::for_each_name(names, REMOVALS_AT_ONCE, |name| {
-        let container = Container::existing(root, name)?;
-        let lock = container.lock()?;
+    let mut seen: HashSet<String> = HashSet::new();
+    let removed = container::for_each_name(names, REMOVALS_AT_ONCE, |name| {
+        // A name given again is gone by then, as one after another would
+        // find it.
+        if !seen.insert(name.to_string()) {
+            return Err(container::no_such(name));
+        }
+        // One killed above may since have been removed by its own run
+        // (--rm): that is what was asked.
+        let gone = |error: Error| {
+            if killed.contains(name) && !Container::at(root, name).is_ok_and(|c| c.exists()) {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        };
+        let container = match Container::existing(root, name) {
+            Ok(container) => container,
+            Err(error) => return gone(error).map(removal::<C>),
+        };
+        let lock = match container.lock() {
+            Ok(lock) => lock,
+            Err(error) => return gone(error).map(removal::<C>),
+        };
+        if !container.exists() {
+            return gone(container::no_such(name)).map(removal::<C>);
+        }
         let state = container.state();
         if let Ok(state) = &state {
             super::check_maker::<C>(state, "rm")?;
@@ -149,11 +175,21 @@ pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<
         }
         // Volumes are not on the host's merged/: this cannot reach them.
         // The lock is held until the container is gone.
-        Ok(move || {
-            let _lock = lock;
-            super::run::remove::<C>(&container)
-        })
-    }))
+        Ok(removal::<C>(Some((container, lock))))
+    });
+    C::after_rm()?;
+    Ok(removed)
+}
+
+/// The work left for one name of `rm`: remove the container (holding its
+/// lock until it is gone), or nothing.
+fn removal<C: Chapter>(
+    target: Option<(Container, Flock<File>)>,
+) -> impl FnOnce() -> Result<()> + Send {
+    move || match target {
+        Some((container, _lock)) => super::run::remove::<C>(&container),
+        None => Ok(()),
+    }
 }
 
 /// How many containers `rm` removes at once.
