@@ -564,16 +564,15 @@ static void write_state(const char *status, pid_t pid, unsigned long long pid_st
   write_replacing(run.dir, "state", "state.json", state);
 }
 
-/* ch5's lock file, taken while state.json is read and rewritten; -1 when
-   done. */
+/* ch5's lock, flock(2) on the container's directory, taken while
+   state.json is read and rewritten. */
 static int lock_state(void) {
   char path[4200], buf[8192];
-  fmt(path, sizeof path, "%s/lock", run.dir);
-  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  int fd = open(run.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
-    die("open", path);
+    die("open", run.dir);
   if (flock(fd, LOCK_EX) != 0)
-    die("flock", path);
+    die("flock", run.dir);
   fmt(path, sizeof path, "%s/state.json", run.dir);
   read_file(path, buf, sizeof buf);
   return fd;
