@@ -16,6 +16,7 @@ pub mod masks;
 pub mod seccomp;
 pub mod syscalls;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use clap::Args;
@@ -128,7 +129,7 @@ pub struct Restrictions {
     pub privileged: bool,
     pub caps: CapSet,
     /// None: unconfined.
-    pub seccomp: Option<(Profile, String)>,
+    pub seccomp: Option<(Cow<'static, Profile>, String)>,
 }
 
 impl Restrictions {
@@ -139,14 +140,14 @@ impl Restrictions {
             caps::resolve(&flags.cap_add, &flags.cap_drop)?
         };
         let mut seccomp = Some((
-            Profile::docker_default(),
+            Cow::Borrowed(Profile::docker_default()),
             "Docker's default profile".to_string(),
         ));
         for opt in &flags.security_opt {
             match opt {
                 SecurityOpt::SeccompUnconfined => seccomp = None,
                 SecurityOpt::SeccompProfile { path, text } => {
-                    seccomp = Some((Profile::parse(text, &quote(path))?, quote(path)))
+                    seccomp = Some((Cow::Owned(Profile::parse(text, &quote(path))?), quote(path)))
                 }
                 SecurityOpt::Unreadable { path, why } => {
                     return Err(Error::Invalid(format!(

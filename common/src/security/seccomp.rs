@@ -113,14 +113,12 @@ impl Profile {
 
     /// Docker's default profile, parsed once per process (a container,
     /// cloned from its `run`, finds it parsed).
-    pub fn docker_default() -> Profile {
+    pub fn docker_default() -> &'static Profile {
         static PARSED: std::sync::OnceLock<Profile> = std::sync::OnceLock::new();
-        PARSED
-            .get_or_init(|| {
-                Profile::parse(DOCKER_DEFAULT, "(Docker's default)")
-                    .expect("the embedded profile parses")
-            })
-            .clone()
+        PARSED.get_or_init(|| {
+            Profile::parse(DOCKER_DEFAULT, "(Docker's default)")
+                .expect("the embedded profile parses")
+        })
     }
 
     /// [`Profile::compile`], remembered for `origin` and `caps`: `run`
