@@ -75,12 +75,21 @@ impl DataRoot {
         &self.path
     }
 
-    /// `<root>/<sub>`, created (mode 0700) if missing.
+    /// `<root>/<sub>`, created (mode 0700) if missing, and checked once per
+    /// process: only its owner (this user) could change it afterwards.
     pub fn dir(&self, sub: &str) -> Result<PathBuf> {
+        static CHECKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
         let path = self.path.join(sub);
+        let mut checked = CHECKED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if checked.contains(&path) {
+            return Ok(path);
+        }
         create_private_dir(&path)?;
         let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
         check_private(&path, &meta)?;
+        checked.push(path.clone());
         Ok(path)
     }
 
