@@ -130,7 +130,12 @@ fn in_use(hierarchy: &Hierarchy, id: &str) -> bool {
         .ok()
         .and_then(|made| made.elapsed().ok())
         .is_none_or(|age| age < STARTING);
-    if young || cgroup.is_locked() {
+    if young {
+        detail!(7, "/* {id}'s cgroup is left: made under 5 s ago */");
+        return true;
+    }
+    if cgroup.is_locked() {
+        detail!(7, "/* {id}'s cgroup is left: its runner holds its lock */");
         return true;
     }
     let populated = cgroup.is_populated().unwrap_or(true);
