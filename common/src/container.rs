@@ -611,6 +611,8 @@ pub fn list(root: &DataRoot) -> Result<Vec<Container>> {
         .map_err(|e| Error::io("listing", &dir, e))?
         .flatten()
         .filter(|e| fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir()))
+        // A `lock` file marks a container an older stepbox began (it locked
+        // a file; the directory itself is locked now).
         .filter(|e| e.path().join("state.json").is_file() || e.path().join("lock").is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| check_name("container", name).is_ok())

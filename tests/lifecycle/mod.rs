@@ -615,7 +615,8 @@ pub fn rm_refuses_running_and_cleans_half_created(ch: Chapter) {
     );
     quiet(ch, &sandbox, &["rm", "-f", "young"]).assert_ok();
 
-    // A container whose run was killed between claiming the name and writing its state.
+    // A container with no state: one an older stepbox began (it made a
+    // `lock` file) and whose run was killed before its state was written.
     let half = sandbox.data_root().join("containers/half");
     fs::create_dir_all(half.join("upper")).unwrap();
     fs::write(half.join("lock"), "").unwrap();

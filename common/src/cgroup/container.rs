@@ -184,8 +184,8 @@ pub fn after_exit(state: &mut State) -> Result<()> {
     cgroup.remove()
 }
 
-/// `rm`: the container's cgroup (if any: it may be gone with its
-/// container), and any stale one found on the way.
+/// `rm`, or the end of a `run --rm`: the container's cgroup (if any: it
+/// may be gone with its container). Stale ones are [`sweep_stale`]'s.
 pub fn remove(state: Option<&State>) -> Result<()> {
     let Ok(hierarchy) = &host().hierarchy else {
         return Ok(());
