@@ -398,6 +398,84 @@ root_and_rootless!(claim_deferred_mode:
     a_deferred_directory_mode_lands_on_that_directory_only,
     rootless_a_deferred_directory_mode_lands_on_that_directory_only);
 
+/// The one layer directory of the sandbox's data root.
+fn only_layer(sandbox: &Sandbox) -> std::path::PathBuf {
+    let layers = sandbox.data_root().join("layers");
+    let names = list_dir(&layers);
+    assert_eq!(names.len(), 1, "{names:?}");
+    layers.join(&names[0])
+}
+
+// A regular file's data is written on the unpack's second thread, after
+// the file is made in the archive's order. A file whose name a later entry
+// takes (a hard link to it, then a new file of the same name), while its
+// data, several batches of it, may still be on its way, keeps that data
+// under the link, and the name gets the new file's.
+fn claim_names_taken_while_written(who: Who) {
+    let sandbox = sandbox(who);
+    let big = "0123456789abcdef".repeat(64 << 10);
+    let layer = tarball(&[
+        Entry::Dir("d"),
+        Entry::File("d/big", &big),
+        Entry::HardLink("d/copy", "d/big"),
+        Entry::File("d/big", "new\n"),
+        Entry::File("d/after", "after\n"),
+    ]);
+    let path = sandbox.path().join("taken.tar");
+    put(&sandbox, &path, &layer);
+    // The image has no /bin/true: only its unpacking is looked at.
+    let _ = quiet(
+        &sandbox,
+        CH3,
+        &["--image", path.to_str().unwrap(), "--", "true"],
+    );
+    let layer = only_layer(&sandbox);
+    assert_eq!(fs::read_to_string(layer.join("d/big")).unwrap(), "new\n");
+    assert!(
+        fs::read_to_string(layer.join("d/copy")).unwrap() == big,
+        "the hard link lost the first d/big's 1 MiB"
+    );
+    assert_eq!(
+        fs::read_to_string(layer.join("d/after")).unwrap(),
+        "after\n"
+    );
+}
+root_and_rootless!(claim_names_taken_while_written:
+    a_name_taken_while_its_file_is_written_keeps_each_files_data,
+    rootless_a_name_taken_while_its_file_is_written_keeps_each_files_data);
+
+// A root filesystem is told from an image archive by its first member
+// that no image archive holds (bin/prog), and unpacked as one, even when
+// it holds a manifest.json that reads as docker save's (before, the whole
+// archive was walked, and such a root was refused as a saved image without
+// its layers).
+fn claim_root_with_manifest(who: Who) {
+    let sandbox = sandbox(who);
+    let manifest = r#"[{"Config":"c.json","Layers":["l/layer.tar"]}]"#;
+    let root = tarball(&[
+        Entry::Dir("bin"),
+        Entry::File("bin/prog", "#!/bin/sh\n"),
+        Entry::File("manifest.json", manifest),
+    ]);
+    let path = sandbox.path().join("root.tar");
+    put(&sandbox, &path, &root);
+    let out = quiet(
+        &sandbox,
+        CH3,
+        &["--image", path.to_str().unwrap(), "--", "true"],
+    );
+    assert!(!out.stderr.contains("does not hold"), "{out:#?}");
+    let layer = only_layer(&sandbox);
+    assert_eq!(
+        fs::read_to_string(layer.join("manifest.json")).unwrap(),
+        manifest
+    );
+    assert!(layer.join("bin/prog").is_file(), "{out:#?}");
+}
+root_and_rootless!(claim_root_with_manifest:
+    a_root_filesystem_holding_a_manifest_json_unpacks_as_one,
+    rootless_a_root_filesystem_holding_a_manifest_json_unpacks_as_one);
+
 // ---------------------------------------------------------------- 9. layer cache
 
 fn claim_rewritten_tarball_noticed(who: Who) {

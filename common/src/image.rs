@@ -319,9 +319,7 @@ pub fn decompress<'a>(mut reader: impl BufRead + 'a) -> Result<Box<dyn Read + 'a
     let stream = io::Cursor::new(start).chain(reader);
     match compression {
         Compression::None => Ok(Box::new(stream)),
-        Compression::Gzip => Ok(Box::new(flate2::bufread::MultiGzDecoder::new(
-            BufReader::new(stream),
-        ))),
+        Compression::Gzip => Ok(Box::new(flate2::bufread::MultiGzDecoder::new(stream))),
         Compression::Zstd => Ok(Box::new(
             zstd::stream::read::Decoder::new(stream).map_err(unpack::not_a_tar)?,
         )),

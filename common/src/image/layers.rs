@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -186,7 +186,9 @@ pub(super) enum Contents {
 /// apart. An uncompressed tarball is read header by header (seeking past
 /// each member's data); a compressed one is only ever a flat root
 /// filesystem or a docker save archive. Docker ≥ 25 writes both an OCI
-/// layout and manifest.json: the latter is read, for its tags.
+/// layout and manifest.json: the latter is read, for its tags. A root
+/// filesystem is known by its first member that no image archive holds
+/// (see [`only_in_a_root`]): the walk stops there, a few members in.
 pub(super) fn contents(tarball: &Path) -> Result<Contents> {
     let bad = unpack::not_a_tar;
     let (mut file, _) = super::open_regular(tarball)?;
@@ -198,9 +200,10 @@ pub(super) fn contents(tarball: &Path) -> Result<Contents> {
             None => Contents::Flat,
         });
     }
-    std::io::Seek::rewind(&mut file).map_err(bad)?;
-    // (Unbuffered on purpose: a buffered reader drops its buffer on every seek.)
-    let members = oci::members(file)?;
+    // (Not buffered: most headers are far apart, and the walk reads only them.)
+    let Some(members) = oci::members(file)? else {
+        return Ok(Contents::Flat);
+    };
     if let Some(&(offset, size)) = members.get("manifest.json") {
         let (mut file, _) = super::open_regular(tarball)?;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(bad)?;
@@ -216,6 +219,24 @@ pub(super) fn contents(tarball: &Path) -> Result<Contents> {
         Some(blobs) => Contents::Oci(blobs),
         None => Contents::Flat,
     })
+}
+
+/// Whether an archive's member `path` is one that no image archive holds,
+/// so that the archive is a root filesystem: `bin/sh` and `etc/passwd` are.
+/// A docker save archive holds top-level files (manifest.json, configs,
+/// layers) and `NAME/layer.tar`, `NAME/json` and `NAME/VERSION`; an OCI
+/// layout top-level files and `blobs/ALGORITHM/DIGEST`.
+pub(super) fn only_in_a_root(path: &str) -> bool {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect();
+    match parts.as_slice() {
+        [] | [_] => false,
+        ["blobs", ..] => parts.len() > 3,
+        [_, last] => !matches!(*last, "layer.tar" | "json" | "VERSION"),
+        _ => true,
+    }
 }
 
 /// The image of a docker save archive to run: the only one, or the one
@@ -344,8 +365,7 @@ fn import_layer(
 ) -> Result<(String, Option<String>)> {
     let scratch = root.scratch("layer")?;
     let mut hashing = super::store::ParallelHashing::new(reader);
-    let mut plain =
-        super::store::Hashing::new(decompress(BufReader::with_capacity(1 << 16, &mut hashing))?);
+    let mut plain = super::store::Hashing::new(decompress(&mut hashing)?);
     let unpacked = if kind == Kind::Checked {
         super::mapped::unpack(&mut plain, scratch.path())?
     } else {
@@ -416,7 +436,11 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<SavedImage>>> {
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?;
-        if path.to_string_lossy().trim_start_matches("./") != "manifest.json" {
+        let path = path.to_string_lossy();
+        if only_in_a_root(&path) {
+            return Ok(None);
+        }
+        if path.trim_start_matches("./") != "manifest.json" {
             continue;
         }
         let mut text = String::new();
@@ -799,6 +823,32 @@ fn remember(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_root_filesystem_holds_deeper_paths_than_image_archives() {
+        for root in [
+            "bin/sh",
+            "./etc/passwd",
+            "usr/lib/x",
+            "dev/console",
+            "l/layer.tar/x",
+        ] {
+            assert!(only_in_a_root(root), "{root}");
+        }
+        for image in [
+            "manifest.json",
+            "./",
+            "bin",
+            "abc.json",
+            "l/layer.tar",
+            "./0123/json",
+            "l/VERSION",
+            "blobs/sha256/0123",
+            "./blobs/sha256/",
+        ] {
+            assert!(!only_in_a_root(image), "{image}");
+        }
+    }
 
     #[test]
     fn a_digest_is_64_lowercase_hex_digits() {

@@ -405,20 +405,57 @@ pub fn check_layer_type(descriptor: &Descriptor, what: &str) -> Result<()> {
     }
 }
 
+/// A file read at an offset it keeps itself (pread(2)): a seek is no
+/// system call, so walking an archive's headers costs one read a member.
+struct Positioned {
+    file: File,
+    at: u64,
+}
+
+impl Read for Positioned {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Positioned {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let (base, offset) = match to {
+            SeekFrom::Start(at) => (at, 0),
+            SeekFrom::Current(offset) => (self.at, offset),
+            SeekFrom::End(offset) => (self.file.metadata()?.len(), offset),
+        };
+        self.at = base.checked_add_signed(offset).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a seek before the file's start",
+            )
+        })?;
+        Ok(self.at)
+    }
+}
+
 /// The members of the uncompressed tar `file` by name, with the offset and
-/// size of each one's data, read from the headers alone (no data is read).
-pub fn members(file: File) -> Result<HashMap<String, (u64, u64)>> {
+/// size of each one's data, read from the headers alone (no data is read);
+/// None at the first member only a root filesystem holds
+/// ([`super::layers::only_in_a_root`]).
+pub fn members(file: File) -> Result<Option<HashMap<String, (u64, u64)>>> {
     let bad = unpack::not_a_tar;
-    let mut archive = tar::Archive::new(file);
+    let mut archive = tar::Archive::new(Positioned { file, at: 0 });
     let mut members = HashMap::new();
     for entry in archive.entries_with_seek().map_err(bad)? {
         let entry = entry.map_err(bad)?;
+        let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+        if super::layers::only_in_a_root(&name) {
+            return Ok(None);
+        }
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
         let name = name.trim_start_matches("./").to_string();
         members.insert(name, (entry.raw_file_position(), entry.size()));
     }
-    Ok(members)
+    Ok(Some(members))
 }

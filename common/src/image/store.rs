@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use nix::fcntl::Flock;
 use oci_spec::image::{
@@ -646,29 +647,56 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// As [`Hashing`], with the hashing on a second thread: on a machine with
-/// two cores it overlaps the unpacking, which is mostly the kernel's work
-/// (the first unpack of a big image is hashing and writing files in about
-/// equal parts). The thread ends with [`ParallelHashing::hex`], or when it
-/// is dropped: none outlives the unpack (a clone must find us alone).
+/// two cores it overlaps the unpacking, which is mostly the kernel's work.
+/// It reads `inner` in big chunks and gives the hashing thread each one as
+/// it is (shared, not copied), then serves reads from it: one channel
+/// message per chunk, and no byte copied more than a plain read copies it.
+/// Its chunks come back from the thread to be read into again, so a few
+/// are ever allocated. The thread ends with [`ParallelHashing::hex`], or
+/// when this is dropped: none outlives the unpack (a clone must find us
+/// alone).
 pub struct ParallelHashing<R> {
     inner: R,
-    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// The chunk being read from, with how much of it holds data, and how
+    /// much of that was read.
+    current: Option<(Arc<Vec<u8>>, usize)>,
+    pos: usize,
+    /// Chunks made so far (at most [`CHUNKS`]).
+    made: usize,
+    chunks: Option<std::sync::mpsc::Sender<(Arc<Vec<u8>>, usize)>>,
+    /// Hashed chunks, sent back to be reused.
+    hashed: std::sync::mpsc::Receiver<Arc<Vec<u8>>>,
     worker: Option<std::thread::JoinHandle<Sha256>>,
 }
 
+/// Bytes read at once by [`ParallelHashing`].
+const CHUNK: usize = 120 << 10;
+
+/// How many chunks [`ParallelHashing`] may have at once (those waiting to
+/// be hashed, and the one being read): the reading waits for the hashing
+/// beyond that.
+const CHUNKS: usize = 16;
+
 impl<R> ParallelHashing<R> {
     pub fn new(inner: R) -> ParallelHashing<R> {
-        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let (chunks, received) = std::sync::mpsc::channel::<(Arc<Vec<u8>>, usize)>();
+        let (done, hashed) = std::sync::mpsc::channel();
         let worker = std::thread::spawn(move || {
             let mut hasher = Sha256::new();
-            for chunk in received {
-                hasher.update(&chunk);
+            for (chunk, len) in received {
+                hasher.update(&chunk[..len]);
+                // Gone only when the reading side is: then nothing is reused.
+                let _ = done.send(chunk);
             }
             hasher
         });
         ParallelHashing {
             inner,
+            current: None,
+            pos: 0,
+            made: 0,
             chunks: Some(chunks),
+            hashed,
             worker: Some(worker),
         }
     }
@@ -682,15 +710,66 @@ impl<R> ParallelHashing<R> {
             _ => Err(Error::Internal("the hashing thread ended early".into())),
         }
     }
+
+    /// A chunk to read into: one the thread has hashed, a new one while
+    /// fewer than [`CHUNKS`] exist, or else the next one the thread hashes.
+    fn free_chunk(&mut self) -> Vec<u8> {
+        let mut back = self.hashed.try_recv().ok();
+        if back.is_none() && self.made >= CHUNKS {
+            back = self.hashed.recv().ok();
+        }
+        // Ours alone: the thread sends a chunk back once it is done with
+        // it, and we let go of the current one before asking for another.
+        match back.and_then(|chunk| Arc::try_unwrap(chunk).ok()) {
+            Some(chunk) => chunk,
+            None => {
+                self.made += 1;
+                vec![0; CHUNK]
+            }
+        }
+    }
+}
+
+impl<R: Read> io::BufRead for ParallelHashing<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let exhausted = match &self.current {
+            Some((_, len)) => self.pos >= *len,
+            None => true,
+        };
+        if exhausted {
+            drop(self.current.take());
+            let mut chunk = self.free_chunk();
+            let len = loop {
+                match self.inner.read(&mut chunk) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other?,
+                }
+            };
+            let chunk = Arc::new(chunk);
+            if let Some(chunks) = &self.chunks {
+                // The thread stops only when we drop `chunks`.
+                let _ = chunks.send((Arc::clone(&chunk), len));
+            }
+            self.current = Some((chunk, len));
+            self.pos = 0;
+        }
+        Ok(match &self.current {
+            Some((chunk, len)) => &chunk[self.pos..*len],
+            None => &[],
+        })
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.pos += amount;
+    }
 }
 
 impl<R: Read> Read for ParallelHashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(chunks) = &self.chunks {
-            // The thread stops only when we drop `chunks`.
-            let _ = chunks.send(buf[..n].to_vec());
-        }
+        let available = io::BufRead::fill_buf(self)?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.pos += n;
         Ok(n)
     }
 }

@@ -140,6 +140,33 @@ impl Unpacked {
 /// (device nodes, sockets, extended attributes) is told in one notice.
 pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     let dest_fd = open_dir(dest)?;
+    std::thread::scope(|scope| {
+        let mut writer = Writer::start(scope);
+        let made = make_entries(reader, &dest_fd, &mut writer);
+        // The writer's error first: it is of an earlier entry than any the
+        // reading side met since.
+        let refused = writer.finish()?;
+        let (count, root_mode, mut skipped, dirs) = made?;
+        skipped.xattrs_refused += refused;
+        set_directories(&dest_fd, dirs, &mut skipped)?;
+        if let Some(line) = skipped.notice() {
+            notice(line);
+        }
+        Ok(Unpacked {
+            entries: count,
+            root_mode,
+            skipped,
+        })
+    })
+}
+
+/// Make every entry of the archive in order, giving each regular file to
+/// `writer` once it exists; the directories to finish are returned.
+fn make_entries(
+    reader: impl Read,
+    dest_fd: &OwnedFd,
+    writer: &mut Writer,
+) -> Result<(u64, u32, Skipped, Vec<LaterDir>)> {
     let keep_owners = super::mapped::may_chown();
     let mut archive = tar::Archive::new(reader);
     // Directories get their modes, xattrs and mtimes at the end, each with
@@ -188,13 +215,13 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         // remove_existing, which never removes a directory.)
         let parent_fd = match last_parent.take() {
             Some((path, fd)) if path == parent => fd,
-            _ => open_parent(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?,
+            _ => open_parent(dest_fd, &parent).map_err(|why| refuse(&shown, why))?,
         };
         let parent_fd = &last_parent.insert((parent.clone(), parent_fd)).1;
 
         if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(WHITEOUT_PREFIX)) {
             if hidden == OPAQUE_MARKER {
-                mark_opaque(&dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
+                mark_opaque(dest_fd, &parent).map_err(|why| refuse(&shown, why))?;
             } else {
                 whiteout(parent_fd, Path::new(hidden)).map_err(|why| refuse(&shown, why))?;
             }
@@ -226,31 +253,22 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                 });
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                // Made here, in the archive's order; its data and metadata
+                // are the writer's, on the other thread.
                 let fd = replacing(parent_fd, &name, || create_file(parent_fd, &name))
                     .map_err(|e| failed(&shown, "creating", e.desc()))?;
-                let mut file = File::from(fd);
-                copy_data(&mut entry, &mut file, &shown)?;
-                // chown before chmod: chown clears the setuid and setgid bits.
-                if keep_owners {
-                    let (uid, gid) = owner;
-                    fchown(
-                        &file,
-                        uid.map(|u| Uid::from_raw(u as u32)),
-                        gid.map(|g| Gid::from_raw(g as u32)),
-                    )
-                    .map_err(|e| refuse(&shown, format!("chown: {}", e.desc())))?;
-                }
-                // xattrs after chown, which clears security.capability, and
-                // before chmod, which may take away the write permission a
-                // user needs to set user.* attributes.
-                set_xattrs(&file, &xattrs, &mut skipped)
-                    .map_err(|e| failed(&shown, "setting extended attributes", e.desc()))?;
-                fchmod(&file, Mode::from_bits_truncate(mode))
-                    .map_err(|e| failed(&shown, "chmod", e.desc()))?;
-                if let Some(mtime) = mtime {
-                    futimens(&file, &TimeSpec::UTIME_OMIT, &mtime)
-                        .map_err(|e| failed(&shown, "setting its mtime", e.desc()))?;
-                }
+                let file = File::from(fd);
+                let owner = match keep_owners {
+                    true => Some(owner),
+                    false => None,
+                };
+                let finish = Finish {
+                    owner,
+                    xattrs: std::mem::take(&mut xattrs),
+                    mode,
+                    mtime,
+                };
+                writer.file(file, &mut entry, &shown, finish)?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -278,7 +296,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                     continue;
                 }
                 let (target_parent, target_name) = split(&target_rel);
-                let target_fd = open_beneath(&dest_fd, &target_parent)
+                let target_fd = open_beneath(dest_fd, &target_parent)
                     .map_err(|why| refuse(&shown, format!("hard link target: {why}")))?;
                 replacing(parent_fd, &name, || {
                     linkat(&target_fd, &target_name, parent_fd, &name, AtFlags::empty())
@@ -348,6 +366,16 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         }
         count += 1;
     }
+    Ok((count, root_mode, skipped, dirs))
+}
+
+/// Give each directory made its xattrs, mode and mtime, once every entry
+/// is in place.
+fn set_directories(
+    dest_fd: &OwnedFd,
+    mut dirs: Vec<LaterDir>,
+    skipped: &mut Skipped,
+) -> Result<()> {
     // Deepest first, so a read-only parent never blocks a child's chmod, and
     // a directory's mtime is set after everything inside it is made (making
     // a child changes its parent's mtime).
@@ -364,7 +392,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         // By fd, and only if it is still the directory we made: a whiteout
         // and a hard link may have given its name to another file since.
         let Some(dir) =
-            open_beneath_dir(&dest_fd, &rel).map_err(|e| failed(&shown, "opening", e.desc()))?
+            open_beneath_dir(dest_fd, &rel).map_err(|e| failed(&shown, "opening", e.desc()))?
         else {
             continue; // gone, or no longer a directory: its mode is moot
         };
@@ -372,7 +400,7 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         if (st.st_dev, st.st_ino) != made {
             continue;
         }
-        set_xattrs(&dir, &xattrs, &mut skipped)
+        set_xattrs(&dir, &xattrs, skipped)
             .map_err(|e| failed(&shown, "setting extended attributes", e.desc()))?;
         fchmod(&dir, Mode::from_bits_truncate(mode))
             .map_err(|e| failed(&shown, "chmod", e.desc()))?;
@@ -381,14 +409,203 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
                 .map_err(|e| failed(&shown, "setting its mtime", e.desc()))?;
         }
     }
-    if let Some(line) = skipped.notice() {
-        notice(line);
+    Ok(())
+}
+
+/// What is set on a regular file once its data is written.
+struct Finish {
+    /// Its owner from the archive, when owners are kept.
+    owner: Option<(Option<u64>, Option<u64>)>,
+    xattrs: Xattrs,
+    mode: u32,
+    mtime: Option<TimeSpec>,
+}
+
+/// What the reading side tells the writer, in the archive's order.
+enum Job {
+    /// The file just made, which the data that follows is written to.
+    Begin { file: File, shown: String },
+    /// The next bytes of its data: this many from the batch's data.
+    Data(usize),
+    /// The end of its data.
+    End(Finish),
+}
+
+/// Jobs and the data they write, sent together: the writer is woken once
+/// for a batch's work.
+struct Batch {
+    jobs: Vec<Job>,
+    /// [`BATCH_BYTES`] long, filled from the start: `filled` bytes of it.
+    data: Vec<u8>,
+    filled: usize,
+    files: usize,
+}
+
+/// Bytes of file data in one batch, and at most how many files.
+const BATCH_BYTES: usize = 120 << 10;
+const BATCH_FILES: usize = 32;
+
+/// Batches on their way to the writer at most: the reading waits beyond
+/// that. So at most about a MiB of data, and a hundred files open, are in
+/// flight.
+const BATCHES: usize = 16;
+
+/// The writing half of an unpack, on a thread of its own: each regular
+/// file's data, owner, extended attributes, mode and mtime. The reading
+/// side parses the archive and makes every entry, in order; the writer's
+/// system calls are on open files only, so whatever name a later entry
+/// gives or takes, each file gets what the archive says. On two cores the
+/// two halves overlap, as the hashing of the layer does.
+struct Writer<'scope> {
+    batches: Option<std::sync::mpsc::SyncSender<Batch>>,
+    batch: Batch,
+    /// Batches the writer is done with, to be filled again.
+    spent: std::sync::mpsc::Receiver<Batch>,
+    worker: Option<std::thread::ScopedJoinHandle<'scope, Result<u64>>>,
+}
+
+impl<'scope> Writer<'scope> {
+    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>) -> Writer<'scope> {
+        let (batches, received) = std::sync::mpsc::sync_channel(BATCHES);
+        let (done, spent) = std::sync::mpsc::channel();
+        let worker = scope.spawn(move || write_files(received, done));
+        Writer {
+            batches: Some(batches),
+            batch: Self::new_batch(),
+            spent,
+            worker: Some(worker),
+        }
     }
-    Ok(Unpacked {
-        entries: count,
-        root_mode,
-        skipped,
-    })
+
+    fn new_batch() -> Batch {
+        Batch {
+            jobs: Vec::with_capacity(3 * BATCH_FILES),
+            data: vec![0; BATCH_BYTES],
+            filled: 0,
+            files: 0,
+        }
+    }
+
+    /// Give the writer `file`, `entry`'s data and what to set on it.
+    /// Fails if the writer has stopped (the error is its own: see `finish`).
+    fn file(
+        &mut self,
+        file: File,
+        entry: &mut impl Read,
+        shown: &str,
+        finish: Finish,
+    ) -> Result<()> {
+        if self.batch.files == BATCH_FILES {
+            self.flush()?;
+        }
+        self.batch.files += 1;
+        self.batch.jobs.push(Job::Begin {
+            file,
+            shown: shown.to_string(),
+        });
+        loop {
+            if self.batch.filled == BATCH_BYTES {
+                self.flush()?;
+            }
+            let batch = &mut self.batch;
+            let n = match entry.read(&mut batch.data[batch.filled..]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(not_a_tar(e)),
+            };
+            batch.filled += n;
+            // One job for bytes read one after the other.
+            match batch.jobs.last_mut() {
+                Some(Job::Data(bytes)) => *bytes += n,
+                _ => batch.jobs.push(Job::Data(n)),
+            }
+        }
+        self.batch.jobs.push(Job::End(finish));
+        Ok(())
+    }
+
+    /// Send the batch made so far, and start another.
+    fn flush(&mut self) -> Result<()> {
+        let next = match self.spent.try_recv() {
+            Ok(mut spent) => {
+                (spent.filled, spent.files) = (0, 0);
+                spent
+            }
+            Err(_) => Self::new_batch(),
+        };
+        let batch = std::mem::replace(&mut self.batch, next);
+        let stopped = || Error::Internal("the unpack's writer stopped".into());
+        let batches = self.batches.as_ref().ok_or_else(stopped)?;
+        batches.send(batch).map_err(|_| stopped())
+    }
+
+    /// Wait for the writer to write everything given: its first error, or
+    /// how many extended attributes it could not set.
+    fn finish(&mut self) -> Result<u64> {
+        // Whether it went or the writer had stopped, the join tells.
+        let _ = self.flush();
+        drop(self.batches.take());
+        match self.worker.take().map(|worker| worker.join()) {
+            Some(Ok(result)) => result,
+            _ => Err(Error::Internal("the unpack's writer ended early".into())),
+        }
+    }
+}
+
+/// The writer's loop: see [`Writer`]. It stops at its first error, which
+/// names the entry.
+fn write_files(
+    batches: std::sync::mpsc::Receiver<Batch>,
+    spent: std::sync::mpsc::Sender<Batch>,
+) -> Result<u64> {
+    let mut skipped = Skipped::default();
+    let mut current: Option<(File, String)> = None;
+    for mut batch in batches {
+        let mut at = 0;
+        for job in batch.jobs.drain(..) {
+            match job {
+                Job::Begin { file, shown } => current = Some((file, shown)),
+                Job::Data(bytes) => {
+                    let (file, shown) = current.as_mut().expect("data follows its file");
+                    write_data(file, &batch.data[at..at + bytes], shown)?;
+                    at += bytes;
+                }
+                Job::End(finish) => {
+                    let (file, shown) = current.take().expect("a file ends once");
+                    finish_file(&file, finish, &shown, &mut skipped)?;
+                }
+            }
+        }
+        // Gone only when the reading side is.
+        let _ = spent.send(batch);
+    }
+    Ok(skipped.xattrs_refused)
+}
+
+/// Set what the archive says of a regular file, its data written.
+fn finish_file(file: &File, finish: Finish, shown: &str, skipped: &mut Skipped) -> Result<()> {
+    // chown before chmod: chown clears the setuid and setgid bits.
+    if let Some((uid, gid)) = finish.owner {
+        fchown(
+            file,
+            uid.map(|u| Uid::from_raw(u as u32)),
+            gid.map(|g| Gid::from_raw(g as u32)),
+        )
+        .map_err(|e| refuse(shown, format!("chown: {}", e.desc())))?;
+    }
+    // xattrs after chown, which clears security.capability, and before
+    // chmod, which may take away the write permission a user needs to set
+    // user.* attributes.
+    set_xattrs(file, &finish.xattrs, skipped)
+        .map_err(|e| failed(shown, "setting extended attributes", e.desc()))?;
+    fchmod(file, Mode::from_bits_truncate(finish.mode))
+        .map_err(|e| failed(shown, "chmod", e.desc()))?;
+    if let Some(mtime) = finish.mtime {
+        futimens(file, &TimeSpec::UTIME_OMIT, &mtime)
+            .map_err(|e| failed(shown, "setting its mtime", e.desc()))?;
+    }
+    Ok(())
 }
 
 /// A directory whose mode, xattrs and mtime wait for the end of the unpack.
@@ -627,37 +844,21 @@ static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// How often (in bytes written) the data root's free space is checked.
 const SPACE_CHECK: u64 = 1 << 20;
 
-/// Copy an entry's data into the file made for it. A failure to read is the
-/// archive's fault; a failure to write (a full disk) is not a refusal.
-/// An unpack never takes the data root's filesystem below a reserve (5 % of
-/// it, at most 1 GiB): a small compressed layer may expand to gigabytes (a
-/// decompression bomb), and the host needs its disk.
-fn copy_data(entry: &mut impl Read, file: &mut File, shown: &str) -> Result<()> {
-    thread_local! {
-        // One buffer for every entry: a new zeroed one each time cost more
-        // than the copying for an image of many small files.
-        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 16]);
-    }
-    BUF.with_borrow_mut(|buf| copy_with(entry, file, shown, buf))
-}
-
-fn copy_with(entry: &mut impl Read, file: &mut File, shown: &str, buf: &mut [u8]) -> Result<()> {
+/// Write a piece of an entry's data into the file made for it. A failure
+/// to write (a full disk) is not a refusal. An unpack never takes the data
+/// root's filesystem below a reserve (5 % of it, at most 1 GiB): a small
+/// compressed layer may expand to gigabytes (a decompression bomb), and
+/// the host needs its disk.
+fn write_data(file: &mut File, bytes: &[u8], shown: &str) -> Result<()> {
     use std::io::Write;
     use std::sync::atomic::Ordering;
-    loop {
-        let n = match entry.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(not_a_tar(e)),
-        };
-        let before = WRITTEN.fetch_add(n as u64, Ordering::Relaxed);
-        if before / SPACE_CHECK != (before + n as u64) / SPACE_CHECK {
-            check_space(file, shown)?;
-        }
-        file.write_all(&buf[..n])
-            .map_err(|e| failed(shown, "writing", e))?;
+    let n = bytes.len() as u64;
+    let before = WRITTEN.fetch_add(n, Ordering::Relaxed);
+    if before / SPACE_CHECK != (before + n) / SPACE_CHECK {
+        check_space(file, shown)?;
     }
+    file.write_all(bytes)
+        .map_err(|e| failed(shown, "writing", e))
 }
 
 /// Fail if the filesystem holding `file` has less than its reserve free.
