@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::store::ParallelHashing;
 use super::{decompress, oci, unpack, Config, Image, Source};
 use crate::dataroot::DataRoot;
 use crate::error::{printable, Error, Result};
@@ -134,7 +135,8 @@ pub fn layers(root: &DataRoot, image: &Image) -> Result<Layers> {
                 Contents::Flat => {
                     no_tag_in_a_root(&what, tag)?;
                     let (file, size) = super::open_regular(tarball)?;
-                    let (layer, _) = import_layer(root, file.take(size), &what, Kind::Flat)?;
+                    let reading = ParallelHashing::reading(file.take(size));
+                    let (layer, _) = import_layer(root, reading, &what, Kind::Flat)?;
                     (vec![layer], Config::default())
                 }
             };
@@ -309,7 +311,7 @@ fn import_oci(root: &DataRoot, image: &oci::Image) -> Result<Vec<String>> {
         // The checked reader fails at its end unless size and digest are
         // the descriptor's: only then does the scratch directory become a layer.
         let blob = image.blobs.blob(descriptor, &what)?;
-        match import_layer(root, blob, &what, Kind::Checked) {
+        match import_layer(root, ParallelHashing::reading(blob), &what, Kind::Checked) {
             Ok((digest, diff)) => {
                 let diff = diff.expect("a checked layer's diff");
                 remember_diff(root, &digest, &diff)?;
@@ -355,16 +357,15 @@ enum Kind {
     Checked,
 }
 
-/// Unpack one layer from `reader` (plain, gzip or zstd tar), returning its
+/// Unpack one layer from `hashing`'s reader (plain, gzip or zstd tar), returning its
 /// digest and, for [`Kind::Checked`], the digest of its uncompressed bytes.
-fn import_layer(
+fn import_layer<R: Read>(
     root: &DataRoot,
-    reader: impl Read,
+    mut hashing: ParallelHashing<R>,
     what: &str,
     kind: Kind,
 ) -> Result<(String, Option<String>)> {
     let scratch = root.scratch("layer")?;
-    let mut hashing = super::store::ParallelHashing::new(reader);
     let mut plain = super::store::Hashing::new(decompress(&mut hashing)?);
     let unpacked = if kind == Kind::Checked {
         super::mapped::unpack(&mut plain, scratch.path())?
@@ -579,7 +580,8 @@ fn import_saved(
             diff_ids = Some(config_diff_ids(&bytes));
         } else {
             let what = format!("{}:{path}", tarball.display());
-            let (digest, diff) = import_layer(root, entry, &what, Kind::Checked)?;
+            let (digest, diff) =
+                import_layer(root, ParallelHashing::new(entry), &what, Kind::Checked)?;
             if let Some(diff) = &diff {
                 remember_diff(root, &digest, diff)?;
             }

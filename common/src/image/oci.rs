@@ -77,7 +77,7 @@ impl Blobs {
 
     /// The file `name` of the layout (`index.json`, `blobs/sha256/…`), at
     /// most `limit` bytes of it.
-    fn open(&self, name: &str, limit: u64) -> Result<Box<dyn Read>> {
+    fn open(&self, name: &str, limit: u64) -> Result<Box<dyn Read + Send>> {
         match self {
             Blobs::Dir(dir) => {
                 let (file, size) = open_beneath(dir, name)?;
@@ -100,7 +100,11 @@ impl Blobs {
 
     /// The blob `descriptor` names, checked against its size and sha256 as
     /// it is read: the reader fails at its end if either differs.
-    pub fn blob(&self, descriptor: &Descriptor, what: &str) -> Result<Checked<Box<dyn Read>>> {
+    pub fn blob(
+        &self,
+        descriptor: &Descriptor,
+        what: &str,
+    ) -> Result<Checked<Box<dyn Read + Send>>> {
         let hex = sha256_of(descriptor, what)?;
         let size = descriptor.size();
         // One byte more than promised is enough to tell a longer blob.

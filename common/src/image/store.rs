@@ -648,62 +648,119 @@ impl<R: Read> Read for Hashing<R> {
 
 /// As [`Hashing`], with the hashing on a second thread: on a machine with
 /// two cores it overlaps the unpacking, which is mostly the kernel's work.
-/// It reads `inner` in big chunks and gives the hashing thread each one as
-/// it is (shared, not copied), then serves reads from it: one channel
-/// message per chunk, and no byte copied more than a plain read copies it.
-/// Its chunks come back from the thread to be read into again, so a few
-/// are ever allocated. The thread ends with [`ParallelHashing::hex`], or
-/// when this is dropped: none outlives the unpack (a clone must find us
-/// alone).
+/// The reader is read in big chunks, which the two threads pass each other
+/// (shared, not copied), and reads are served from them: one message per
+/// chunk, and no byte copied more than a plain read copies it. A few chunks
+/// go round and round: the reading waits for the hashing beyond that.
+///
+/// [`ParallelHashing::new`] reads on the calling thread and gives each
+/// chunk to the hashing thread; [`ParallelHashing::reading`] leaves the
+/// reading to the hashing thread too, which hands back chunks read and
+/// hashed. The thread ends with [`ParallelHashing::hex`], or when this is
+/// dropped: none outlives the unpack (a clone must find us alone).
 pub struct ParallelHashing<R> {
-    inner: R,
+    /// The reader, when the calling thread reads it.
+    inner: Option<R>,
     /// The chunk being read from, with how much of it holds data, and how
     /// much of that was read.
     current: Option<(Arc<Vec<u8>>, usize)>,
     pos: usize,
     /// Chunks made so far (at most [`CHUNKS`]).
     made: usize,
-    chunks: Option<std::sync::mpsc::Sender<(Arc<Vec<u8>>, usize)>>,
-    /// Hashed chunks, sent back to be reused.
-    hashed: std::sync::mpsc::Receiver<Arc<Vec<u8>>>,
+    /// Chunks to the thread: to hash, or to read into.
+    to_thread: Option<std::sync::mpsc::Sender<(Arc<Vec<u8>>, usize)>>,
+    /// Chunks from the thread: hashed (to reuse), or read and hashed.
+    from_thread: std::sync::mpsc::Receiver<io::Result<(Arc<Vec<u8>>, usize)>>,
+    /// The thread's reading failed: every later read fails too.
+    failed: bool,
     worker: Option<std::thread::JoinHandle<Sha256>>,
 }
 
-/// Bytes read at once by [`ParallelHashing`].
+/// Bytes read at once by [`ParallelHashing`]: below glibc's threshold for
+/// a mapping of its own (128 KiB), which costs page faults each time.
 const CHUNK: usize = 120 << 10;
 
-/// How many chunks [`ParallelHashing`] may have at once (those waiting to
-/// be hashed, and the one being read): the reading waits for the hashing
-/// beyond that.
+/// How many chunks [`ParallelHashing`] has at most: a few MiB ahead, so
+/// that neither thread waits for the other when the scheduler takes one
+/// away for a while.
 const CHUNKS: usize = 16;
 
+type Chunks = (
+    std::sync::mpsc::Sender<(Arc<Vec<u8>>, usize)>,
+    std::sync::mpsc::Receiver<(Arc<Vec<u8>>, usize)>,
+);
+
 impl<R> ParallelHashing<R> {
+    /// Read `inner` here, hash on a second thread.
     pub fn new(inner: R) -> ParallelHashing<R> {
-        let (chunks, received) = std::sync::mpsc::channel::<(Arc<Vec<u8>>, usize)>();
-        let (done, hashed) = std::sync::mpsc::channel();
+        let (to_thread, received): Chunks = std::sync::mpsc::channel();
+        let (back, from_thread) = std::sync::mpsc::channel();
         let worker = std::thread::spawn(move || {
             let mut hasher = Sha256::new();
             for (chunk, len) in received {
                 hasher.update(&chunk[..len]);
                 // Gone only when the reading side is: then nothing is reused.
-                let _ = done.send(chunk);
+                let _ = back.send(Ok((chunk, 0)));
             }
             hasher
         });
         ParallelHashing {
-            inner,
+            inner: Some(inner),
             current: None,
             pos: 0,
             made: 0,
-            chunks: Some(chunks),
-            hashed,
+            to_thread: Some(to_thread),
+            from_thread,
+            failed: false,
+            worker: Some(worker),
+        }
+    }
+
+    /// Read `inner` and hash it on a second thread.
+    pub fn reading(mut inner: R) -> ParallelHashing<R>
+    where
+        R: Read + Send + 'static,
+    {
+        let (to_thread, received): Chunks = std::sync::mpsc::channel();
+        let (back, from_thread) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            for (chunk, _) in received {
+                // Ours alone: the reading side lets go of a chunk before
+                // it sends it back to be read into.
+                let mut chunk = Arc::try_unwrap(chunk).unwrap_or_else(|_| vec![0; CHUNK]);
+                let len = match read_retrying(&mut inner, &mut chunk) {
+                    Ok(len) => len,
+                    Err(e) => {
+                        let _ = back.send(Err(e));
+                        break;
+                    }
+                };
+                hasher.update(&chunk[..len]);
+                if back.send(Ok((Arc::new(chunk), len))).is_err() || len == 0 {
+                    break;
+                }
+            }
+            hasher
+        });
+        for _ in 0..CHUNKS {
+            let _ = to_thread.send((Arc::new(vec![0; CHUNK]), 0));
+        }
+        ParallelHashing {
+            inner: None,
+            current: None,
+            pos: 0,
+            made: CHUNKS,
+            to_thread: Some(to_thread),
+            from_thread,
+            failed: false,
             worker: Some(worker),
         }
     }
 
     /// The hex digest of what passed; the thread ends here.
     pub fn hex(&mut self) -> Result<String> {
-        drop(self.chunks.take());
+        drop(self.to_thread.take());
         match self.worker.take().map(|worker| worker.join()) {
             Some(Ok(hasher)) => Ok(format!("{:x}", hasher.finalize())),
             // The thread only hashes: it cannot fail but by a bug.
@@ -714,18 +771,28 @@ impl<R> ParallelHashing<R> {
     /// A chunk to read into: one the thread has hashed, a new one while
     /// fewer than [`CHUNKS`] exist, or else the next one the thread hashes.
     fn free_chunk(&mut self) -> Vec<u8> {
-        let mut back = self.hashed.try_recv().ok();
+        let mut back = self.from_thread.try_recv().ok();
         if back.is_none() && self.made >= CHUNKS {
-            back = self.hashed.recv().ok();
+            back = self.from_thread.recv().ok();
         }
         // Ours alone: the thread sends a chunk back once it is done with
         // it, and we let go of the current one before asking for another.
-        match back.and_then(|chunk| Arc::try_unwrap(chunk).ok()) {
+        match back.and_then(|back| Arc::try_unwrap(back.ok()?.0).ok()) {
             Some(chunk) => chunk,
             None => {
                 self.made += 1;
                 vec![0; CHUNK]
             }
+        }
+    }
+}
+
+/// One read, again if a signal interrupted it.
+fn read_retrying(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
         }
     }
 }
@@ -737,21 +804,39 @@ impl<R: Read> io::BufRead for ParallelHashing<R> {
             None => true,
         };
         if exhausted {
-            drop(self.current.take());
-            let mut chunk = self.free_chunk();
-            let len = loop {
-                match self.inner.read(&mut chunk) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other?,
-                }
-            };
-            let chunk = Arc::new(chunk);
-            if let Some(chunks) = &self.chunks {
-                // The thread stops only when we drop `chunks`.
-                let _ = chunks.send((Arc::clone(&chunk), len));
+            if self.failed {
+                return Err(io::Error::other("the image could not be read"));
             }
-            self.current = Some((chunk, len));
+            let done = self.current.take();
             self.pos = 0;
+            match self.inner.as_mut() {
+                Some(_) => {
+                    drop(done);
+                    let mut chunk = self.free_chunk();
+                    let inner = self.inner.as_mut().expect("read here");
+                    let len = read_retrying(inner, &mut chunk)?;
+                    let chunk = Arc::new(chunk);
+                    if let Some(to_thread) = &self.to_thread {
+                        // The thread stops only when we drop `to_thread`.
+                        let _ = to_thread.send((Arc::clone(&chunk), len));
+                    }
+                    self.current = Some((chunk, len));
+                }
+                None => {
+                    if let (Some((chunk, _)), Some(to_thread)) = (done, &self.to_thread) {
+                        let _ = to_thread.send((chunk, 0));
+                    }
+                    // Closed once the thread has read the end (or failed).
+                    match self.from_thread.recv() {
+                        Ok(Ok(read)) => self.current = Some(read),
+                        Ok(Err(e)) => {
+                            self.failed = true;
+                            return Err(e);
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
         }
         Ok(match &self.current {
             Some((chunk, len)) => &chunk[self.pos..*len],
@@ -776,7 +861,7 @@ impl<R: Read> Read for ParallelHashing<R> {
 
 impl<R> Drop for ParallelHashing<R> {
     fn drop(&mut self) {
-        drop(self.chunks.take());
+        drop(self.to_thread.take());
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }

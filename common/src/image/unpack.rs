@@ -439,6 +439,8 @@ struct Batch {
     data: Vec<u8>,
     filled: usize,
     files: usize,
+    /// Its first job goes on with a file the batch before began.
+    goes_on: bool,
 }
 
 /// Bytes of file data in one batch, and at most how many files.
@@ -455,12 +457,17 @@ const BATCHES: usize = 16;
 /// side parses the archive and makes every entry, in order; the writer's
 /// system calls are on open files only, so whatever name a later entry
 /// gives or takes, each file gets what the archive says. On two cores the
-/// two halves overlap, as the hashing of the layer does.
+/// two halves overlap, as the hashing of the layer does; when the writer
+/// is behind, the reading side writes some batches itself (see `flush`).
 struct Writer<'scope> {
     batches: Option<std::sync::mpsc::SyncSender<Batch>>,
     batch: Batch,
-    /// Batches the writer is done with, to be filled again.
+    /// Batches the writer is done with, to be filled again, and the one
+    /// this thread wrote last.
     spent: std::sync::mpsc::Receiver<Batch>,
+    spare: Option<Batch>,
+    /// What this thread could not set on the files it wrote.
+    skipped: Skipped,
     worker: Option<std::thread::ScopedJoinHandle<'scope, Result<u64>>>,
 }
 
@@ -473,6 +480,8 @@ impl<'scope> Writer<'scope> {
             batches: Some(batches),
             batch: Self::new_batch(),
             spent,
+            spare: None,
+            skipped: Skipped::default(),
             worker: Some(worker),
         }
     }
@@ -483,6 +492,7 @@ impl<'scope> Writer<'scope> {
             data: vec![0; BATCH_BYTES],
             filled: 0,
             files: 0,
+            goes_on: false,
         }
     }
 
@@ -526,18 +536,35 @@ impl<'scope> Writer<'scope> {
     }
 
     /// Send the batch made so far, and start another.
+    ///
+    /// When the writer has more than enough to do, a batch whose files all
+    /// begin and end in it is written here instead: the two threads share
+    /// the writing, and a file's data and metadata still come in order.
     fn flush(&mut self) -> Result<()> {
-        let next = match self.spent.try_recv() {
-            Ok(mut spent) => {
+        let mut next = match self.spare.take().or_else(|| self.spent.try_recv().ok()) {
+            Some(mut spent) => {
                 (spent.filled, spent.files) = (0, 0);
                 spent
             }
-            Err(_) => Self::new_batch(),
+            None => Self::new_batch(),
         };
-        let batch = std::mem::replace(&mut self.batch, next);
+        let open = !matches!(self.batch.jobs.last(), Some(Job::End(_)) | None);
+        next.goes_on = open;
+        let mut batch = std::mem::replace(&mut self.batch, next);
+        let whole = !open && !batch.goes_on;
         let stopped = || Error::Internal("the unpack's writer stopped".into());
         let batches = self.batches.as_ref().ok_or_else(stopped)?;
-        batches.send(batch).map_err(|_| stopped())
+        match batches.try_send(batch) {
+            Ok(()) => return Ok(()),
+            Err(std::sync::mpsc::TrySendError::Full(full)) if whole => batch = full,
+            Err(std::sync::mpsc::TrySendError::Full(full)) => {
+                return batches.send(full).map_err(|_| stopped());
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
+        }
+        write_batch(&mut batch, &mut None, &mut self.skipped)?;
+        self.spare = Some(batch);
+        Ok(())
     }
 
     /// Wait for the writer to write everything given: its first error, or
@@ -547,7 +574,7 @@ impl<'scope> Writer<'scope> {
         let _ = self.flush();
         drop(self.batches.take());
         match self.worker.take().map(|worker| worker.join()) {
-            Some(Ok(result)) => result,
+            Some(Ok(result)) => Ok(result? + self.skipped.xattrs_refused),
             _ => Err(Error::Internal("the unpack's writer ended early".into())),
         }
     }
@@ -560,27 +587,39 @@ fn write_files(
     spent: std::sync::mpsc::Sender<Batch>,
 ) -> Result<u64> {
     let mut skipped = Skipped::default();
+    // A file whose data goes on in the next batch.
     let mut current: Option<(File, String)> = None;
     for mut batch in batches {
-        let mut at = 0;
-        for job in batch.jobs.drain(..) {
-            match job {
-                Job::Begin { file, shown } => current = Some((file, shown)),
-                Job::Data(bytes) => {
-                    let (file, shown) = current.as_mut().expect("data follows its file");
-                    write_data(file, &batch.data[at..at + bytes], shown)?;
-                    at += bytes;
-                }
-                Job::End(finish) => {
-                    let (file, shown) = current.take().expect("a file ends once");
-                    finish_file(&file, finish, &shown, &mut skipped)?;
-                }
-            }
-        }
+        write_batch(&mut batch, &mut current, &mut skipped)?;
         // Gone only when the reading side is.
         let _ = spent.send(batch);
     }
     Ok(skipped.xattrs_refused)
+}
+
+/// Do a batch's jobs, in order, going on with the file `current` if its
+/// first job goes on with one.
+fn write_batch(
+    batch: &mut Batch,
+    current: &mut Option<(File, String)>,
+    skipped: &mut Skipped,
+) -> Result<()> {
+    let mut at = 0;
+    for job in batch.jobs.drain(..) {
+        match job {
+            Job::Begin { file, shown } => *current = Some((file, shown)),
+            Job::Data(bytes) => {
+                let (file, shown) = current.as_mut().expect("data follows its file");
+                write_data(file, &batch.data[at..at + bytes], shown)?;
+                at += bytes;
+            }
+            Job::End(finish) => {
+                let (file, shown) = current.take().expect("a file ends once");
+                finish_file(&file, finish, &shown, skipped)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Set what the archive says of a regular file, its data written.
@@ -934,6 +973,53 @@ fn remove_existing(parent: &OwnedFd, name: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file's bytes in the test below: its number, over and over.
+    fn test_data(n: usize) -> Vec<u8> {
+        let size = match n % 50 {
+            0 => 130_000,
+            _ => [0, 1, 511, 4096, 9000][n % 5],
+        } + n;
+        n.to_string().bytes().cycle().take(size).collect()
+    }
+
+    // Thousands of files, some of which span batches, unpacked with the
+    // writer thread (and, when it is behind, the reading side) writing them:
+    // each has its own data, mode and mtime, whichever thread wrote it.
+    #[test]
+    fn every_file_gets_its_own_data_mode_and_mtime() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let count = 3000;
+        for n in 0..count {
+            let mut header = tar::Header::new_gnu();
+            let data = test_data(n);
+            header.set_size(data.len() as u64);
+            header.set_mode([0o644, 0o600, 0o755, 0o444][n % 4]);
+            header.set_mtime(1_000_000 + n as u64);
+            builder
+                .append_data(&mut header, format!("d{}/f{n}", n % 7), &data[..])
+                .unwrap();
+        }
+        let archive = builder.into_inner().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let unpacked = unpack(&archive[..], dest.path()).unwrap();
+        assert_eq!(unpacked.entries, count as u64);
+        for n in 0..count {
+            let path = dest.path().join(format!("d{}/f{n}", n % 7));
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(
+                meta.mode() & 0o7777,
+                [0o644, 0o600, 0o755, 0o444][n % 4],
+                "{path:?}"
+            );
+            assert_eq!(meta.mtime(), 1_000_000 + n as i64, "{path:?}");
+            assert!(
+                std::fs::read(&path).unwrap() == test_data(n),
+                "{path:?}'s data"
+            );
+        }
+    }
 
     #[test]
     fn the_notice_counts_each_kind_once_in_one_line() {
