@@ -254,7 +254,8 @@ fn make_entries(
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 // Made here, in the archive's order; its data and metadata
-                // are the writer's, on the other thread.
+                // are the writer's, on the other thread (but for a file with
+                // extended attributes: see Writer::file).
                 let fd = replacing(parent_fd, &name, || create_file(parent_fd, &name))
                     .map_err(|e| failed(&shown, "creating", e.desc()))?;
                 let file = File::from(fd);
@@ -468,6 +469,8 @@ struct Writer<'scope> {
     spare: Option<Batch>,
     /// What this thread could not set on the files it wrote.
     skipped: Skipped,
+    /// The buffer for the files written here at once.
+    here: Option<Vec<u8>>,
     worker: Option<std::thread::ScopedJoinHandle<'scope, Result<u64>>>,
 }
 
@@ -482,6 +485,7 @@ impl<'scope> Writer<'scope> {
             spent,
             spare: None,
             skipped: Skipped::default(),
+            here: None,
             worker: Some(worker),
         }
     }
@@ -498,13 +502,29 @@ impl<'scope> Writer<'scope> {
 
     /// Give the writer `file`, `entry`'s data and what to set on it.
     /// Fails if the writer has stopped (the error is its own: see `finish`).
+    /// A file with extended attributes is written here and now instead:
+    /// they are few, and however many an archive gives a file, only one
+    /// file's are ever held.
     fn file(
         &mut self,
-        file: File,
+        mut file: File,
         entry: &mut impl Read,
         shown: &str,
         finish: Finish,
     ) -> Result<()> {
+        if !finish.xattrs.is_empty() {
+            let here = self.here.get_or_insert_with(|| vec![0; 1 << 16]);
+            loop {
+                let n = match entry.read(here) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(not_a_tar(e)),
+                };
+                write_data(&mut file, &here[..n], shown)?;
+            }
+            return finish_file(&file, finish, shown, &mut self.skipped);
+        }
         if self.batch.files == BATCH_FILES {
             self.flush()?;
         }
