@@ -471,10 +471,55 @@ fn claim_root_with_manifest(who: Who) {
         manifest
     );
     assert!(layer.join("bin/prog").is_file(), "{out:#?}");
+
+    // Compressed, and with its manifest.json first: the same.
+    let first = tarball(&[
+        Entry::File("manifest.json", manifest),
+        Entry::Dir("bin"),
+        Entry::File("bin/prog", "#!/bin/sh\n"),
+    ]);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gzip, &first).unwrap();
+    let path = sandbox.path().join("first.tar.gz");
+    put(&sandbox, &path, &gzip.finish().unwrap());
+    let out = quiet(
+        &sandbox,
+        CH3,
+        &["--image", path.to_str().unwrap(), "--", "true"],
+    );
+    assert!(!out.stderr.contains("does not hold"), "{out:#?}");
+    let layers = list_dir(&sandbox.data_root().join("layers"));
+    assert_eq!(layers.len(), 2, "the root was not unpacked: {out:#?}");
 }
 root_and_rootless!(claim_root_with_manifest:
     a_root_filesystem_holding_a_manifest_json_unpacks_as_one,
     rootless_a_root_filesystem_holding_a_manifest_json_unpacks_as_one);
+
+// A global PAX header (GNU tar's `--format=posix --pax-option`) names no
+// file: its absolute name is neither refused nor taken for a root
+// filesystem's member, in a docker save archive or in a root.
+fn claim_global_header_skipped(who: Who) {
+    let sandbox = sandbox(who);
+    let busybox = fs::read(sandbox.data_root().join("images/busybox.tar")).unwrap();
+    let saved = support::tarballs::docker_save(std::slice::from_ref(&busybox));
+    for (name, bytes) in [("saved.tar", saved), ("root.tar", busybox)] {
+        let path = sandbox.path().join(name);
+        put(
+            &sandbox,
+            &path,
+            &support::tarballs::with_global_header(&bytes),
+        );
+        let out = quiet(
+            &sandbox,
+            CH3,
+            &["--image", path.to_str().unwrap(), "--", "echo", "ran"],
+        );
+        assert_eq!(out.assert_ok().stdout, "ran\n", "{name}");
+    }
+}
+root_and_rootless!(claim_global_header_skipped:
+    a_global_pax_header_is_no_file_of_the_image,
+    rootless_a_global_pax_header_is_no_file_of_the_image);
 
 // ---------------------------------------------------------------- 9. layer cache
 

@@ -97,6 +97,27 @@ pub fn docker_save(layers: &[Vec<u8>]) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
+/// `archive` after a global PAX header named as GNU tar names them
+/// (`tar --format=posix --pax-option=comment=…`): an absolute path, which
+/// is no file's.
+pub fn with_global_header(archive: &[u8]) -> Vec<u8> {
+    let record = b"17 comment=hello\n";
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::XGlobalHeader);
+    header.set_mode(0o644);
+    raw(
+        &mut header.as_ustar_mut().unwrap().name,
+        "/tmp/GlobalHead.1.1",
+    );
+    header.set_size(record.len() as u64);
+    header.set_cksum();
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.extend_from_slice(record);
+    bytes.resize(1024, 0);
+    bytes.extend_from_slice(archive);
+    bytes
+}
+
 /// Every path below `dir` with its type, mode, size and (for files) content,
 /// never following symlinks: two equal snapshots mean an unchanged tree.
 pub fn snapshot(dir: &Path) -> BTreeMap<String, String> {

@@ -434,10 +434,16 @@ impl SavedImage {
 fn saved_manifest(tarball: &Path) -> Result<Option<Vec<SavedImage>>> {
     let bad = unpack::not_a_tar;
     let mut archive = tar::Archive::new(super::open_tarball(tarball)?);
+    let mut manifest = None;
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
+        if unpack::is_meta(entry.header().entry_type()) {
+            continue;
+        }
         let path = entry.path().map_err(bad)?;
         let path = path.to_string_lossy();
+        // As for a plain tarball: a member only a root holds makes it one,
+        // before or after a manifest.json.
         if only_in_a_root(&path) {
             return Ok(None);
         }
@@ -449,9 +455,9 @@ fn saved_manifest(tarball: &Path) -> Result<Option<Vec<SavedImage>>> {
             .take(INDEX_LIMIT)
             .read_to_string(&mut text)
             .map_err(bad)?;
-        return Ok(docker_save_images(&text));
+        manifest.get_or_insert(text);
     }
-    Ok(None)
+    Ok(manifest.as_deref().and_then(docker_save_images))
 }
 
 /// The images a docker save manifest.json lists, or None if the text is

@@ -451,6 +451,9 @@ pub fn members(file: File) -> Result<Option<HashMap<String, (u64, u64)>>> {
     let mut members = HashMap::new();
     for entry in archive.entries_with_seek().map_err(bad)? {
         let entry = entry.map_err(bad)?;
+        if unpack::is_meta(entry.header().entry_type()) {
+            continue;
+        }
         let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
         if super::layers::only_in_a_root(&name) {
             return Ok(None);

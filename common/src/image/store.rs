@@ -814,7 +814,13 @@ impl<R: Read> io::BufRead for ParallelHashing<R> {
                     drop(done);
                     let mut chunk = self.free_chunk();
                     let inner = self.inner.as_mut().expect("read here");
-                    let len = read_retrying(inner, &mut chunk)?;
+                    let len = match read_retrying(inner, &mut chunk) {
+                        Ok(len) => len,
+                        Err(e) => {
+                            self.failed = true;
+                            return Err(e);
+                        }
+                    };
                     let chunk = Arc::new(chunk);
                     if let Some(to_thread) = &self.to_thread {
                         // The thread stops only when we drop `to_thread`.

@@ -141,7 +141,7 @@ impl Unpacked {
 pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     let dest_fd = open_dir(dest)?;
     std::thread::scope(|scope| {
-        let mut writer = Writer::start(scope);
+        let mut writer = Writer::start(scope)?;
         let made = make_entries(reader, &dest_fd, &mut writer);
         // The writer's error first: it is of an earlier entry than any the
         // reading side met since.
@@ -182,6 +182,11 @@ fn make_entries(
     let entries = archive.entries().map_err(not_a_tar)?;
     for entry in entries {
         let mut entry = entry.map_err(not_a_tar)?;
+        // A global PAX header's name is no file's (GNU tar writes
+        // /tmp/GlobalHead.N): it makes nothing, so its name is not checked.
+        if is_meta(entry.header().entry_type()) {
+            continue;
+        }
         let raw_path = entry.path().map_err(not_a_tar)?.into_owned();
         let shown = raw_path.display().to_string();
         let Some(rel) = clean_path(&raw_path).map_err(|why| refuse(&shown, why))? else {
@@ -446,12 +451,14 @@ struct Batch {
 
 /// Bytes of file data in one batch, and at most how many files.
 const BATCH_BYTES: usize = 120 << 10;
-const BATCH_FILES: usize = 32;
+const BATCH_FILES: usize = 8;
 
 /// Batches on their way to the writer at most: the reading waits beyond
-/// that. So at most about a MiB of data, and a hundred files open, are in
-/// flight.
-const BATCHES: usize = 16;
+/// that. So about a MiB of data is in flight at most, and files open are
+/// at most those of the batches queued, the one the writer writes, the one
+/// being sent and the one being made: (8 + 3) × 8, and the writer's file
+/// that goes on into the next batch.
+const BATCHES: usize = 8;
 
 /// The writing half of an unpack, on a thread of its own: each regular
 /// file's data, owner, extended attributes, mode and mtime. The reading
@@ -475,11 +482,18 @@ struct Writer<'scope> {
 }
 
 impl<'scope> Writer<'scope> {
-    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>) -> Writer<'scope> {
+    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>) -> Result<Writer<'scope>> {
         let (batches, received) = std::sync::mpsc::sync_channel(BATCHES);
         let (done, spent) = std::sync::mpsc::channel();
-        let worker = scope.spawn(move || write_files(received, done));
-        Writer {
+        let worker = std::thread::Builder::new()
+            .spawn_scoped(scope, move || write_files(received, done))
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "starting the unpack's writer thread: {e}: raise the process limit \
+                     (ulimit -u) or the container's pids limit"
+                ))
+            })?;
+        Ok(Writer {
             batches: Some(batches),
             batch: Self::new_batch(),
             spent,
@@ -487,7 +501,7 @@ impl<'scope> Writer<'scope> {
             skipped: Skipped::default(),
             here: None,
             worker: Some(worker),
-        }
+        })
     }
 
     fn new_batch() -> Batch {
@@ -667,6 +681,18 @@ fn finish_file(file: &File, finish: Finish, shown: &str, skipped: &mut Skipped) 
     Ok(())
 }
 
+/// Whether an entry only says something of others (PAX headers, GNU long
+/// names), and is no file itself.
+pub fn is_meta(kind: tar::EntryType) -> bool {
+    matches!(
+        kind,
+        tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink
+    )
+}
+
 /// A directory whose mode, xattrs and mtime wait for the end of the unpack.
 struct LaterDir {
     rel: PathBuf,
@@ -698,6 +724,10 @@ fn pax_metadata(
             mtime = pax_time(record.value_bytes());
         } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
             match CString::new(name) {
+                // More than the kernel takes (XATTR_SIZE_MAX): not held.
+                Ok(name) if kept_xattr(name.as_bytes()) && record.value_bytes().len() > 1 << 16 => {
+                    skipped.xattrs_refused += 1
+                }
                 Ok(name) if kept_xattr(name.as_bytes()) => {
                     xattrs.push((name, record.value_bytes().to_vec()));
                 }
