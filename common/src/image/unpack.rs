@@ -529,12 +529,10 @@ impl<'scope> Writer<'scope> {
         if !finish.xattrs.is_empty() {
             let here = self.here.get_or_insert_with(|| vec![0; 1 << 16]);
             loop {
-                let n = match entry.read(here) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(not_a_tar(e)),
-                };
+                let n = read_entry(entry, here)?;
+                if n == 0 {
+                    break;
+                }
                 write_data(&mut file, &here[..n], shown)?;
             }
             return finish_file(&file, finish, shown, &mut self.skipped);
@@ -552,12 +550,10 @@ impl<'scope> Writer<'scope> {
                 self.flush()?;
             }
             let batch = &mut self.batch;
-            let n = match entry.read(&mut batch.data[batch.filled..]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(not_a_tar(e)),
-            };
+            let n = read_entry(entry, &mut batch.data[batch.filled..])?;
+            if n == 0 {
+                break;
+            }
             batch.filled += n;
             // One job for bytes read one after the other.
             match batch.jobs.last_mut() {
@@ -610,6 +606,17 @@ impl<'scope> Writer<'scope> {
         match self.worker.take().map(|worker| worker.join()) {
             Some(Ok(result)) => Ok(result? + self.skipped.xattrs_refused),
             _ => Err(Error::Internal("the unpack's writer ended early".into())),
+        }
+    }
+}
+
+/// One read of an entry's data, again if a signal interrupted it. A
+/// failure to read is the archive's fault.
+fn read_entry(entry: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match entry.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map_err(not_a_tar),
         }
     }
 }
