@@ -716,7 +716,9 @@ impl<R> ParallelHashing<R> {
         }
     }
 
-    /// Read `inner` and hash it on a second thread.
+    /// Read `inner` and hash it on a second thread. That thread reads
+    /// ahead: the digest is of everything it read, so read to the end
+    /// before [`ParallelHashing::hex`] (as an unpack does).
     pub fn reading(mut inner: R) -> ParallelHashing<R>
     where
         R: Read + Send + 'static,
