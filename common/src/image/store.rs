@@ -790,7 +790,7 @@ impl<R> ParallelHashing<R> {
 }
 
 /// One read, again if a signal interrupted it.
-fn read_retrying(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_retrying(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match reader.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

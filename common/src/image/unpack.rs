@@ -473,7 +473,11 @@ struct Writer<'scope> {
     /// Batches the writer is done with, to be filled again, and the one
     /// this thread wrote last.
     spent: std::sync::mpsc::Receiver<Batch>,
-    spare: Option<Batch>,
+    spare: Vec<Batch>,
+    /// Files of the batches sent and not yet back: open, or being written.
+    queued_files: usize,
+    /// At most this many files open at once (a part of the process's limit).
+    max_open: usize,
     /// What this thread could not set on the files it wrote.
     skipped: Skipped,
     /// The buffer for the files written here at once.
@@ -497,7 +501,9 @@ impl<'scope> Writer<'scope> {
             batches: Some(batches),
             batch: Self::new_batch(),
             spent,
-            spare: None,
+            spare: Vec::new(),
+            queued_files: 0,
+            max_open: max_open(),
             skipped: Skipped::default(),
             here: None,
             worker: Some(worker),
@@ -540,6 +546,9 @@ impl<'scope> Writer<'scope> {
         if self.batch.files == BATCH_FILES {
             self.flush()?;
         }
+        if self.queued_files + self.batch.files >= self.max_open {
+            self.settle()?;
+        }
         self.batch.files += 1;
         self.batch.jobs.push(Job::Begin {
             file,
@@ -571,29 +580,51 @@ impl<'scope> Writer<'scope> {
     /// begin and end in it is written here instead: the two threads share
     /// the writing, and a file's data and metadata still come in order.
     fn flush(&mut self) -> Result<()> {
-        let mut next = match self.spare.take().or_else(|| self.spent.try_recv().ok()) {
-            Some(mut spent) => {
-                (spent.filled, spent.files) = (0, 0);
-                spent
-            }
+        let back = self.spent.try_recv().ok().map(|batch| self.reclaim(batch));
+        let mut next = match self.spare.pop().or(back) {
+            Some(batch) => batch,
             None => Self::new_batch(),
         };
         let open = !matches!(self.batch.jobs.last(), Some(Job::End(_)) | None);
         next.goes_on = open;
         let mut batch = std::mem::replace(&mut self.batch, next);
         let whole = !open && !batch.goes_on;
-        let stopped = || Error::Internal("the unpack's writer stopped".into());
+        let files = batch.files;
         let batches = self.batches.as_ref().ok_or_else(stopped)?;
         match batches.try_send(batch) {
-            Ok(()) => return Ok(()),
-            Err(std::sync::mpsc::TrySendError::Full(full)) if whole => batch = full,
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(full)) if whole => {
+                batch = full;
+                write_batch(&mut batch, &mut None, &mut self.skipped)?;
+                self.spare.push(batch);
+                return Ok(());
+            }
             Err(std::sync::mpsc::TrySendError::Full(full)) => {
-                return batches.send(full).map_err(|_| stopped());
+                batches.send(full).map_err(|_| stopped())?;
             }
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
         }
-        write_batch(&mut batch, &mut None, &mut self.skipped)?;
-        self.spare = Some(batch);
+        self.queued_files += files;
+        Ok(())
+    }
+
+    /// A batch back from the writer, its files closed, ready to be filled.
+    fn reclaim(&mut self, mut batch: Batch) -> Batch {
+        self.queued_files -= batch.files;
+        (batch.filled, batch.files) = (0, 0);
+        batch
+    }
+
+    /// Send what is made and wait until the writer has written every file
+    /// sent: then none of them is open. Under a low limit of open files
+    /// (ulimit -n), the unpack goes on a few files at a time.
+    fn settle(&mut self) -> Result<()> {
+        self.flush()?;
+        while self.queued_files > 0 {
+            let batch = self.spent.recv().map_err(|_| stopped())?;
+            let batch = self.reclaim(batch);
+            self.spare.push(batch);
+        }
         Ok(())
     }
 
@@ -613,12 +644,29 @@ impl<'scope> Writer<'scope> {
 /// One read of an entry's data, again if a signal interrupted it. A
 /// failure to read is the archive's fault.
 fn read_entry(entry: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
-    loop {
-        match entry.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map_err(not_a_tar),
-        }
-    }
+    super::store::read_retrying(entry, buf).map_err(not_a_tar)
+}
+
+/// The error for a writer that stopped: its own error is told (see
+/// [`Writer::finish`]).
+fn stopped() -> Error {
+    Error::Internal("the unpack's writer stopped".into())
+}
+
+/// How many files an unpack may have open at once: a quarter of the
+/// process's limit (the rest is the caller's), and never more than the
+/// batches in flight hold.
+fn max_open() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given, which lives here.
+    let soft = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
+        0 => usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX),
+        _ => 1024,
+    };
+    (soft / 4).clamp(1, (BATCHES + 3) * BATCH_FILES)
 }
 
 /// The writer's loop: see [`Writer`]. It stops at its first error, which
