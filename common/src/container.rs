@@ -572,8 +572,7 @@ fn children(pid: i32) -> Vec<i32> {
 
 /// The parent of process `pid`.
 fn parent_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()
+    process::stat_fields(pid)?.split(' ').nth(1)?.parse().ok()
 }
 
 /// A process file descriptor (pidfd_open(2)): it names one process, never a

@@ -18,12 +18,11 @@
 
 use std::fs::{self, DirBuilder};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nix::dir::{Dir, Type};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fchmod, fchmodat, fstat, fstatat, FchmodatFlags, Mode, SFlag};
@@ -51,15 +50,16 @@ impl DataRoot {
             },
         };
         let path = std::path::absolute(&chosen).map_err(|e| Error::io("resolving", &chosen, e))?;
-        create_private_dir(&path)?;
         // Root must never act on a tree someone else can change: a user's
         // `containers -> /elsewhere` would make our sweeps delete there.
-        let meta = fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        let meta = stat_or_create(&path, |p| fs::metadata(p))?;
         check_private(&path, &meta)?;
         let root = DataRoot { path };
         for sub in TOP_LEVEL {
-            if let Ok(meta) = fs::symlink_metadata(root.path.join(sub)) {
-                check_private(&root.path.join(sub), &meta)?;
+            let path = root.path.join(sub);
+            if let Ok(meta) = fs::symlink_metadata(&path) {
+                check_private(&path, &meta)?;
+                checked().push(path);
             }
         }
         for sub in ["images", "tmp"] {
@@ -78,16 +78,12 @@ impl DataRoot {
     /// `<root>/<sub>`, created (mode 0700) if missing, and checked once per
     /// process: only its owner (this user) could change it afterwards.
     pub fn dir(&self, sub: &str) -> Result<PathBuf> {
-        static CHECKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
         let path = self.path.join(sub);
-        let mut checked = CHECKED
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut checked = checked();
         if checked.contains(&path) {
             return Ok(path);
         }
-        create_private_dir(&path)?;
-        let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        let meta = stat_or_create(&path, |p| fs::symlink_metadata(p))?;
         check_private(&path, &meta)?;
         checked.push(path.clone());
         Ok(path)
@@ -182,6 +178,32 @@ fn partial_owner(file: &str) -> Option<i32> {
 /// Whether any process has `pid` now.
 pub fn pid_exists(pid: i32) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The data root directories this process has checked (see
+/// [`DataRoot::dir`]).
+fn checked() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    static CHECKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    CHECKED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `path`'s metadata (by `stat`), the directory made first (mode 0700)
+/// if it is missing: one system call when it is there, as it nearly
+/// always is.
+fn stat_or_create(
+    path: &Path,
+    stat: fn(&Path) -> io::Result<fs::Metadata>,
+) -> Result<fs::Metadata> {
+    match stat(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_private_dir(path)?;
+            stat(path)
+        }
+        other => other,
+    }
+    .map_err(|e| Error::io("stat", path, e))
 }
 
 /// Refuse a data root directory that is a symlink, that is not ours, or
@@ -400,21 +422,20 @@ fn ignore_gone(result: nix::Result<()>) -> io::Result<()> {
 /// a subdirectory if there is one (it is descended into next).
 fn first_subdirectory(dir: &OwnedFd) -> io::Result<Option<std::ffi::OsString>> {
     use std::os::unix::ffi::OsStrExt;
-    let listing = Dir::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
-    for entry in listing.into_iter() {
-        let entry = entry?;
-        let name = std::ffi::OsStr::from_bytes(entry.file_name().to_bytes());
+    let mut listing = Listing::new(dir)?;
+    while let Some((name, kind)) = listing.next_entry()? {
+        let name = std::ffi::OsStr::from_bytes(name);
         if name == "." || name == ".." {
             continue;
         }
-        let is_dir = match entry.file_type() {
-            Some(Type::Directory) => true,
-            Some(_) => false,
-            None => match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        let is_dir = match kind {
+            libc::DT_DIR => true,
+            libc::DT_UNKNOWN => match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(st) => st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits(),
                 Err(Errno::ENOENT) => continue,
                 Err(e) => return Err(e.into()),
             },
+            _ => false,
         };
         if is_dir {
             return Ok(Some(name.to_os_string()));
@@ -422,6 +443,65 @@ fn first_subdirectory(dir: &OwnedFd) -> io::Result<Option<std::ffi::OsString>> {
         ignore_gone(unlinkat(dir, name, UnlinkatFlags::NoRemoveDir))?;
     }
     Ok(None)
+}
+
+/// The entries of an open directory, from its start, read with
+/// getdents64(2) on that very fd: a `DIR` stream (opendir(3)) would
+/// open the directory again, and fstat and fcntl it, each time a removal
+/// lists it.
+struct Listing<'a> {
+    dir: &'a OwnedFd,
+    /// Whole `linux_dirent64` records, as the kernel wrote them.
+    buffer: Vec<u8>,
+    /// Where the next record starts in `buffer`.
+    next: usize,
+}
+
+impl<'a> Listing<'a> {
+    fn new(dir: &'a OwnedFd) -> io::Result<Self> {
+        nix::unistd::lseek(dir, 0, nix::unistd::Whence::SeekSet)?;
+        Ok(Listing {
+            dir,
+            buffer: Vec::with_capacity(32 * 1024),
+            next: 0,
+        })
+    }
+
+    /// The next entry's name and type (`DT_*`), or None at the end.
+    fn next_entry(&mut self) -> io::Result<Option<(&[u8], u8)>> {
+        // struct linux_dirent64: d_ino (8 bytes), d_off (8), d_reclen (2),
+        // d_type (1), then d_name, NUL-terminated, padded to d_reclen.
+        const NAME: usize = 19;
+        if self.next >= self.buffer.len() {
+            self.buffer.clear();
+            self.next = 0;
+            // SAFETY: the kernel writes at most `capacity` bytes into the
+            // buffer, and says how many it wrote; only those are kept.
+            let written = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    self.dir.as_raw_fd(),
+                    self.buffer.as_mut_ptr(),
+                    self.buffer.capacity(),
+                )
+            };
+            if written < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: the first `written` bytes were written by the kernel.
+            unsafe { self.buffer.set_len(written as usize) };
+            if written == 0 {
+                return Ok(None);
+            }
+        }
+        let record = &self.buffer[self.next..];
+        let length = usize::from(u16::from_ne_bytes([record[16], record[17]]));
+        let kind = record[18];
+        let name = &record[NAME..length];
+        let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+        self.next += length;
+        Ok(Some((name, kind)))
+    }
 }
 
 /// Check a container or image name: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`.
@@ -458,7 +538,9 @@ pub fn read_small(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
             human_limit(limit)
         )));
     }
-    let mut bytes = Vec::new();
+    // Room for what fstat says, and the one byte more that tells a file
+    // grown since: two reads, not a doubling buffer's six.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(io::Error::other(format!(

@@ -671,14 +671,24 @@ fn enter_workdir(dir: &str) -> Result<()> {
 /// or None if there is no such process (or it has exited and is a zombie). A pid alone names a process only
 /// until it exits and the number is reused; pid + start time names it for good.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count from the last ')'.
-    let after_name = stat.rsplit_once(") ")?.1;
+    let stat = stat_fields(pid)?;
     // A zombie (Z) or dead (X) process has exited: it is waiting to be reaped.
-    if after_name.starts_with(['Z', 'X']) {
+    if stat.starts_with(['Z', 'X']) {
         return None;
     }
-    after_name.split(' ').nth(19)?.parse().ok()
+    stat.split(' ').nth(19)?.parse().ok()
+}
+
+/// /proc/PID/stat from field 3 (the state) on. The command name (field 2)
+/// may hold spaces and parentheses: it ends at the last ')'.
+pub fn stat_fields(pid: i32) -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    // A /proc file says its size is 0: room for all of it (a few hundred
+    // bytes) takes one read, where a growing buffer takes six.
+    let mut stat = String::with_capacity(1024);
+    file.read_to_string(&mut stat).ok()?;
+    Some(stat.rsplit_once(") ")?.1.to_string())
 }
 
 /// Point the command's stdin at `stdin` and its stdout and stderr at `out`

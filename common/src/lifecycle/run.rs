@@ -232,9 +232,9 @@ pub fn run<C: Chapter>(
             println!("{name}");
             Ok(ExitCode::SUCCESS)
         }
-        Ok(Some(code)) => {
+        Ok(Some((code, ended))) => {
             if args.rm {
-                remove::<C>(&container)?;
+                remove_as::<C>(&container, ended)?;
             }
             Ok(ExitCode::from(code))
         }
@@ -248,7 +248,11 @@ pub fn run<C: Chapter>(
 
 /// Remove the container's directory, then the chapter's own remains.
 pub fn remove<C: Chapter>(container: &Container) -> Result<()> {
-    let state = container.state().ok();
+    remove_as::<C>(container, container.state().ok())
+}
+
+/// [`remove`], given what its state.json holds (or `None`: unreadable).
+fn remove_as<C: Chapter>(container: &Container, state: Option<State>) -> Result<()> {
     container.remove()?;
     C::after_remove(container, state.as_ref())
 }
@@ -275,12 +279,13 @@ fn spawn<C: Chapter>(
 }
 
 /// `run` without -d: this process is the container's parent, and relays
-/// its pty when stdin is a terminal (as in chapter 2).
+/// its pty when stdin is a terminal (as in chapter 2). Its exit code, and
+/// (for `--rm`) its state as it ended.
 fn foreground<C: Chapter>(
     container: &Container,
     spec: &Spec<C::RunFlags>,
     remove_it: bool,
-) -> Result<u8> {
+) -> Result<(u8, Option<State>)> {
     let console = Console::if_interactive()?;
     let command = spec.command(console.is_some());
     let child = spawn::<C>(
@@ -291,8 +296,8 @@ fn foreground<C: Chapter>(
     )?;
     record_started(container, child.pid(), None)?;
     let exit = terminal::wait(child, console)?;
-    record_exit::<C>(container, exit.code(), remove_it)?;
-    Ok(exit.code())
+    let ended = record_exit::<C>(container, exit.code(), remove_it)?;
+    Ok((exit.code(), ended))
 }
 
 /// The monitor (`run -d`): in its own session, it starts the container with
@@ -320,10 +325,10 @@ fn monitor<C: Chapter>(
     ready.ok(&spec.name);
     process::shed_inherited_pages();
     let exit = child.wait()?;
-    record_exit::<C>(container, exit.code(), remove_it)?;
+    let ended = record_exit::<C>(container, exit.code(), remove_it)?;
     if remove_it {
         let _lock = container.lock();
-        remove::<C>(container)?;
+        remove_as::<C>(container, ended)?;
     }
     Ok(())
 }
@@ -345,9 +350,14 @@ fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Resu
 /// was it OOMKilled, then its cgroup removed), in one write of state.json.
 /// A container removed next (`run --rm`) is not written at all: a run
 /// killed before the removal is swept by the next command
-/// (its state's remove_on_exit). Best effort: after `rm -f` the container's directory
+/// (its state's remove_on_exit); its state as it ended is returned, for
+/// the removal. Best effort: after `rm -f` the container's directory
 /// may be gone already, and `rm` did the chapter's clean-up (after_remove).
-fn record_exit<C: Chapter>(container: &Container, code: u8, removed_next: bool) -> Result<()> {
+fn record_exit<C: Chapter>(
+    container: &Container,
+    code: u8,
+    removed_next: bool,
+) -> Result<Option<State>> {
     let ended = |state: &mut State| {
         state.status = Status::Exited;
         state.exit_code = Some(code.into());
@@ -356,11 +366,13 @@ fn record_exit<C: Chapter>(container: &Container, code: u8, removed_next: bool) 
     };
     if removed_next {
         let _lock = container.lock();
-        return container
-            .state()
-            .map_or(Ok(()), |mut state| ended(&mut state));
+        let Ok(mut state) = container.state() else {
+            return Ok(None);
+        };
+        ended(&mut state)?;
+        return Ok(Some(state));
     }
     let mut hooked = Ok(());
     let _ = container.update(|state| hooked = ended(state));
-    hooked
+    hooked.map(|()| None)
 }
