@@ -81,7 +81,9 @@
 # store); /proc, /dev with devpts, shm and mqueue, a tmpfs on /tmp, no /sys;
 # no seccomp, crun spec's default capabilities, no cgroup
 # (--cgroup-manager=disabled); no masked or read-only paths, no
-# no_new_privs and no rlimits (ch3 sets none of them).
+# no_new_privs and no rlimits (ch3 sets none of them). As root, an info row
+# pairs ch5's lower bound with crun too: the floor of the rows against crun
+# on this data root, what no Rust change can go below.
 #
 # Filesystems: the ch3 / ch2 and ch4 / ch3 pairs run twice, each time with a
 # data root of their own holding a copy of the busybox image: on disk (under
@@ -1382,6 +1384,22 @@ if [ -z "$ONLY" ] || [ "$ONLY" = crun ]; then
   compare "ch5 run --rm, against crun" "crun run, plain, against ch5" 0.8
   echo "  info  median of the $RUNS pairs' differences = $(paired_difference \
     ch5_times crun_times) ms"
+
+  # Info, where the lower bounds were built (as root): ch5's lower bound
+  # against crun, the floor of the two rows above on this data root. A
+  # chapter cannot beat its own system calls: where this is above 0.8x,
+  # so is the best ch5 can be.
+  if [ -n "${lb:-}" ]; then
+    # shellcheck disable=SC2034  # read by name, in alternate
+    lb_rm=("$lb" ch5 -r "$STEPBOX_ROOT" -l "$layer" -- /bin/true)
+    echo "timing lower-bound ch5 and crun run, $RUNS pairs..." >&2
+    lb_times=() crun_times=()
+    alternate_in_ns lb_times lb_rm crun_times crun_plain
+    summarize "lower-bound ch5, against crun" "${lb_times[@]}"
+    summarize "crun run, plain, against C" "${crun_times[@]}"
+    echo "  info  lower-bound ch5 / crun run median = $(awk -v a="${MEDIAN["lower-bound ch5, against crun"]}" \
+      -v b="${MEDIAN["crun run, plain, against C"]}" 'BEGIN { printf "%.2f", a / b }')x"
+  fi
 
   # A batch: $batch containers running sleep, started one after another,
   # then all removed by one command (crun's by a regular expression of

@@ -59,7 +59,10 @@ impl DataRoot {
             let path = root.path.join(sub);
             if let Ok(meta) = fs::symlink_metadata(&path) {
                 check_private(&path, &meta)?;
-                checked().push(path);
+                let mut checked = checked();
+                if !checked.contains(&path) {
+                    checked.push(path);
+                }
             }
         }
         for sub in ["images", "tmp"] {

@@ -230,11 +230,12 @@ pub fn main<C: Chapter>(name: &'static str) -> ExitCode {
     // SAFETY: resetting a signal disposition to its default.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     // `-v` means --volume, as in Docker; detail is --verbose.
-    let command = cli::with_volume_flag(Cli::<C::RunFlags>::command())
+    let mut command = cli::with_volume_flag(Cli::<C::RunFlags>::command())
         .name(name)
         .bin_name(name)
         .about(C::ABOUT);
-    let matches = command.clone().get_matches();
+    // Kept (not consumed, nor cloned) for the errors `dispatch` reports.
+    let matches = command.get_matches_mut();
     let parsed = Cli::<C::RunFlags>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     cli::main(name, C::NUMBER, &parsed.log, || {
         dispatch::<C>(&parsed, command)
