@@ -498,7 +498,15 @@ impl<'a> Listing<'a> {
             }
         }
         let record = &self.buffer[self.next..];
-        let length = usize::from(u16::from_ne_bytes([record[16], record[17]]));
+        let length = match record.get(16..18) {
+            Some(&[low, high]) => usize::from(u16::from_ne_bytes([low, high])),
+            _ => 0,
+        };
+        if length <= NAME || length > record.len() {
+            return Err(io::Error::other(
+                "getdents64 gave a record that does not fit",
+            ));
+        }
         let kind = record[18];
         let name = &record[NAME..length];
         let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
@@ -634,6 +642,7 @@ fn write_via_rename(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_partial_image_names_its_owner() {
@@ -647,5 +656,33 @@ mod tests {
         assert_eq!(partial_owner(".img.partial.12x"), None, "not a pid");
         assert_eq!(partial_owner("..partial.12"), None, "no image name");
         assert_eq!(partial_owner(".img.tar"), None);
+    }
+
+    #[test]
+    fn a_tree_listed_in_several_reads_is_removed_and_its_symlinks_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("top");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(top.join("files")).unwrap();
+        fs::create_dir_all(top.join("deep/er/est")).unwrap();
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("kept"), b"kept").unwrap();
+        // 2,000 names of 60 bytes: about 160 KB of getdents64 records,
+        // five of the listing's 32 KB reads.
+        for n in 0..2000 {
+            fs::write(top.join("files").join(format!("{n:060}")), b"x").unwrap();
+        }
+        fs::write(top.join("deep/er/est/file"), b"y").unwrap();
+        std::os::unix::fs::symlink(&outside, top.join("deep/link")).unwrap();
+        // A directory without permissions, as overlayfs leaves work/work.
+        fs::create_dir(top.join("deep/er/locked")).unwrap();
+        fs::set_permissions(
+            top.join("deep/er/locked"),
+            fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+        remove_tree(&top).unwrap();
+        assert!(!top.exists(), "the whole tree is gone");
+        assert_eq!(fs::read(outside.join("kept")).unwrap(), b"kept");
     }
 }
