@@ -63,8 +63,9 @@ impl Chapter for Ch7 {
     }
 
     /// While the child waits on the go pipe: where it was not born in its
-    /// cgroup (v1), its pid written to `cgroup.procs`, so the command never
-    /// runs a moment unlimited.
+    /// cgroup (v2 without clone3), its pid written to `cgroup.procs`, so the
+    /// command never runs a moment unlimited. (On v1 the child moves
+    /// itself, first thing.)
     fn before_release(container: &Container, _spec: &Spec<Ch7Flags>, child: &Child) -> Result<()> {
         cgroup::container::join(&container.state()?.id, child)
     }
@@ -76,11 +77,14 @@ impl Chapter for Ch7 {
         stdio: Stdio,
         command: &process::Command,
     ) -> Result<Infallible> {
+        // 0. On v1, into our cgroup before anything else: this thread (the
+        //    process's only one) moves itself, which waits for no RCU grace
+        //    period (docs/ch7-cgroups.md#into-the-cgroup-before-the-command).
+        cgroup::container::enter()?;
         let restrictions = Restrictions::new(&spec.chapter.security)?;
-        // 1. Our own cgroup namespace, first: it is rooted where we are when
-        //    it is made, and we are in our cgroup already (born there on
-        //    v2, moved there on v1 before the go byte)
-        //    (docs/ch7-cgroups.md#inside-the-container).
+        // 1. Our own cgroup namespace: it is rooted where we are when it is
+        //    made, and we are in our cgroup now (born there on v2, moved
+        //    just now on v1) (docs/ch7-cgroups.md#inside-the-container).
         cgroup::container::unshare_namespace()?;
         // 2-6. As in chapter 5: a private mount table, the hostname, the
         //      overlay, /proc /dev /tmp.

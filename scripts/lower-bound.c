@@ -446,6 +446,7 @@ static void restrict_process(void) {
 /* The child (process::spawn's child, then each chapter's story).            */
 
 static int go_pipe[2], exec_pipe[2];
+static void enter_cgroups(void);
 
 static int child_main(void) {
   char byte;
@@ -468,7 +469,10 @@ static int child_main(void) {
     do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     do_mount("tmpfs", "/tmp", "tmpfs", 0, NULL);
   } else {
-    /* ch7 step 1: our own cgroup namespace, rooted at our cgroup. */
+    /* ch7 steps 0-1: into our cgroup, then our own cgroup namespace,
+       rooted there. */
+    if (run.mode == CH7)
+      enter_cgroups();
     if (run.mode == CH7 && unshare(CLONE_NEWCGROUP) != 0)
       die("unshare", "CLONE_NEWCGROUP");
     /* ch2-7 steps 1-2: a private mount table; our hostname. */
@@ -685,14 +689,14 @@ static int create_cgroups(void) {
   return lock;
 }
 
-/* ch7 before_release (cgroup::container::join, v1): the child's pid into
-   every tree's cgroup.procs while it waits for the go byte. */
-static void join_cgroups(pid_t pid) {
-  char path[700], text[32];
-  fmt(text, sizeof text, "%d", (int)pid);
+/* ch7 step 0, in the child (cgroup::container::enter, v1): this thread,
+   the process's only one, moves itself into every tree's cgroup: 0 written
+   to its tasks file. */
+static void enter_cgroups(void) {
+  char path[700];
   for (int i = 0; i < run.ntrees; i++) {
-    fmt(path, sizeof path, "%s/cgroup.procs", run.cgroups[i]);
-    write_file(path, O_TRUNC, text);
+    fmt(path, sizeof path, "%s/tasks", run.cgroups[i]);
+    write_file(path, O_TRUNC, "0");
   }
 }
 
@@ -894,9 +898,6 @@ int main(int argc, char **argv) {
   sigaction(SIGINT, &forwarding, NULL);
   sigaction(SIGTERM, &forwarding, NULL);
   sigaction(SIGHUP, &forwarding, NULL);
-  /* ch7 before_release: into the cgroups before the go byte. */
-  if (run.mode == CH7)
-    join_cgroups(pid);
   if (write(go_pipe[1], "g", 1) != 1)
     die("write", "go pipe");
   /* The exec report: end of file once the child has exec'd (or died). */

@@ -337,8 +337,10 @@ fn limit_files(mode: Mode) -> [&'static str; 5] {
 }
 
 /// Each limit is narrated as the write to its cgroup file, after the mode
-/// (statfs), and the child is written to cgroup.procs before it takes its
-/// first step (unshare(CLONE_NEWCGROUP)).
+/// (statfs), and the child is in its cgroup before it takes its first step
+/// (unshare(CLONE_NEWCGROUP)): on v1 it moves itself, `0` written to each
+/// tree's `tasks` by the child (no pid written to cgroup.procs by the
+/// parent); on v2 its pid is written to cgroup.procs before that step.
 pub fn each_limit_is_narrated_as_the_write_to_its_file(ch: Chapter, mode: Mode) -> String {
     let sandbox = sandbox(Who::Caller);
     let out = sandbox.run(
@@ -373,11 +375,39 @@ pub fn each_limit_is_narrated_as_the_write_to_its_file(ch: Chapter, mode: Mode) 
         assert!(at > statfs, "{file} before the mode was known");
         last = last.max(at);
     }
-    let procs = position("cgroup.procs\", \"");
+    let joined = match mode {
+        Mode::V1 { .. } => {
+            assert!(
+                !out.stderr.contains("cgroup.procs\", \""),
+                "on v1 the parent writes no pid: the child moves itself: {}",
+                out.stderr
+            );
+            let moves = out
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("[child ] write(") && l.ends_with("/tasks\", \"0\")"))
+                .count();
+            // As many trees entered as the container got a directory in.
+            let id = narrated_id(&out.stderr);
+            let made = out
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("[parent] mkdir(") && l.contains(&format!("/{id}\", ")))
+                .count();
+            assert!(
+                made >= 3,
+                "a directory in the memory, cpu and pids trees at least: {}",
+                out.stderr
+            );
+            assert_eq!(moves, made, "each tree's cgroup entered: {}", out.stderr);
+            position("/tasks\", \"0\")")
+        }
+        Mode::V2 => position("cgroup.procs\", \""),
+    };
     let first_step = position("[child ] unshare(CLONE_NEWCGROUP)");
     assert!(
-        last < procs && procs < first_step,
-        "limits, then cgroup.procs, then the child: {}",
+        last < joined && joined < first_step,
+        "limits, then the move into the cgroup, then the child's first step: {}",
         out.stderr
     );
     let id = narrated_id(&out.stderr);

@@ -91,7 +91,12 @@ pub fn create(id: &str, limits: &Limits) -> Result<Option<OwnedFd>> {
     process::keep_from_containers(locked.as_raw_fd());
     let for_clone3 = match cgroup.mode {
         Mode::V2 => locked.try_clone().ok(),
-        Mode::V1 { .. } => None,
+        Mode::V1 { .. } => {
+            *TO_ENTER
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cgroup.clone());
+            None
+        }
     };
     *OWNED
         .lock()
@@ -104,12 +109,17 @@ pub fn create(id: &str, limits: &Limits) -> Result<Option<OwnedFd>> {
 /// even once it is empty, so the OOM count is still there to read.
 static OWNED: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
+/// On v1, the cgroup [`create`] made in `run` (or its monitor), which the
+/// child, cloned with a copy of this memory, finds here and moves into
+/// ([`enter`]).
+static TO_ENTER: Mutex<Option<Cgroup>> = Mutex::new(None);
+
 /// On the host, while the child waits on the go pipe, if it was not born
-/// in its cgroup (cgroup v1, or no clone3): its pid written to each
-/// `cgroup.procs`. It is in before it runs a single instruction of its
-/// own, so the command never races its limits.
+/// in its cgroup (v2 without clone3): its pid written to `cgroup.procs`.
+/// It is in before it runs a single instruction of its own, so the command
+/// never races its limits. On v1 the child moves itself ([`enter`]).
 pub fn join(id: &str, child: &Child) -> Result<()> {
-    if child.born_in_cgroup() {
+    if child.born_in_cgroup() || matches!(host().mode, Some(Mode::V1 { .. })) {
         return Ok(());
     }
     match open(id) {
@@ -298,10 +308,26 @@ pub fn size(bytes: u64) -> String {
 
 // --------------------------------------------------------- in the container
 
-/// The child's first step once released: a cgroup namespace of its own.
-/// It is rooted at the cgroup the process is in when it is made, so it
-/// must come after the parent wrote our pid to `cgroup.procs`: made at
-/// clone time it would be rooted at the parent's cgroup
+/// On v1, the child's very first step once released, before any of the
+/// container's set-up: into the cgroup [`create`] made, in every tree, by
+/// `0` written to `tasks` ([`Cgroup::join_this_thread`]: no grace period
+/// waited for). The child has one thread, so the whole process moves; the
+/// command, exec'd later, starts inside its limits.
+pub fn enter() -> Result<()> {
+    let cgroup = TO_ENTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    match cgroup {
+        Some(cgroup) => cgroup.join_this_thread(),
+        None => Ok(()),
+    }
+}
+
+/// The child's next step: a cgroup namespace of its own. It is rooted at
+/// the cgroup the process is in when it is made, so it must come after
+/// the move into the container's ([`enter`] on v1): made at clone time it
+/// would be rooted at the parent's cgroup
 /// (docs/ch7-cgroups.md#inside-the-container).
 pub fn unshare_namespace() -> Result<()> {
     narrate!(7, "unshare(CLONE_NEWCGROUP)   /* our cgroup is now / */");
