@@ -218,13 +218,16 @@ pub fn sweep_stale() -> Result<()> {
 
 /// `exec`, before it joins the container's namespaces: this process moves
 /// into the container's cgroup (`0` is the writer), so the command it forks
-/// is born there and counts against the container's limits.
+/// is born there and counts against the container's limits. On v1 only
+/// this thread moves, as the container's child does ([`enter`]): the
+/// command is forked by it, so it is born inside all the same.
 pub fn join_self(state: &State) -> Result<()> {
     if !state.is_running() {
         return Ok(());
     }
     match open(&state.id) {
-        Some(cgroup) => cgroup.join(Pid::from_raw(0)),
+        Some(cgroup) if cgroup.mode == Mode::V2 => cgroup.join(Pid::from_raw(0)),
+        Some(cgroup) => cgroup.join_this_thread(),
         None => Ok(()),
     }
 }
