@@ -1399,6 +1399,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = crun ]; then
     summarize "crun run, plain, against C" "${crun_times[@]}"
     echo "  info  lower-bound ch5 / crun run median = $(awk -v a="${MEDIAN["lower-bound ch5, against crun"]}" \
       -v b="${MEDIAN["crun run, plain, against C"]}" 'BEGIN { printf "%.2f", a / b }')x"
+  else
+    echo "  info  lower-bound ch5 / crun run: not measured (the lower bounds are built as root, in the full run or BENCH_ONLY=lowerbound)"
   fi
 
   # A batch: $batch containers running sleep, started one after another,

@@ -42,11 +42,10 @@
  *   - statx before each mount target and volume source, openat2's and
  *     fstat's extra steps in ch4's volume resolution (one openat2 kept),
  *     the layer lock's dup to fd 100 (closed again in the child), and in
- *     the recursive removal each directory's fstat and fcntl, and the
- *     fchmod of overlay's mode-000 work directories (root needs none);
- *   - ch5-7: the second /proc/self/stat read, state.json read back three
- *     times (twice here, under the lock, as the chapter reads before it
- *     writes), the state.json read before the cgroups are joined;
+ *     the recursive removal each directory's fstat, and the fchmod of
+ *     overlay's mode-000 work directories (root needs none);
+ *   - ch5-7: the second /proc/self/stat read; ch7: the state.json reads
+ *     for the cgroup's id before the clone and before the release;
  *   - ch6-7: the PR_CAPBSET_READ probes (41 in the child, 82 in the
  *     parent) and uname (for the profile's minKernel): the capabilities to
  *     drop are known, the last one found by the drop that fails (EINVAL);
@@ -65,9 +64,10 @@
  *
  * strace -c -f of one run of /bin/true (its busybox counted on both sides),
  * chapter / lower bound, on the 2-core VM with 9 cgroup v1 trees these
- * targets were set on: ch1 119 / 82 calls, ch2 227 / 108, ch3 400 / 161,
- * ch4 518 / 190, ch5 465 / 192, ch6 671 / 271, ch7 1239 / 399. For each
- * system call, the lower bound makes at most as many as its chapter.
+ * targets were set on: ch1 119 / 82 calls, ch2 196 / 106, ch3 287 / 159,
+ * ch4 375 / 188, ch5 318 / 185, ch6 522 / 264, ch7 944 / 392. For each
+ * system call, the lower bound makes at most as many as its chapter (the
+ * stat family, stat, fstat and statx, counted together).
  */
 #define _GNU_SOURCE
 #include <dirent.h>

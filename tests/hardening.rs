@@ -1159,3 +1159,73 @@ fn the_monitor_drops_the_pages_run_left_it() {
         "the monitor holds {rss} KiB of its peak {peak} KiB"
     );
 }
+
+/// A container's process may name itself with any bytes (field 2 of
+/// /proc/PID/stat, its `comm`): a name that is not UTF-8 must not hide it
+/// from `ps`, `rm -f` or `stop`, which tell it by its start time, the
+/// field after. Before, its stat was read as text: the read failed, the
+/// container showed as exited, and `rm -f` left its init running.
+fn claim_comm_not_utf8(who: Who) {
+    let sandbox = sandbox(who);
+    let script = "printf '\\377\\376' > /proc/1/comm; echo named; while :; do sleep 1; done";
+    let state_path = sandbox.data_root().join("containers/odd/state.json");
+    for (name, remove) in [
+        ("odd", &["rm", "-f", "odd"][..]),
+        ("odd", &["stop", "-t", "1", "odd"][..]),
+    ] {
+        quiet(
+            &sandbox,
+            CH5,
+            &["run", "-d", "--name", name, "busybox", "sh", "-c", script],
+        )
+        .assert_ok();
+        let mut named = false;
+        for _ in 0..250 {
+            if quiet(&sandbox, CH5, &["logs", name])
+                .stdout
+                .contains("named")
+            {
+                named = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(named, "the container never renamed itself");
+        let state: serde_json::Value =
+            serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+        let init = state["pid"].as_i64().expect("a running container's pid") as i32;
+        let comm = fs::read(format!("/proc/{init}/comm")).unwrap();
+        assert_eq!(comm, b"\xff\xfe\n", "the init's name is not UTF-8");
+        let ps = quiet(&sandbox, CH5, &["ps", "-a"]);
+        ps.assert_ok();
+        let line = ps
+            .stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            line.contains("running"),
+            "{name} shows as {line:?}: {ps:#?}"
+        );
+        quiet(&sandbox, CH5, remove).assert_ok();
+        assert!(
+            support::wait_until_dead(init, Duration::from_secs(10)),
+            "{remove:?} left the init running"
+        );
+        if remove[0] == "stop" {
+            quiet(&sandbox, CH5, &["rm", name]).assert_ok();
+        }
+        assert!(!sandbox.data_root().join("containers").join(name).exists());
+    }
+}
+
+#[test]
+fn a_container_named_in_bytes_that_are_not_utf8_is_still_seen_stopped_and_removed() {
+    claim_comm_not_utf8(Who::Caller);
+}
+
+#[test]
+fn rootless_a_container_named_in_bytes_that_are_not_utf8_is_still_seen_stopped_and_removed() {
+    claim_comm_not_utf8(Who::Unprivileged);
+}

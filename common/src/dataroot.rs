@@ -193,18 +193,20 @@ fn checked() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 }
 
 /// `path`'s metadata (by `stat`), the directory made first (mode 0700)
-/// if it is missing: one system call when it is there, as it nearly
+/// if it cannot be stat'd: one system call when it is there, as it nearly
 /// always is.
 fn stat_or_create(
     path: &Path,
     stat: fn(&Path) -> io::Result<fs::Metadata>,
 ) -> Result<fs::Metadata> {
     match stat(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Ok(meta) => Ok(meta),
+        // Missing, or not to be looked at: making it says which, in the
+        // words it always did ("creating directory ...").
+        Err(_) => {
             create_private_dir(path)?;
             stat(path)
         }
-        other => other,
     }
     .map_err(|e| Error::io("stat", path, e))
 }
@@ -385,7 +387,11 @@ fn remove_below(top: &OwnedFd, name: &Path) -> io::Result<()> {
         match first_subdirectory(&current)? {
             Some(sub) => {
                 let (fd, id) = match open_removable(&current, Path::new(&sub)) {
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                    // Gone meanwhile: list this directory again, from its start.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                        nix::unistd::lseek(&current, 0, nix::unistd::Whence::SeekSet)?;
+                        continue;
+                    }
                     other => other?,
                 };
                 path.push((sub, id));
@@ -425,7 +431,7 @@ fn ignore_gone(result: nix::Result<()>) -> io::Result<()> {
 /// a subdirectory if there is one (it is descended into next).
 fn first_subdirectory(dir: &OwnedFd) -> io::Result<Option<std::ffi::OsString>> {
     use std::os::unix::ffi::OsStrExt;
-    let mut listing = Listing::new(dir)?;
+    let mut listing = Listing::new(dir);
     while let Some((name, kind)) = listing.next_entry()? {
         let name = std::ffi::OsStr::from_bytes(name);
         if name == "." || name == ".." {
@@ -448,10 +454,10 @@ fn first_subdirectory(dir: &OwnedFd) -> io::Result<Option<std::ffi::OsString>> {
     Ok(None)
 }
 
-/// The entries of an open directory, from its start, read with
-/// getdents64(2) on that very fd: a `DIR` stream (opendir(3)) would
-/// open the directory again, and fstat and fcntl it, each time a removal
-/// lists it.
+/// The entries of an open directory, from where its fd is (its start, for
+/// one just opened), read with getdents64(2) on that very fd: a `DIR`
+/// stream (opendir(3)) would open the directory again, and fstat and
+/// fcntl it, each time a removal lists it.
 struct Listing<'a> {
     dir: &'a OwnedFd,
     /// Whole `linux_dirent64` records, as the kernel wrote them.
@@ -461,13 +467,12 @@ struct Listing<'a> {
 }
 
 impl<'a> Listing<'a> {
-    fn new(dir: &'a OwnedFd) -> io::Result<Self> {
-        nix::unistd::lseek(dir, 0, nix::unistd::Whence::SeekSet)?;
-        Ok(Listing {
+    fn new(dir: &'a OwnedFd) -> Self {
+        Listing {
             dir,
             buffer: Vec::with_capacity(32 * 1024),
             next: 0,
-        })
+        }
     }
 
     /// The next entry's name and type (`DT_*`), or None at the end.
@@ -491,8 +496,9 @@ impl<'a> Listing<'a> {
             if written < 0 {
                 return Err(io::Error::last_os_error());
             }
+            let written = (written as usize).min(self.buffer.capacity());
             // SAFETY: the first `written` bytes were written by the kernel.
-            unsafe { self.buffer.set_len(written as usize) };
+            unsafe { self.buffer.set_len(written) };
             if written == 0 {
                 return Ok(None);
             }

@@ -680,15 +680,28 @@ pub fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// /proc/PID/stat from field 3 (the state) on. The command name (field 2)
-/// may hold spaces and parentheses: it ends at the last ')'.
+/// is the process's to set, to any bytes (prctl PR_SET_NAME, a write to
+/// /proc/self/comm): not UTF-8, spaces, `)`. So the file is read as bytes,
+/// and the fields taken after the last `) `: numbers and a state letter.
 pub fn stat_fields(pid: i32) -> Option<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    // A /proc file says its size is 0: room for all of it (a few hundred
-    // bytes) takes one read, where a growing buffer takes six.
-    let mut stat = String::with_capacity(1024);
-    file.read_to_string(&mut stat).ok()?;
-    Some(stat.rsplit_once(") ")?.1.to_string())
+    // A few hundred bytes, in one read (and one that says the end): a
+    // /proc file says its size is 0, so std's read_to_end would probe for
+    // one first, and fstat and lseek it.
+    let mut stat = [0u8; 1024];
+    let mut length = 0;
+    while length < stat.len() {
+        match file.read(&mut stat[length..]) {
+            Ok(0) => break,
+            Ok(n) => length += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let stat = &stat[..length];
+    let name_end = stat.windows(2).rposition(|pair| pair == b") ")?;
+    String::from_utf8(stat[name_end + 2..].to_vec()).ok()
 }
 
 /// Point the command's stdin at `stdin` and its stdout and stderr at `out`

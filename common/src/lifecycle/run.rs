@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 
 use clap::Args;
+use nix::fcntl::Flock;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
@@ -234,7 +235,9 @@ pub fn run<C: Chapter>(
         }
         Ok(Some((code, ended))) => {
             if args.rm {
-                remove_as::<C>(&container, ended)?;
+                // Under the lock record_exit took: no command comes between.
+                let (state, _lock) = Ended::parts(ended);
+                remove_as::<C>(&container, state)?;
             }
             Ok(ExitCode::from(code))
         }
@@ -280,12 +283,12 @@ fn spawn<C: Chapter>(
 
 /// `run` without -d: this process is the container's parent, and relays
 /// its pty when stdin is a terminal (as in chapter 2). Its exit code, and
-/// (for `--rm`) its state as it ended.
+/// (for `--rm`) how it ended.
 fn foreground<C: Chapter>(
     container: &Container,
     spec: &Spec<C::RunFlags>,
     remove_it: bool,
-) -> Result<(u8, Option<State>)> {
+) -> Result<(u8, Option<Ended>)> {
     let console = Console::if_interactive()?;
     let command = spec.command(console.is_some());
     let child = spawn::<C>(
@@ -327,10 +330,26 @@ fn monitor<C: Chapter>(
     let exit = child.wait()?;
     let ended = record_exit::<C>(container, exit.code(), remove_it)?;
     if remove_it {
-        let _lock = container.lock();
-        remove_as::<C>(container, ended)?;
+        let (state, lock) = Ended::parts(ended);
+        let _lock = lock.or_else(|| container.lock().ok());
+        remove_as::<C>(container, state)?;
     }
     Ok(())
+}
+
+/// A `--rm` container as it ended: its state, and its lock (if it could
+/// be taken), held until it is removed, so that no other command (an
+/// `rm -f`, then a `run` of a new container by the same name) comes
+/// between its exit and its removal.
+struct Ended {
+    state: State,
+    lock: Option<Flock<File>>,
+}
+
+impl Ended {
+    fn parts(ended: Option<Ended>) -> (Option<State>, Option<Flock<File>>) {
+        ended.map_or((None, None), |ended| (Some(ended.state), ended.lock))
+    }
 }
 
 fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Result<()> {
@@ -351,13 +370,14 @@ fn record_started(container: &Container, pid: Pid, monitor: Option<i32>) -> Resu
 /// A container removed next (`run --rm`) is not written at all: a run
 /// killed before the removal is swept by the next command
 /// (its state's remove_on_exit); its state as it ended is returned, for
-/// the removal. Best effort: after `rm -f` the container's directory
-/// may be gone already, and `rm` did the chapter's clean-up (after_remove).
+/// the removal, with the container's lock still held. Best effort: after
+/// `rm -f` the container's directory may be gone already, and `rm` did
+/// the chapter's clean-up (after_remove).
 fn record_exit<C: Chapter>(
     container: &Container,
     code: u8,
     removed_next: bool,
-) -> Result<Option<State>> {
+) -> Result<Option<Ended>> {
     let ended = |state: &mut State| {
         state.status = Status::Exited;
         state.exit_code = Some(code.into());
@@ -365,12 +385,12 @@ fn record_exit<C: Chapter>(
         C::after_exit(container, state)
     };
     if removed_next {
-        let _lock = container.lock();
+        let lock = container.lock().ok();
         let Ok(mut state) = container.state() else {
             return Ok(None);
         };
         ended(&mut state)?;
-        return Ok(Some(state));
+        return Ok(Some(Ended { state, lock }));
     }
     let mut hooked = Ok(());
     let _ = container.update(|state| hooked = ended(state));
