@@ -1158,7 +1158,8 @@ fi
 # ---------------------------------------------------------------------------
 # Chapter 7 (issue 14): what three limits cost a run. ch7-cgroups run --rm
 # with -m, --cpus and --pids-limit (statfs, a cgroup made in each v1 tree
-# or the one v2 tree, four writes, the pid joined, a cgroup namespace, a
+# or the one v2 tree, four writes, the child in it (born there on v2, its
+# thread moving itself through `tasks` on v1), a cgroup namespace, a
 # read-only /sys, then kill and rmdir at exit) against ch6-security run
 # --rm of the same command, pair by pair.
 
@@ -1184,10 +1185,12 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch7 ]; then
     rss_target "ch7-cgroups run --rm, three limits" 4096
     # The kernel's share, for the reader (no target): a shell that moves
     # itself into a new cgroup, against one that does not, each after 50 ms
-    # without a move (as between two runs). The first move after a pause
-    # waits for an RCU grace period (cgroup_threadgroup_rwsem); moves right
-    # after it do not. On v2 ch7 moves nothing (clone3 starts the child
-    # inside), and the pair shows what a move would cost.
+    # without a move (as between two runs). The first move of a process
+    # (cgroup.procs) after a pause waits for an RCU grace period
+    # (cgroup_threadgroup_rwsem); moves right after it do not, nor does a
+    # thread moving itself (`0` into `tasks`, v1), which is how ch7's
+    # child moves on v1. On v2 ch7 moves nothing (clone3 starts the child
+    # inside), and the first pair shows what a move would cost.
     floor_tree=/sys/fs/cgroup/pids
     [ -d "$floor_tree" ] || floor_tree=/sys/fs/cgroup
     if mkdir "$floor_tree/stepbox-bench-floor" 2>/dev/null; then
@@ -1199,8 +1202,16 @@ if [ -z "$ONLY" ] || [ "$ONLY" = ch7 ]; then
       # shellcheck disable=SC2034  # filled by name, in alternate
       moved_times=() unmoved_times=()
       alternate moved_times moved unmoved_times unmoved </dev/null
-      rmdir "$floor_dir" && floor_dir=''
       echo "  info  the kernel's part: sh moving itself into a cgroup of $floor_tree after a pause - sh not moving, median of the pairs' differences = $(paired_difference moved_times unmoved_times) ms"
+      if [ -e "$floor_dir/tasks" ]; then
+        # shellcheck disable=SC2034  # read by name, in alternate
+        thread_moved=(sh -c "sleep 0.05; echo 0 > $floor_dir/tasks")
+        # shellcheck disable=SC2034  # filled by name, in alternate
+        thread_times=() unmoved_times=()
+        alternate thread_times thread_moved unmoved_times unmoved </dev/null
+        echo "  info  the kernel's part, as ch7 moves on v1: sh's thread moving itself (0 into tasks) after a pause - sh not moving, median of the pairs' differences = $(paired_difference thread_times unmoved_times) ms"
+      fi
+      rmdir "$floor_dir" && floor_dir=''
     else
       echo "  info  the kernel's part: not measured: no cgroup can be made in $floor_tree"
     fi

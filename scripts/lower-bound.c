@@ -451,7 +451,7 @@ static void enter_cgroups(void);
 static int child_main(void) {
   char byte;
   /* process::spawn: only our ends of the pipes; die with the parent; wait
-     for the go byte (the parent's set-up: ch7's cgroups) before anything
+     for the go byte (the parent's set-up: ch7's cgroups made) before anything
      else; not dumpable; a session of our own. */
   close(go_pipe[1]);
   close(exec_pipe[0]);

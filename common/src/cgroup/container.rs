@@ -1,5 +1,6 @@
-//! A container's cgroup through its life (ch7): made and joined while the
-//! child waits on the go pipe, seen from inside through a cgroup namespace
+//! A container's cgroup through its life (ch7): made before the child is
+//! cloned, joined before any step of the container's set-up (born in it on
+//! v2, moving itself in on v1), seen from inside through a cgroup namespace
 //! and a read-only /sys/fs/cgroup, read by `stats`, and removed when the
 //! container exits, by `rm`, or (left by a killed monitor) by the next
 //! `run` or `rm` that finds it.
@@ -28,7 +29,7 @@ use crate::process::{self, Child};
 use crate::{detail, mount, narrate};
 
 /// A cgroup this young with no process in it may be one that a `run` has
-/// just made and is about to join its child to: never swept as stale.
+/// just made, whose child is about to join it: never swept as stale.
 const STARTING: Duration = Duration::from_secs(5);
 
 /// What this host gives this caller.

@@ -3,8 +3,9 @@
 //!
 //! A cgroup is a directory in a special filesystem; its files are the knobs.
 //! Making one is `mkdir`, limiting it is `write` to a file, putting a
-//! process in is writing its pid to `cgroup.procs`, and removing it is
-//! `rmdir` once it is empty. Every such write is narrated in C form:
+//! process in is writing its pid to `cgroup.procs` (on v1, a thread may
+//! move itself through `tasks`), and removing it is `rmdir` once it is
+//! empty. Every such write is narrated in C form:
 //!
 //! ```text
 //! [parent] write("/sys/fs/cgroup/stepbox/web/memory.max", "33554432")
@@ -351,9 +352,10 @@ impl Cgroup {
     }
 
     /// Move process `pid` (and, from then on, its children) into the
-    /// cgroup: its pid written to `cgroup.procs`, in every tree on v1.
-    /// ch7 does it while the child still waits on the go pipe, so the
-    /// command never runs a moment outside its limits.
+    /// cgroup: its pid written to `cgroup.procs`, in every tree on v1. ch7
+    /// does it on v2 without clone3, while the child still waits on the
+    /// go pipe, so the command never runs a moment outside its limits (on
+    /// v1 the child moves itself: [`Cgroup::join_this_thread`]).
     pub fn join(&self, pid: Pid) -> Result<()> {
         for dir in &self.dirs {
             write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
@@ -367,7 +369,8 @@ impl Cgroup {
     /// whole process through `cgroup.procs` takes a lock every fork takes,
     /// and the kernel first waits for an RCU grace period to take it (4 to
     /// 14 ms on a small VM); a thread moving itself needs no such lock: it
-    /// cannot exit or exec while it writes.
+    /// cannot exit or exec while it writes (Linux 5.5 on; before, the move
+    /// is as slow, and as correct).
     pub fn join_this_thread(&self) -> Result<()> {
         for dir in &self.dirs {
             write_file(&dir.join("tasks"), "0")?;
@@ -380,8 +383,7 @@ impl Cgroup {
     pub fn open_dir(&self) -> Result<OwnedFd> {
         if self.mode != Mode::V2 {
             return Err(Error::Invalid(
-                "CLONE_INTO_CGROUP needs cgroup v2: on v1 the pid is written to cgroup.procs"
-                    .into(),
+                "CLONE_INTO_CGROUP needs cgroup v2: on v1 the child moves itself".into(),
             ));
         }
         let dir = &self.dirs[0];
@@ -649,8 +651,11 @@ fn write_error(path: &Path, value: &str, error: io::Error) -> Error {
         (Errno::EINVAL | Errno::ERANGE, "cpuset.cpus") => {
             "no such CPU on this machine, or not in the parent's set: see nproc".into()
         }
-        (Errno::EINVAL, "cgroup.procs") => {
+        (Errno::EINVAL | Errno::ENOSPC, "cgroup.procs" | "tasks") => {
             "the process cannot join: on v1 a cpuset cgroup needs cpuset.cpus and cpuset.mems set first".into()
+        }
+        (Errno::ENOENT, "tasks") => {
+            "the container's cgroup was removed before it could join (by an rm -f?)".into()
         }
         (Errno::ESRCH, "cgroup.procs") => "no such process (it already exited)".into(),
         (Errno::ENOENT, _) => "this kernel has no such file: the controller is not enabled here".into(),

@@ -1,7 +1,7 @@
 //! cgroup v1: one tree per controller, each its own mount under
 //! /sys/fs/cgroup (ch7, on hybrid and legacy hosts, as runc does there).
-//! The container gets a directory in each tree, and its pid is written
-//! into each one's `cgroup.procs`.
+//! The container gets a directory in each tree, and its child moves itself
+//! into each one (`0` written to its `tasks`).
 //!
 //! ```text
 //! /sys/fs/cgroup/            (a tmpfs)

@@ -342,13 +342,14 @@ fn monitor<C: Chapter>(
 /// `rm -f`, then a `run` of a new container by the same name) comes
 /// between its exit and its removal.
 struct Ended {
-    state: State,
+    /// `None`: state.json could not be read.
+    state: Option<State>,
     lock: Option<Flock<File>>,
 }
 
 impl Ended {
     fn parts(ended: Option<Ended>) -> (Option<State>, Option<Flock<File>>) {
-        ended.map_or((None, None), |ended| (Some(ended.state), ended.lock))
+        ended.map_or((None, None), |ended| (ended.state, ended.lock))
     }
 }
 
@@ -386,10 +387,10 @@ fn record_exit<C: Chapter>(
     };
     if removed_next {
         let lock = container.lock().ok();
-        let Ok(mut state) = container.state() else {
-            return Ok(None);
-        };
-        ended(&mut state)?;
+        let mut state = container.state().ok();
+        if let Some(state) = &mut state {
+            ended(state)?;
+        }
         return Ok(Some(Ended { state, lock }));
     }
     let mut hooked = Ok(());

@@ -135,11 +135,17 @@ pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<
             Ok(container) => container,
             Err(error) => return gone(error).map(removal::<C>),
         };
+        // Gone while we waited for its lock (a `run --rm` removes its own
+        // under that lock): with -f, that is what was asked.
         let lock = match container.lock() {
             Ok(lock) => lock,
+            Err(_) if force && !container.exists() => return Ok(removal::<C>(None)),
             Err(error) => return gone(error).map(removal::<C>),
         };
         if !container.exists() {
+            if force {
+                return Ok(removal::<C>(None));
+            }
             return gone(container::no_such(name)).map(removal::<C>);
         }
         let state = container.state();
