@@ -135,18 +135,19 @@ pub fn rm<C: Chapter>(root: &DataRoot, names: &[String], force: bool) -> Result<
             Ok(container) => container,
             Err(error) => return gone(error).map(removal::<C>),
         };
-        // Gone while we waited for its lock (a `run --rm` removes its own
-        // under that lock): with -f, that is what was asked.
+        // Found, then gone by the time we hold its lock (a `run --rm`
+        // removes its own under that lock): with -f, that is what was asked.
+        let vanished = |error: Error| match force {
+            true => Ok(removal::<C>(None)),
+            false => Err(error),
+        };
         let lock = match container.lock() {
             Ok(lock) => lock,
-            Err(_) if force && !container.exists() => return Ok(removal::<C>(None)),
-            Err(error) => return gone(error).map(removal::<C>),
+            Err(error) if !container.exists() => return vanished(error),
+            Err(error) => return Err(error),
         };
         if !container.exists() {
-            if force {
-                return Ok(removal::<C>(None));
-            }
-            return gone(container::no_such(name)).map(removal::<C>);
+            return vanished(container::no_such(name));
         }
         let state = container.state();
         if let Ok(state) = &state {
