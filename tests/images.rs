@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lifecycle::{blob_json, blob_path, stored_layers, stored_manifest, tar_headers};
+use lifecycle::{blob_json, blob_path, stored_layers, stored_manifest, tar_headers, ZSTD_MAGIC};
 use support::oci::{chown_tree, sha256};
 use support::{list_dir, tool, Outcome, Sandbox, Who};
 
@@ -460,7 +460,7 @@ fn claim_save_is_read_by_skopeo_and_umoci(who: Who) {
 }
 root_and_rootless!(claim_save_is_read_by_skopeo_and_umoci: save_is_read_by_skopeo_and_umoci, rootless_save_is_read_by_skopeo_and_umoci);
 
-// Claim 5: `commit --flatten` makes an image of one gzip layer of the whole
+// Claim 5: `commit --flatten` makes an image of one zstd layer of the whole
 // tree; `export` writes the whole tree as a plain tarball and never
 // replaces an existing file.
 #[test]
@@ -482,10 +482,10 @@ fn flatten_and_export_write_the_whole_tree() {
     assert_eq!(layers.len(), 1, "{manifest}");
     assert_eq!(
         layers[0]["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
+        "application/vnd.oci.image.layer.v1.tar+zstd"
     );
     let layer = blob_path(&sandbox, layers[0]["digest"].as_str().unwrap());
-    assert!(fs::read(&layer).unwrap().starts_with(&[0x1f, 0x8b]));
+    assert!(fs::read(&layer).unwrap().starts_with(&ZSTD_MAGIC));
     let whole = |names: &BTreeSet<String>, what: &str| {
         for present in ["bin/busybox", "bin/sh", "etc/passwd", "root/f"] {
             assert!(names.contains(present), "{what} lacks {present}");
@@ -498,7 +498,12 @@ fn flatten_and_export_write_the_whole_tree() {
     };
     whole(&member_names(&layer), "the flattened layer");
     let config = stored_config(&sandbox, "flat:v1");
-    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    let plain = zstd::decode_all(&fs::read(&layer).unwrap()[..]).unwrap();
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        serde_json::json!([format!("sha256:{}", sha256(&plain))]),
+        "the config's diff_id is not the digest of the layer decompressed"
+    );
     let shown = ok(&sandbox, &["run", "--rm", "flat:v1", "cat", "/root/f"]);
     assert_eq!(shown, "f\n");
 
@@ -737,6 +742,7 @@ fn a_tag_two_images_of_an_archive_share_is_refused_as_ambiguous() {
 // Claim 3 (podman): podman loads stepbox's save of a commit, gives it the
 // same image ID (the config's digest) and the same tree: the change there,
 // the deleted file gone, the replaced directory holding only its new file.
+// The same for a flattened commit, whose one layer is zstd.
 // podman keeps its images in a storage of the test's own (--root), never in
 // the machine's.
 #[test]
@@ -747,9 +753,10 @@ fn podman_loads_a_saved_commit_with_its_id_and_tree() {
     }
     let sandbox = sandbox(Who::Caller);
     commit_a_layer(&sandbox);
+    ok(&sandbox, &["commit", "--flatten", "second", "flat:v1"]);
     ok(&sandbox, &["rm", "-f", "second"]);
     let saved = sandbox.path().join("app.tar");
-    ok(&sandbox, &["save", "app:v1", "-o", text(&saved)]);
+    ok(&sandbox, &["save", "app:v1", "flat:v1", "-o", text(&saved)]);
     let storage = sandbox.path().join("podman");
     let (root, run) = (storage.join("root"), storage.join("run"));
     let podman = |args: &[&str]| {
@@ -765,21 +772,28 @@ fn podman_loads_a_saved_commit_with_its_id_and_tree() {
         tool("podman", &all, "podman")
     };
     let loaded = podman(&["load", "-i", text(&saved)]);
-    assert!(
-        loaded.contains("Loaded image: localhost/app:v1"),
-        "{loaded}"
-    );
-    let id = podman(&["images", "--format", "{{.ID}}", "localhost/app:v1"]);
-    assert_eq!(id.trim(), &image_id(&sandbox, "app:v1")[..12]);
-    let mounted = podman(&["image", "mount", "localhost/app:v1"]);
-    let rootfs = PathBuf::from(mounted.trim());
-    assert_eq!(
-        fs::read_to_string(rootfs.join("root/new")).unwrap(),
-        "new\n"
-    );
-    assert!(fs::symlink_metadata(rootfs.join("bin/vi")).is_err());
-    assert_eq!(list_dir(&rootfs.join("etc/x")), ["only"]);
-    podman(&["image", "unmount", "localhost/app:v1"]);
+    for image in ["app:v1", "flat:v1"] {
+        let name = format!("localhost/{image}");
+        assert!(
+            loaded.contains(&format!("Loaded image: {name}")),
+            "{loaded}"
+        );
+        let id = podman(&["images", "--format", "{{.ID}}", &name]);
+        assert_eq!(id.trim(), &image_id(&sandbox, image)[..12], "{image}");
+        let mounted = podman(&["image", "mount", &name]);
+        let rootfs = PathBuf::from(mounted.trim());
+        assert_eq!(
+            fs::read_to_string(rootfs.join("root/new")).unwrap(),
+            "new\n",
+            "{image}"
+        );
+        assert!(
+            fs::symlink_metadata(rootfs.join("bin/vi")).is_err(),
+            "{image}"
+        );
+        assert_eq!(list_dir(&rootfs.join("etc/x")), ["only"], "{image}");
+        podman(&["image", "unmount", &name]);
+    }
     podman(&["rmi", "-a", "-f"]);
 }
 

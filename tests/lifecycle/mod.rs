@@ -67,7 +67,10 @@ pub struct Member {
     pub owner: (u64, u64),
 }
 
-/// The members of the tarball at `path`, plain or gzip.
+/// The first four bytes of a zstd frame (RFC 8878).
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The members of the tarball at `path`, plain, gzip or zstd.
 pub fn tar_headers(path: &Path) -> Vec<Member> {
     let mut bytes = Vec::new();
     fs::File::open(path)
@@ -76,6 +79,8 @@ pub fn tar_headers(path: &Path) -> Vec<Member> {
         .unwrap();
     let reader: Box<dyn Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(&bytes[..]))
+    } else if bytes.starts_with(&ZSTD_MAGIC) {
+        Box::new(zstd::stream::read::Decoder::new(&bytes[..]).unwrap())
     } else {
         Box::new(&bytes[..])
     };

@@ -53,7 +53,7 @@ pub fn commit(root: &DataRoot, name: &str, target: &str, flatten: bool) -> Resul
         store.create(|out| export::write_layer(&upper, out, state.rootless))?
     };
     let kind = if flatten {
-        MediaType::ImageLayerGzip
+        MediaType::ImageLayerZstd
     } else {
         MediaType::ImageLayer
     };
@@ -190,7 +190,7 @@ fn flat_layer(
     container: &Container,
 ) -> Result<(store::Created, export::Exported)> {
     let (_scratch, view) = mount_view(root, state, container)?;
-    let written = store.create_gzip(|out| export::write_tree(&view, out));
+    let written = store.create_zstd(|out| export::write_tree(&view, out));
     let unmounted = mount::unmount_detach(5, &view);
     let written = written?;
     unmounted?;
