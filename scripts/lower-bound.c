@@ -50,22 +50,20 @@
  *     parent) and uname (for the profile's minKernel): the capabilities to
  *     drop are known, the last one found by the drop that fails (EINVAL);
  *   - ch7: reading /sys/devices/system/cpu/online (twice, to check
- *     --cpus), statfs of the cgroup mounts, the readlink of every path
- *     component of each tree, listing /sys/fs/cgroup in the child (and
- *     its mkdir of sys/fs/cgroup that fails before sys/fs is made), statx
- *     of each limit file in every tree before writing it, the child
- *     cgroup's own cpuset.cpus/mems read before they are copied, the sweep
- *     for leftover cgroups (PARENT opened in every tree, before and after),
- *     and at exit each cgroup opened and listed, and its freezer.state and
- *     cgroup.procs read (the chapter looks for processes to kill; with the
- *     pid namespace gone there are none).
+ *     --cpus), statfs of /sys/fs/cgroup and unified/ (the mode), listing
+ *     /sys/fs/cgroup in the child (and its mkdir of sys/fs/cgroup that
+ *     fails before sys/fs is made), the statx of each limit's file before
+ *     it is written, the child cgroup's own cpuset.cpus/mems read before
+ *     they are copied, the sweep for leftover cgroups (PARENT opened in
+ *     every tree, and each container's cgroup looked for), and at exit
+ *     each cgroup's statx (a leaf is not listed).
  * Added here, and not in the chapters: reading FILTERS (ch6, ch7: open,
  * read, close; the chapters compile Docker's profile instead).
  *
  * strace -c -f of one run of /bin/true (its busybox counted on both sides),
  * chapter / lower bound, on the 2-core VM with 9 cgroup v1 trees these
  * targets were set on: ch1 119 / 82 calls, ch2 196 / 106, ch3 287 / 159,
- * ch4 375 / 188, ch5 318 / 185, ch6 522 / 264, ch7 944 / 392. For each
+ * ch4 375 / 188, ch5 318 / 185, ch6 522 / 264, ch7 758 / 392. For each
  * system call, the lower bound makes at most as many as its chapter (the
  * stat family, stat, fstat and statx, counted together).
  */

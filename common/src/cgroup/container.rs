@@ -92,13 +92,9 @@ pub fn create(id: &str, limits: &Limits) -> Result<Option<OwnedFd>> {
     process::keep_from_containers(locked.as_raw_fd());
     let for_clone3 = match cgroup.mode {
         Mode::V2 => locked.try_clone().ok(),
-        Mode::V1 { .. } => {
-            *TO_ENTER
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(cgroup.clone());
-            None
-        }
+        Mode::V1 { .. } => None,
     };
+    *made() = Made::Here(cgroup);
     *OWNED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(locked);
@@ -110,10 +106,21 @@ pub fn create(id: &str, limits: &Limits) -> Result<Option<OwnedFd>> {
 /// even once it is empty, so the OOM count is still there to read.
 static OWNED: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
-/// On v1, the cgroup [`create`] made in `run` (or its monitor), which the
-/// child, cloned with a copy of this memory, finds here and moves into
-/// ([`enter`]).
-static TO_ENTER: Mutex<Option<Cgroup>> = Mutex::new(None);
+/// The cgroup [`create`] made in this process (`run`, or the monitor it
+/// forks): the child, cloned with a copy of this memory, moves into it on
+/// v1 ([`enter`]), and [`after_exit`] removes it without looking for it.
+static MADE: Mutex<Made> = Mutex::new(Made::Nothing);
+
+enum Made {
+    Nothing,
+    Here(Cgroup),
+    /// Removed by [`after_exit`]: [`remove`] has nothing to look for.
+    Removed(String),
+}
+
+fn made() -> std::sync::MutexGuard<'static, Made> {
+    MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// On the host, while the child waits on the go pipe, if it was not born
 /// in its cgroup (v2 without clone3): its pid written to `cgroup.procs`.
@@ -176,7 +183,11 @@ fn open(id: &str) -> Option<Cgroup> {
 /// Once the container's init has exited: was it the OOM killer (its
 /// cgroup's memory events say so)? Then its cgroup is removed.
 pub fn after_exit(state: &mut State) -> Result<()> {
-    let Some(cgroup) = open(&state.id) else {
+    let here = match std::mem::replace(&mut *made(), Made::Nothing) {
+        Made::Here(cgroup) if cgroup.name == state.id => Some(cgroup),
+        _ => None,
+    };
+    let Some(cgroup) = here.or_else(|| open(&state.id)) else {
         return Ok(());
     };
     if state.exit_code == Some(137) {
@@ -192,7 +203,9 @@ pub fn after_exit(state: &mut State) -> Result<()> {
             state.oom_killed = true;
         }
     }
-    cgroup.remove()
+    cgroup.remove()?;
+    *made() = Made::Removed(cgroup.name);
+    Ok(())
 }
 
 /// `rm`, or the end of a `run --rm`: the container's cgroup (if any: it
@@ -201,7 +214,13 @@ pub fn remove(state: Option<&State>) -> Result<()> {
     let Ok(hierarchy) = &host().hierarchy else {
         return Ok(());
     };
-    match state.and_then(|state| hierarchy.open(&state.id)) {
+    let Some(state) = state else {
+        return Ok(());
+    };
+    if matches!(&*made(), Made::Removed(id) if *id == state.id) {
+        return Ok(());
+    }
+    match hierarchy.open(&state.id) {
         Some(cgroup) => cgroup.remove(),
         None => Ok(()),
     }
@@ -318,13 +337,9 @@ pub fn size(bytes: u64) -> String {
 /// waited for). The child has one thread, so the whole process moves; the
 /// command, exec'd later, starts inside its limits.
 pub fn enter() -> Result<()> {
-    let cgroup = TO_ENTER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .take();
-    match cgroup {
-        Some(cgroup) => cgroup.join_this_thread(),
-        None => Ok(()),
+    match &*made() {
+        Made::Here(cgroup) if cgroup.mode != Mode::V2 => cgroup.join_this_thread(),
+        _ => Ok(()),
     }
 }
 
@@ -453,7 +468,12 @@ fn mount_v1_trees(hierarchy: &Hierarchy, cgroup_dir: &Path, flags: MsFlags) -> R
         .flatten()
         .flatten()
     {
-        let Ok(target) = std::fs::read_link(entry.path()) else {
+        // The listing's own type (d_type): only a symlink is read.
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        let Some(target) = is_link
+            .then(|| std::fs::read_link(entry.path()).ok())
+            .flatten()
+        else {
             continue;
         };
         if target.to_str().is_some_and(|t| names.contains(&t)) {

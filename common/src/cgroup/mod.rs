@@ -528,20 +528,36 @@ impl Cgroup {
         }
     }
 
-    /// Kill what is left, then rmdir the cgroup (every tree on v1), and the
-    /// stepbox/ directory above it if it was the last container's. rmdir
-    /// says EBUSY while the kernel still counts a dying process: retried
-    /// briefly.
+    /// rmdir the cgroup (every tree on v1), and the stepbox/ directory above
+    /// it if it was the last container's. Usually nothing is left in it
+    /// (its init ended, and with it its pid namespace), so the rmdirs come
+    /// first; only if one says EBUSY is what is left killed, and the rest
+    /// retried while the kernel still counts a dying process.
     pub fn remove(&self) -> Result<()> {
-        self.kill()?;
         // The cgroups the container made inside its own first, deepest
         // first: rmdir refuses a cgroup that has any (EBUSY).
-        for dir in self
-            .dirs
-            .iter()
-            .flat_map(|dir| subtree(dir).into_iter().rev())
-        {
-            rmdir_patiently(&dir)?;
+        let each = || {
+            self.dirs
+                .iter()
+                .flat_map(|dir| subtree(dir).into_iter().rev())
+        };
+        let mut busy = false;
+        for dir in each() {
+            match rmdir(&dir) {
+                Ok(()) => narrate!(7, "rmdir({})", quote(&dir)),
+                Err(Errno::ENOENT) => {}
+                Err(Errno::EBUSY) => {
+                    busy = true;
+                    break;
+                }
+                Err(errno) => return Err(rmdir_error(&dir, errno)),
+            }
+        }
+        if busy {
+            self.kill()?;
+            for dir in each() {
+                rmdir_patiently(&dir)?;
+            }
         }
         for dir in &self.stepbox_dirs {
             // Another container's cgroup keeps it (ENOTEMPTY, EBUSY): fine.
@@ -784,14 +800,16 @@ fn rmdir_patiently(dir: &Path) -> Result<()> {
             Err(Errno::EBUSY) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(errno) => {
-                let error = Error::sys(format!("rmdir({})", quote(dir)), errno);
-                return Err(match errno {
-                    Errno::EBUSY => error.hint("processes or cgroups are still in it"),
-                    _ => error,
-                });
-            }
+            Err(errno) => return Err(rmdir_error(dir, errno)),
         }
+    }
+}
+
+fn rmdir_error(dir: &Path, errno: Errno) -> Error {
+    let error = Error::sys(format!("rmdir({})", quote(dir)), errno);
+    match errno {
+        Errno::EBUSY => error.hint("processes or cgroups are still in it"),
+        _ => error,
     }
 }
 

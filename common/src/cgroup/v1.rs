@@ -48,6 +48,15 @@ pub struct Tree {
     pub options: Option<String>,
 }
 
+impl Tree {
+    /// True if the tree holds controller `controller`: by its mount
+    /// options, or for a test's fake tree by its name (`cpu,cpuacct`).
+    pub fn has(&self, controller: &str) -> bool {
+        let list = self.options.as_deref().unwrap_or(&self.name);
+        list.split(',').any(|c| c == controller)
+    }
+}
+
 /// Every v1 hierarchy mounted under `base`, each once, by name: the
 /// controllers' trees and named ones (systemd's). A container is put in a
 /// cgroup of its own in each, as runc does: in a tree where it stayed in
@@ -57,8 +66,16 @@ pub struct Tree {
 /// Distros often mount cpu and cpuacct together as `cpu,cpuacct`, with
 /// `cpu` and `cpuacct` symlinks to it: the tree is used once. A cgroup2
 /// mount (a hybrid host's unified/) is not a v1 tree.
+///
+/// `mounted_only`: the cgroup mounts right under `base`, all from one read
+/// of mountinfo (a symlink is no mount: each tree comes once). Otherwise
+/// (a test's fake base of plain directories) every directory in `base`.
 pub fn trees(base: &Path, mounted_only: bool) -> Vec<Tree> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if mounted_only {
+        return mounted_trees(&mountinfo, base);
+    }
+    let mut trees = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(base)
         .into_iter()
         .flatten()
@@ -67,7 +84,6 @@ pub fn trees(base: &Path, mounted_only: bool) -> Vec<Tree> {
         .collect();
     entries.sort();
     let mut seen: Vec<PathBuf> = Vec::new();
-    let mut trees = Vec::new();
     for dir in entries {
         let Ok(real) = dir.canonicalize() else {
             continue;
@@ -80,42 +96,80 @@ pub fn trees(base: &Path, mounted_only: bool) -> Vec<Tree> {
         let Some(name) = real.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let options = mount_options(&mountinfo, &real);
-        if mounted_only && options.is_none() {
-            continue;
-        }
         trees.push(Tree {
             name: name.to_string(),
             dir: real.clone(),
-            options,
+            options: mount_options(&mountinfo, &real),
         });
         seen.push(real);
     }
     trees
 }
 
+/// The cgroup (v1) mounts right under `base` in mountinfo's text, each
+/// mount point once, by name.
+fn mounted_trees(mountinfo: &str, base: &Path) -> Vec<Tree> {
+    let mut trees: Vec<Tree> = Vec::new();
+    for (dir, options) in mountinfo.lines().filter_map(cgroup_mount) {
+        let dir = PathBuf::from(dir);
+        let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if dir.parent() == Some(base) && !trees.iter().any(|t| t.dir == dir) {
+            trees.push(Tree {
+                name: name.to_string(),
+                options: Some(options),
+                dir,
+            });
+        }
+    }
+    trees.sort_by(|a, b| a.name.cmp(&b.name));
+    trees
+}
+
+/// Of a mountinfo line, a cgroup (v1) mount's mount point and its super
+/// options without `rw`/`ro` (what mounting that hierarchy again needs).
+/// A mount point mountinfo escapes (`\040` for a space) is left out.
+fn cgroup_mount(line: &str) -> Option<(&str, String)> {
+    let (left, right) = line.split_once(" - ")?;
+    let mount_point = left.split(' ').nth(4)?;
+    let mut fields = right.split(' ');
+    let (fstype, _source, options) = (fields.next()?, fields.next()?, fields.next()?);
+    (fstype == "cgroup" && !mount_point.contains('\\')).then(|| {
+        let options = options
+            .split(',')
+            .filter(|o| *o != "rw" && *o != "ro")
+            .collect::<Vec<_>>()
+            .join(",");
+        (mount_point, options)
+    })
+}
+
 /// The super options of the cgroup (v1) mount at `dir` in mountinfo's
 /// text, without `rw`/`ro`: what mounting that hierarchy again needs.
 fn mount_options(mountinfo: &str, dir: &Path) -> Option<String> {
     let dir = dir.to_str()?;
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mount_point = left.split(' ').nth(4)?;
-        let mut fields = right.split(' ');
-        let (fstype, _source, options) = (fields.next()?, fields.next()?, fields.next()?);
-        (fstype == "cgroup" && mount_point == dir).then(|| {
-            options
-                .split(',')
-                .filter(|o| *o != "rw" && *o != "ro")
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-    })
+    mountinfo
+        .lines()
+        .filter_map(cgroup_mount)
+        .find_map(|(mount_point, options)| (mount_point == dir).then_some(options))
 }
 
-/// Of a v1 cgroup's directories, the one of `controller`.
+/// Of a v1 cgroup's directories, the one of `controller`: the one whose
+/// controller files it has. The directories in a tree named after the
+/// controller (`memory/`, `cpu,cpuacct/`) are looked at first, so that
+/// one stat usually finds it.
 pub fn dir_for<'a>(dirs: &'a [PathBuf], controller: &str) -> Option<&'a Path> {
-    dirs.iter()
+    let named = |dir: &&PathBuf| {
+        dir.iter().any(|part| {
+            part.to_str()
+                .is_some_and(|p| p.split(',').any(|c| c == controller))
+        })
+    };
+    let (likely, others): (Vec<&PathBuf>, Vec<&PathBuf>) = dirs.iter().partition(named);
+    likely
+        .into_iter()
+        .chain(others)
         .map(PathBuf::as_path)
         .find(|dir| dir.join(marker(controller)).exists())
 }
@@ -143,9 +197,10 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
     for controller in needed(limits) {
         // A tree's root may lack the controller's files (the root has no
         // pids.max): the controller's name, or a tree that holds its files.
-        let found = hierarchy.base.join(controller).is_dir()
-            || hierarchy
-                .trees()
+        let trees = hierarchy.trees();
+        let found = trees.iter().any(|t| t.has(controller))
+            || hierarchy.base.join(controller).is_dir()
+            || trees
                 .iter()
                 .any(|t| t.dir.join(marker(controller)).exists());
         if !found {
@@ -168,18 +223,19 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
         let dir = stepbox.join(name);
         // Another container's removal may rmdir stepbox/ between our two
         // mkdirs (it was empty for a moment): make it again, as v2 does.
+        let cpuset = tree.has("cpuset");
         let mut made = Err(Error::Internal("not tried".into()));
         for _ in 0..3 {
             // stepbox/ itself exists once some container runs: its steps
             // are details, so that every run's story reads the same.
             made = mkdir_as(&stepbox, false)
-                .and_then(|()| init_cpuset(&stepbox, false))
+                .and_then(|()| init_cpuset(cpuset, &stepbox, false))
                 .and_then(|()| mkdir(&dir));
             if !matches!(&made, Err(error) if error.errno() == Some(nix::errno::Errno::ENOENT)) {
                 break;
             }
         }
-        let made = made.and_then(|()| init_cpuset(&dir, true));
+        let made = made.and_then(|()| init_cpuset(cpuset, &dir, true));
         cgroup.stepbox_dirs.push(stepbox);
         if let Err(error) = made {
             return Err(error.with_cleanup(cgroup.remove()));
@@ -190,9 +246,10 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
 }
 
 /// A new v1 cpuset cgroup has empty cpuset.cpus and cpuset.mems, and takes
-/// no process until both are set: copy them from its parent.
-fn init_cpuset(dir: &Path, shown: bool) -> Result<()> {
-    if !dir.join("cpuset.cpus").exists() {
+/// no process until both are set: copy them from its parent (`cpuset`:
+/// `dir` is in the cpuset tree).
+fn init_cpuset(cpuset: bool, dir: &Path, shown: bool) -> Result<()> {
+    if !cpuset {
         return Ok(());
     }
     let parent = dir.parent().unwrap_or(dir);
@@ -325,6 +382,34 @@ mod tests {
             Some("xattr,name=systemd")
         );
         assert_eq!(at("/sys/fs/cgroup/unified"), None);
+    }
+
+    #[test]
+    fn the_trees_are_the_cgroup_mounts_right_under_the_base_each_once() {
+        let mountinfo = "31 25 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs ro,mode=755\n\
+                         32 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                         33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                         34 31 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                         35 31 0:32 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+                         36 35 0:32 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+                         37 25 0:33 / /mnt/elsewhere/pids rw - cgroup cgroup rw,pids\n\
+                         38 31 0:34 / /sys/fs/cgroup/two\\040words rw - cgroup cgroup rw,pids\n";
+        let trees = mounted_trees(mountinfo, Path::new("/sys/fs/cgroup"));
+        let shown: Vec<(&str, &str)> = trees
+            .iter()
+            .map(|t| (t.name.as_str(), t.options.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("cpu,cpuacct", "cpu,cpuacct"),
+                ("memory", "memory"),
+                ("systemd", "xattr,name=systemd")
+            ]
+        );
+        assert_eq!(trees[0].dir, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert!(trees[0].has("cpu") && trees[0].has("cpuacct") && !trees[0].has("cpuset"));
+        assert!(!trees[2].has("systemd"));
     }
 
     #[test]
