@@ -1323,6 +1323,16 @@ if [ -z "$ONLY" ] || [ "$ONLY" = lowerbound ]; then
         -g "$lb_cgroup" "${lb_limits[@]}" -- /bin/true)
       "${ch7_lb[@]}" </dev/null || { echo "bench.sh: lower-bound ch7 failed" >&2; exit 1; }
       lower_bound_row ch7-cgroups ch7_run ch7_lb
+      # Info: ch7's lower bound against ch6's, the floor of the ch7/ch6
+      # row: what ch7's cgroup work (in every v1 tree here) costs in C. A
+      # ch7 cannot beat its own system calls: where this is above 1.2x,
+      # so is the best ch7/ch6 can be on this host.
+      echo "timing lower-bound ch7 and lower-bound ch6, $RUNS pairs..." >&2
+      lb7_times=() lb6_times=()
+      alternate lb7_times ch7_lb lb6_times ch6_lb </dev/null
+      summarize "ch7's lower bound" "${lb7_times[@]}"
+      summarize "ch6's lower bound" "${lb6_times[@]}"
+      show_ratio "ch7's lower bound" "ch6's lower bound"
     fi
   fi
 fi
