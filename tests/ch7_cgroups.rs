@@ -424,3 +424,73 @@ fn rootless_no_limit_values_ask_for_no_limit() {
     }
     assert!(support::list_dir(&sandbox.data_root().join("containers")).is_empty());
 }
+
+/// In a mount namespace of the test's own (nothing changes on the host):
+/// /sys/fs/cgroup made again on a new tmpfs, every v1 tree mounted again
+/// under it but pids, which is mounted elsewhere. First nothing leads to
+/// it, then a symlink /sys/fs/cgroup/pids does.
+const PIDS_ELSEWHERE: &str = r#"set -eu
+trees=$(awk '{ split($0, halves, " - "); split(halves[2], f, " ");
+               if (f[1] == "cgroup" && $5 ~ "^/sys/fs/cgroup/[^/]+$") {
+                 n = split($5, p, "/"); sub(/^r[ow],/, "", f[3]); print p[n], f[3] } }' /proc/self/mountinfo)
+mount -t tmpfs -o mode=755 stepbox-test /sys/fs/cgroup
+mkdir /sys/fs/cgroup/unified
+mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
+echo "$trees" | while read -r name options; do
+  case $name in
+    pids) mkdir "$SB/elsewhere"; mount -t cgroup -o "$options" cgroup "$SB/elsewhere" ;;
+    *) mkdir "/sys/fs/cgroup/$name"; mount -t cgroup -o "$options" cgroup "/sys/fs/cgroup/$name" ;;
+  esac
+done
+if "$CH7" -q run --rm busybox true 2>"$SB/err"; then echo "ran with pids elsewhere"; exit 1; fi
+echo "refused: $(cat "$SB/err")"
+ln -s "$SB/elsewhere" /sys/fs/cgroup/pids
+trap '"$CH7" -q rm -f far >/dev/null 2>&1 || true' EXIT
+"$CH7" -q run -d --name far --pids-limit 10 busybox sleep 100 >/dev/null
+pid=$(tr -d ' \n' < "$STEPBOX_ROOT/containers/far/state.json" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+cgroup=$(grep ':pids:' "/proc/$pid/cgroup" | cut -d: -f3)
+echo "pids: $cgroup"
+echo "limit: $(cat "$SB/elsewhere$cgroup/pids.max")"
+"$CH7" -q rm -f far >/dev/null
+if [ -e "$SB/elsewhere$cgroup" ]; then echo "left: $cgroup"; else echo "removed"; fi
+"#;
+
+// From a hostile review: a container must leave the root cgroup of every
+// v1 hierarchy it is in, or with SYS_ADMIN it could mount that hierarchy
+// and reach its release_agent. A hierarchy mounted outside /sys/fs/cgroup
+// left it at the root (run went on); through a symlink in /sys/fs/cgroup
+// it is a tree like the others.
+#[test]
+fn a_v1_hierarchy_mounted_elsewhere_is_refused_or_used_through_its_symlink() {
+    let Ok(mode) = usable() else { return };
+    if mode == common::cgroup::Mode::V2 {
+        support::skip("cgroup v1 hierarchies: this host is v2");
+        return;
+    }
+    let sandbox = ch7::sandbox(Who::Caller);
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c", PIDS_ELSEWHERE])
+        .env("CH7", CH7.bin)
+        .env("SB", sandbox.path())
+        .env("STEPBOX_ROOT", sandbox.data_root())
+        .env("HOME", sandbox.path())
+        .stdin(std::process::Stdio::null());
+    let out = support::run(command);
+    out.assert_ok();
+    let fix = format!(
+        "refused: {}: this process is in the cgroup v1 hierarchy pids (/proc/self/cgroup) that is not \
+         mounted under /sys/fs/cgroup, so a container could not be moved out of its root there: \
+         mount it there (mount -t cgroup -o pids cgroup /sys/fs/cgroup/pids)\n",
+        CH7.name
+    );
+    assert!(out.stdout.starts_with(&fix), "{out:#?}");
+    let id = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("pids: /stepbox/"))
+        .unwrap_or_else(|| panic!("the container is not in a pids cgroup of its own: {out:#?}"));
+    assert_eq!(id.len(), 12, "{out:#?}");
+    assert!(out.stdout.contains("\nlimit: 10\n"), "{out:#?}");
+    assert!(out.stdout.ends_with("\nremoved\n"), "{out:#?}");
+}

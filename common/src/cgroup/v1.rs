@@ -67,13 +67,53 @@ impl Tree {
 /// `cpu` and `cpuacct` symlinks to it: the tree is used once. A cgroup2
 /// mount (a hybrid host's unified/) is not a v1 tree.
 ///
-/// `mounted_only`: the cgroup mounts right under `base`, all from one read
-/// of mountinfo (a symlink is no mount: each tree comes once). Otherwise
-/// (a test's fake base of plain directories) every directory in `base`.
+/// `mounted_only`: the cgroup mounts right under `base` that are seen
+/// (mountinfo still lists a mount another one hides: each path is the last
+/// one mounted there, and is a cgroup filesystem when looked at), and the
+/// symlinks in `base` to a cgroup mount elsewhere, named as the link is.
+/// Otherwise (a test's fake base of plain directories) every directory in
+/// `base`.
 pub fn trees(base: &Path, mounted_only: bool) -> Vec<Tree> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     if mounted_only {
-        return mounted_trees(&mountinfo, base);
+        let is_cgroup = |dir: &Path| {
+            nix::sys::statfs::statfs(dir)
+                .is_ok_and(|fs| fs.filesystem_type().0 == CGROUP_SUPER_MAGIC)
+        };
+        // A hidden mount's path is gone, or is another filesystem's (or a
+        // symlink's: followed below).
+        let seen = |dir: &Path| {
+            std::fs::symlink_metadata(dir).is_ok_and(|meta| meta.is_dir()) && is_cgroup(dir)
+        };
+        let mut trees: Vec<Tree> = mounted_trees(&mountinfo, base)
+            .into_iter()
+            .filter(|tree| seen(&tree.dir))
+            .collect();
+        // The listing's own type (d_type): only a symlink is followed.
+        for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                continue;
+            }
+            let (Ok(real), Some(name)) = (
+                entry.path().canonicalize(),
+                entry.file_name().to_str().map(String::from),
+            ) else {
+                continue;
+            };
+            let known = trees.iter().any(|t| t.dir == real) || real.parent() == Some(base);
+            if known || !is_cgroup(&real) {
+                continue;
+            }
+            if let Some(options) = mount_options(&mountinfo, &real) {
+                trees.push(Tree {
+                    name,
+                    dir: real,
+                    options: Some(options),
+                });
+            }
+        }
+        trees.sort_by(|a, b| a.name.cmp(&b.name));
+        return trees;
     }
     let mut trees = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(base)
@@ -106,8 +146,11 @@ pub fn trees(base: &Path, mounted_only: bool) -> Vec<Tree> {
     trees
 }
 
-/// The cgroup (v1) mounts right under `base` in mountinfo's text, each
-/// mount point once, by name.
+/// statfs(2)'s f_type of a cgroup v1 filesystem.
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+
+/// The cgroup (v1) mounts right under `base` in mountinfo's text, by name:
+/// for a path mounted more than once, the last mount (the one seen).
 fn mounted_trees(mountinfo: &str, base: &Path) -> Vec<Tree> {
     let mut trees: Vec<Tree> = Vec::new();
     for (dir, options) in mountinfo.lines().filter_map(cgroup_mount) {
@@ -115,16 +158,38 @@ fn mounted_trees(mountinfo: &str, base: &Path) -> Vec<Tree> {
         let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if dir.parent() == Some(base) && !trees.iter().any(|t| t.dir == dir) {
-            trees.push(Tree {
-                name: name.to_string(),
-                options: Some(options),
-                dir,
-            });
+        if dir.parent() != Some(base) {
+            continue;
         }
+        trees.retain(|t| t.dir != dir);
+        trees.push(Tree {
+            name: name.to_string(),
+            options: Some(options),
+            dir,
+        });
     }
     trees.sort_by(|a, b| a.name.cmp(&b.name));
     trees
+}
+
+/// The v1 hierarchies this process is in (the lines of /proc/self/cgroup
+/// but the `0::` one, as `cpu,cpuacct` or `name=systemd`) that no tree in
+/// `trees` holds: a container could not be moved out of its root there.
+pub fn uncovered(trees: &[Tree], proc_self_cgroup: &str) -> Vec<String> {
+    proc_self_cgroup
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (id, controllers) = (fields.next()?, fields.next()?);
+            (id != "0" && !controllers.is_empty()).then_some(controllers)
+        })
+        .filter(|controllers| {
+            !trees
+                .iter()
+                .any(|t| controllers.split(',').all(|c| t.has(c)))
+        })
+        .map(String::from)
+        .collect()
 }
 
 /// Of a mountinfo line, a cgroup (v1) mount's mount point and its super
@@ -194,6 +259,9 @@ fn needed(limits: &Limits) -> Vec<&'static str> {
 
 /// Make `<tree>/<parent>/stepbox/<name>` in every v1 tree.
 pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgroup> {
+    if hierarchy.base == Path::new(super::CGROUP_ROOT) {
+        refuse_uncovered(hierarchy)?;
+    }
     for controller in needed(limits) {
         // A tree's root may lack the controller's files (the root has no
         // pids.max): the controller's name, or a tree that holds its files.
@@ -235,14 +303,47 @@ pub fn create(hierarchy: &Hierarchy, name: &str, limits: &Limits) -> Result<Cgro
                 break;
             }
         }
-        let made = made.and_then(|()| init_cpuset(cpuset, &dir, true));
         cgroup.stepbox_dirs.push(stepbox);
-        if let Err(error) = made {
+        if made.is_ok() {
+            cgroup.dirs.push(dir.clone());
+        }
+        if let Err(error) = made.and_then(|()| init_cpuset(cpuset, &dir, true)) {
             return Err(error.with_cleanup(cgroup.remove()));
         }
-        cgroup.dirs.push(dir);
     }
     Ok(cgroup)
+}
+
+/// Refuse a host where this process is in a v1 hierarchy that has no tree
+/// under /sys/fs/cgroup (mounted elsewhere, or nowhere): the container
+/// would stay at its root there, the hierarchy a container with SYS_ADMIN
+/// could mount and whose `release_agent` runs as root on the host.
+fn refuse_uncovered(hierarchy: &Hierarchy) -> Result<()> {
+    let trees = hierarchy.trees();
+    let text = read_file(Path::new("/proc/self/cgroup"))?;
+    let missing = uncovered(trees, &text);
+    let base = hierarchy.base.display();
+    if let Some(first) = missing.first() {
+        let (kind, are) = match missing.len() {
+            1 => ("hierarchy", "is"),
+            _ => ("hierarchies", "are"),
+        };
+        return Err(Error::Invalid(format!(
+            "this process is in the cgroup v1 {kind} {} (/proc/self/cgroup) that {are} not mounted \
+             under {base}, so a container could not be moved out of its root there: mount it there \
+             (mount -t cgroup -o {first} cgroup {base}/{})",
+            missing.join(", "),
+            first.trim_start_matches("name=")
+        )));
+    }
+    if trees.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no cgroup v1 tree is mounted under {base}: mount the controllers' trees there \
+             (mount -t cgroup -o memory cgroup {base}/memory, …), or boot with \
+             systemd.unified_cgroup_hierarchy=1 for cgroup v2"
+        )));
+    }
+    Ok(())
 }
 
 /// A new v1 cpuset cgroup has empty cpuset.cpus and cpuset.mems, and takes
@@ -390,7 +491,7 @@ mod tests {
                          32 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                          33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
                          34 31 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
-                         35 31 0:32 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+                         35 31 0:32 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=hidden\n\
                          36 35 0:32 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
                          37 25 0:33 / /mnt/elsewhere/pids rw - cgroup cgroup rw,pids\n\
                          38 31 0:34 / /sys/fs/cgroup/two\\040words rw - cgroup cgroup rw,pids\n";
@@ -410,6 +511,24 @@ mod tests {
         assert_eq!(trees[0].dir, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
         assert!(trees[0].has("cpu") && trees[0].has("cpuacct") && !trees[0].has("cpuset"));
         assert!(!trees[2].has("systemd"));
+    }
+
+    #[test]
+    fn a_v1_hierarchy_of_this_process_with_no_tree_is_named() {
+        let tree = |name: &str, options: &str| Tree {
+            name: name.into(),
+            dir: PathBuf::from("/sys/fs/cgroup").join(name),
+            options: Some(options.into()),
+        };
+        let trees = [
+            tree("cpu,cpuacct", "cpu,cpuacct"),
+            tree("memory", "memory"),
+            tree("systemd", "xattr,name=systemd"),
+        ];
+        let cgroup = "12:pids:/user.slice\n4:memory:/\n3:cpu,cpuacct:/\n1:name=systemd:/x\n0::/x\n";
+        assert_eq!(uncovered(&trees, cgroup), ["pids"]);
+        assert!(uncovered(&trees[..], "4:memory:/\n0::/\n").is_empty());
+        assert_eq!(uncovered(&[], "3:cpu,cpuacct:/\n"), ["cpu,cpuacct"]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `load` and `save` (ch5): images into the store from an archive, and out
-//! of it into one, in the formats Docker, podman, skopeo and umoci read.
+//! of it into one, in the formats Docker, podman, skopeo and umoci read
+//! (umoci 0.4 reads no zstd layer, which a flattened commit's is).
 //!
 //! `load` takes a `docker save` archive (any age: its `manifest.json` names
 //! each image's config, tags and layers), an oci-archive or an OCI image
