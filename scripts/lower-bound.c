@@ -50,9 +50,12 @@
  *     parent) and uname (for the profile's minKernel): the capabilities to
  *     drop are known, the last one found by the drop that fails (EINVAL);
  *   - ch7: reading /sys/devices/system/cpu/online (twice, to check
- *     --cpus), statfs of /sys/fs/cgroup and unified/ (the mode), listing
- *     /sys/fs/cgroup in the child (and its mkdir of sys/fs/cgroup that
- *     fails before sys/fs is made), the statx of each limit's file before
+ *     --cpus), statfs of /sys/fs/cgroup and unified/ (the mode), each
+ *     tree's statx and statfs (a mount mountinfo lists may be hidden),
+ *     /proc/self/cgroup read (every v1 hierarchy has a tree), listing
+ *     /sys/fs/cgroup in the parent and in the child (a symlink to a tree,
+ *     and the child's mkdir of sys/fs/cgroup that fails before sys/fs is
+ *     made), the statx of each limit's file before
  *     it is written, the child cgroup's own cpuset.cpus/mems read before
  *     they are copied, the sweep for leftover cgroups (PARENT opened in
  *     every tree, and each container's cgroup looked for), and at exit
@@ -63,7 +66,7 @@
  * strace -c -f of one run of /bin/true (its busybox counted on both sides),
  * chapter / lower bound, on the 2-core VM with 9 cgroup v1 trees these
  * targets were set on: ch1 119 / 82 calls, ch2 196 / 106, ch3 287 / 159,
- * ch4 375 / 188, ch5 318 / 185, ch6 522 / 264, ch7 758 / 392. For each
+ * ch4 375 / 188, ch5 318 / 185, ch6 522 / 264, ch7 789 / 392. For each
  * system call, the lower bound makes at most as many as its chapter (the
  * stat family, stat, fstat and statx, counted together).
  */
