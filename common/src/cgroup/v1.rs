@@ -211,11 +211,13 @@ fn cgroup_mount(line: &str) -> Option<(&str, String)> {
 }
 
 /// The super options of the cgroup (v1) mount at `dir` in mountinfo's
-/// text, without `rw`/`ro`: what mounting that hierarchy again needs.
+/// text (the last one mounted there, the one seen), without `rw`/`ro`:
+/// what mounting that hierarchy again needs.
 fn mount_options(mountinfo: &str, dir: &Path) -> Option<String> {
     let dir = dir.to_str()?;
     mountinfo
         .lines()
+        .rev()
         .filter_map(cgroup_mount)
         .find_map(|(mount_point, options)| (mount_point == dir).then_some(options))
 }
@@ -471,7 +473,8 @@ mod tests {
     #[test]
     fn a_trees_mount_options_come_from_mountinfo_without_rw() {
         let mountinfo = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n\
-                         40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n\
+                         39 31 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=hidden\n\
+                         40 39 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n\
                          41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         let at = |dir: &str| mount_options(mountinfo, Path::new(dir));
         assert_eq!(
