@@ -150,9 +150,11 @@ fn child(
     mount::make_private("/")?;
     // 2. Our own hostname, in our own UTS namespace.
     namespace::set_hostname(&args.image.hostname)?;
-    // 3. For --try-escape and --compare: remember what the host's / and
-    //    mounts look like.
-    let host = rootfs::record_host_view()?;
+    // 3. For --try-escape and --compare only: remember what the host's /
+    //    and mounts look like.
+    let host = (args.try_escape || report.is_some())
+        .then(rootfs::record_host_view)
+        .transpose()?;
     // 4. pivot_root wants the new root to be a mount point of its own.
     if method == Method::PivotRoot {
         rootfs::bind_onto_itself(new_root)?;
@@ -175,11 +177,13 @@ fn child(
     }
     // 7. The comparison, on request: can we get back out? --try-escape prints
     //    the verdict; --compare sends all it measured to the parent's table.
-    if args.try_escape {
-        rootfs::try_escape(&host)?;
-    }
-    if let Some(report) = report {
-        report.send(&compare::measure(method, &host)?)?;
+    if let Some(host) = &host {
+        if args.try_escape {
+            rootfs::try_escape(host)?;
+        }
+        if let Some(report) = report {
+            report.send(&compare::measure(method, host)?)?;
+        }
     }
     // 8. Interactive: a pty of our own devpts becomes our terminal, so that
     //    nothing in the container holds the caller's

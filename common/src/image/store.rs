@@ -336,23 +336,24 @@ impl<'a> Store<'a> {
             .open(&temp)
             .map_err(|e| Error::io("creating", &temp, e))?;
         let failed = |e: io::Error| Error::io("writing the new image, in", &self.blobs, e);
+        let zstd_failed = |e: io::Error| failed(zstd_error(e));
         // Hashed as stored (the blob's digest) and, compressed, as written
         // (the layer's diff_id, which the config lists).
         let mut stored = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, file));
         let (result, diff_id) = if compress {
             let mut encoder =
-                zstd::stream::write::Encoder::new(&mut stored, ZSTD_LEVEL).map_err(failed)?;
+                zstd::stream::write::Encoder::new(&mut stored, ZSTD_LEVEL).map_err(zstd_failed)?;
             // zstd's own threads compress while this one walks the tree and
             // hashes: the output is the same for any number of them.
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-            encoder.multithread(threads as u32).map_err(failed)?;
+            encoder.multithread(threads as u32).map_err(zstd_failed)?;
             encoder
                 .set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB))
-                .map_err(failed)?;
+                .map_err(zstd_failed)?;
             let mut plain = HashingWriter::new(ZstdErrors(encoder));
             let result = write(&mut plain)?;
             let diff_id = plain.hex();
-            plain.inner.0.finish().map_err(|e| failed(zstd_error(e)))?;
+            plain.inner.0.finish().map_err(zstd_failed)?;
             (result, diff_id)
         } else {
             (write(&mut stored)?, String::new())
