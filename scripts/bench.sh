@@ -1316,6 +1316,23 @@ if [ -z "$ONLY" ] || [ "$ONLY" = lowerbound ]; then
     lower_bound_row ch5-commit ch5_run ch5_lb
     lower_bound_row ch6-security ch6_run ch6_lb
 
+    # floor_row N M: chapter N's lower bound against chapter M's, pair by
+    #   pair (info): what N's steps beyond M's cost in C, the floor of the
+    #   chN / chM row. No chapter beats its own system calls: where a floor
+    #   is above its row's target, so is the best that chapter can do here.
+    floor_row() {
+      echo "timing lower-bound ch$1 and lower-bound ch$2, $RUNS pairs..." >&2
+      floor_a=() floor_b=()
+      alternate floor_a "ch$1_lb" floor_b "ch$2_lb" </dev/null
+      summarize "ch$1's lower bound" "${floor_a[@]}"
+      summarize "ch$2's lower bound" "${floor_b[@]}"
+      show_ratio "ch$1's lower bound" "ch$2's lower bound"
+    }
+    # The floors of ch3 / ch2 (1.3x: the write layer's directories) and
+    # ch4 / ch3 (1.1x: three volumes), in this data root, on disk.
+    floor_row 3 2
+    floor_row 4 3
+
     # ch7, as its own row: only where this caller may set limits; and the
     # lower bound knows cgroup v1 trees only (as on the hybrid hosts these
     # targets were set on).
@@ -1335,12 +1352,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = lowerbound ]; then
       # row: what ch7's cgroup work (in every v1 tree here) costs in C. A
       # ch7 cannot beat its own system calls: where this is above 1.2x,
       # so is the best ch7/ch6 can be on this host.
-      echo "timing lower-bound ch7 and lower-bound ch6, $RUNS pairs..." >&2
-      lb7_times=() lb6_times=()
-      alternate lb7_times ch7_lb lb6_times ch6_lb </dev/null
-      summarize "ch7's lower bound" "${lb7_times[@]}"
-      summarize "ch6's lower bound" "${lb6_times[@]}"
-      show_ratio "ch7's lower bound" "ch6's lower bound"
+      floor_row 7 6
     fi
   fi
 fi
