@@ -210,6 +210,26 @@ impl Container {
         self.dir.join("container.log")
     }
 
+    /// For the monitor, as soon as the log exists: a shared flock(2) on the
+    /// log, through an open file of its own (close-on-exec: the container's
+    /// command never holds it), released when the returned file is closed.
+    /// While it is held, a monitor may be alive whatever state.json says.
+    pub fn lock_log(&self) -> Result<Flock<File>> {
+        let path = self.log_path();
+        let file = File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
+        Flock::lock(file, FlockArg::LockShared)
+            .map_err(|(_, errno)| Error::sys(format!("flock({path:?}, LOCK_SH)"), errno))
+    }
+
+    /// Whether a monitor (or a process it forked) may still hold the log's
+    /// lock: true unless an exclusive lock can be taken now (and is let go).
+    fn log_locked(&self) -> bool {
+        let Ok(file) = File::open(self.log_path()) else {
+            return true;
+        };
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err()
+    }
+
     fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
     }
@@ -313,9 +333,11 @@ impl Container {
     ///
     /// The monitor its state.json names is looked at first: if it is one
     /// (checked as above), it is the only one, as a container has one
-    /// monitor in its life. Only otherwise is every process looked at,
-    /// which for `rm -f` of many containers would cost each of them a walk
-    /// of every monitor's open files.
+    /// monitor in its life. Only otherwise is every process looked at, and
+    /// only while something holds the log's lock (see
+    /// [`Container::lock_log`]): a monitor that has exited, as after every
+    /// `stop`, would otherwise cost each container of an `rm -f` of many a
+    /// walk of every other monitor's open files.
     pub fn stop_leftovers(&self) {
         let Ok(log) = fs::symlink_metadata(self.log_path()) else {
             return; // never detached: no monitor
@@ -341,7 +363,8 @@ impl Container {
             .filter(|pid| !parent_of(*pid).is_some_and(|parent| is_monitor(&parent)))
         {
             Some(monitor) => vec![monitor],
-            None => all_pids().into_iter().filter(is_monitor).collect(),
+            None if self.log_locked() => all_pids().into_iter().filter(is_monitor).collect(),
+            None => Vec::new(),
         };
         let mut killed = Vec::new();
         for monitor in monitors {

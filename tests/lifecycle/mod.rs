@@ -762,6 +762,48 @@ pub fn a_detached_container_holds_only_dev_null_and_its_log(ch: Chapter) {
     quiet(ch, &sandbox, &["rm", "-f", "quiet"]).assert_ok();
 }
 
+/// The flock(2) locks /proc/locks lists on the file `path`: (kind, pid).
+fn locks_on(path: &Path) -> Vec<(String, i32)> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = format!(":{}", fs::metadata(path).unwrap().ino());
+    fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            // "1: FLOCK  ADVISORY  READ  1234 fe:00:56789 0 EOF"
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(1) != Some(&"FLOCK") || !fields.get(5)?.ends_with(&ino) {
+                return None;
+            }
+            Some((fields[3].to_string(), fields[4].parse().ok()?))
+        })
+        .collect()
+}
+
+// The monitor holds a shared lock on its container's log while the
+// container runs, and lets it go once the container has ended: rm -f looks
+// through every process for a monitor its state.json does not name only
+// while that lock is held.
+pub fn the_monitor_locks_the_log_while_its_container_runs(ch: Chapter) {
+    let sandbox = sandbox(Who::Caller);
+    quiet(
+        ch,
+        &sandbox,
+        &["run", "-d", "--name", "held", "busybox", "sleep", "1000"],
+    )
+    .assert_ok();
+    let monitor = recorded_pids(&sandbox, "held")[1];
+    let log = sandbox.data_root().join("containers/held/container.log");
+    assert_eq!(locks_on(&log), [("READ".to_string(), monitor)]);
+    quiet(ch, &sandbox, &["stop", "-t", "0", "held"]).assert_ok();
+    assert!(
+        eventually(Duration::from_secs(10), || locks_on(&log).is_empty()),
+        "the log is still locked after stop: {:?}",
+        locks_on(&log)
+    );
+    quiet(ch, &sandbox, &["rm", "held"]).assert_ok();
+}
+
 // A container whose command cannot start is removed, with the volume
 // directories its run created.
 pub fn a_container_that_cannot_start_leaves_nothing_behind(ch: Chapter) {
@@ -1133,6 +1175,7 @@ pub fn a_forged_id_in_state_json_is_refused(ch: Chapter) {
         &["run", "-d", "--name", "forged", "busybox", "sleep", "1000"],
     )
     .assert_ok();
+    let init = recorded_pids(&sandbox, "forged")[0];
     let state_path = sandbox.data_root().join("containers/forged/state.json");
     let mut state: serde_json::Value =
         serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
@@ -1156,6 +1199,12 @@ pub fn a_forged_id_in_state_json_is_refused(ch: Chapter) {
     let row = ps_row(ch, &sandbox, "forged").unwrap();
     assert!(row.contains("damaged"), "{row}");
     quiet(ch, &sandbox, &["rm", "-f", "forged"]).assert_ok();
+    // Its state unreadable, the container was found from its monitor (which
+    // holds the log and its lock) and killed, not left running.
+    assert!(
+        wait_until_dead(init, Duration::from_secs(10)),
+        "rm -f left the init {init} of a container with a damaged state.json running"
+    );
     assert!(list_dir(&sandbox.data_root().join("containers")).is_empty());
     assert_eq!(fs::read_to_string(victim.join("keep")).unwrap(), "keep");
     assert_eq!(list_dir(&victim), ["keep"]);

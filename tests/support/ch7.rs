@@ -701,7 +701,14 @@ pub fn a_sweep_leaves_the_cgroup_whose_monitor_still_runs(ch: Chapter) {
         "the monitor did not remove it: {:?}",
         cgroup_dirs(&id)
     );
-    assert!(ps_row(ch, &sandbox, "held").contains("exited (137)"));
+    // The cgroup goes in the same update of state.json that records the
+    // exit, before that update is written: the record may come a moment later.
+    assert!(
+        eventually(Duration::from_secs(5), || ps_row(ch, &sandbox, "held")
+            .contains("exited (137)")),
+        "{}",
+        ps_row(ch, &sandbox, "held")
+    );
     quiet(ch, &sandbox, &["rm", "held"]).assert_ok();
 }
 

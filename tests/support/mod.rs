@@ -107,6 +107,7 @@ macro_rules! lifecycle_claims {
             fn a_killed_monitor_takes_its_container_down();
             fn a_killed_monitor_takes_down_a_container_run_as_another_user();
             fn a_detached_container_holds_only_dev_null_and_its_log();
+            fn the_monitor_locks_the_log_while_its_container_runs();
             fn a_container_that_cannot_start_leaves_nothing_behind();
             fn run_d_rm_removes_the_container_when_it_ends();
             fn without_a_name_run_generates_one();

@@ -320,6 +320,10 @@ fn monitor<C: Chapter>(
         .append(true)
         .open(container.log_path())
         .map_err(|e| Error::io("opening", container.log_path(), e))?;
+    // Held until the container has ended: rm looks for a monitor whose
+    // state.json does not name it only while this is held. Where flock(2)
+    // fails (ENOLCK), rm's own try fails too, and it always looks.
+    let alive = container.lock_log().ok();
     let null = File::open("/dev/null").map_err(|e| Error::io("opening", "/dev/null", e))?;
     let (stdin, out) = (OwnedFd::from(null), OwnedFd::from(log));
     let command = spec.command(false);
@@ -328,6 +332,7 @@ fn monitor<C: Chapter>(
     ready.ok(&spec.name);
     process::shed_inherited_pages();
     let exit = child.wait()?;
+    drop(alive);
     let ended = record_exit::<C>(container, exit.code(), remove_it)?;
     if remove_it {
         let (state, lock) = Ended::parts(ended);
