@@ -210,19 +210,9 @@ impl Container {
         self.dir.join("container.log")
     }
 
-    /// For the monitor, as soon as the log exists: a shared flock(2) on the
-    /// log, through an open file of its own (close-on-exec: the container's
-    /// command never holds it), released when the returned file is closed.
-    /// While it is held, a monitor may be alive whatever state.json says.
-    pub fn lock_log(&self) -> Result<Flock<File>> {
-        let path = self.log_path();
-        let file = File::open(&path).map_err(|e| Error::io("opening", &path, e))?;
-        Flock::lock(file, FlockArg::LockShared)
-            .map_err(|(_, errno)| Error::sys(format!("flock({path:?}, LOCK_SH)"), errno))
-    }
-
-    /// Whether a monitor (or a process it forked) may still hold the log's
-    /// lock: true unless an exclusive lock can be taken now (and is let go).
+    /// Whether a monitor (or a process it forked) may still hold the shared
+    /// flock(2) every monitor takes on its log for as long as its container
+    /// runs: true unless an exclusive lock can be taken now (and is let go).
     fn log_locked(&self) -> bool {
         let Ok(file) = File::open(self.log_path()) else {
             return true;
@@ -335,7 +325,7 @@ impl Container {
     /// (checked as above), it is the only one, as a container has one
     /// monitor in its life. Only otherwise is every process looked at, and
     /// only while something holds the log's lock (see
-    /// [`Container::lock_log`]): a monitor that has exited, as after every
+    /// [`Container::log_locked`]): a monitor that has exited, as after every
     /// `stop`, would otherwise cost each container of an `rm -f` of many a
     /// walk of every other monitor's open files.
     pub fn stop_leftovers(&self) {

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use super::Chapter;
 use crate::cli::StartArgs;
 use crate::container::{self, Container, State, Status};
-use crate::dataroot::DataRoot;
+use crate::dataroot::{self, DataRoot};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::overlay::{self, Layout};
@@ -321,9 +321,9 @@ fn monitor<C: Chapter>(
         .open(container.log_path())
         .map_err(|e| Error::io("opening", container.log_path(), e))?;
     // Held until the container has ended: rm looks for a monitor whose
-    // state.json does not name it only while this is held. Where flock(2)
-    // fails (ENOLCK), rm's own try fails too, and it always looks.
-    let alive = container.lock_log().ok();
+    // state.json does not name it only while this is held. If it cannot be
+    // taken, the container does not start.
+    let alive = dataroot::lock_file(&container.log_path(), true)?;
     let null = File::open("/dev/null").map_err(|e| Error::io("opening", "/dev/null", e))?;
     let (stdin, out) = (OwnedFd::from(null), OwnedFd::from(log));
     let command = spec.command(false);
